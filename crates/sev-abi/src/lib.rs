@@ -1,0 +1,25 @@
+//! # sev-abi
+//!
+//! Every AMD-defined byte layout and constant that sevkit speaks: firmware
+//! status codes, SEV and SNP guest policies, legacy `sev_cert` and AMD ARK/ASK
+//! certificates, the SNP attestation report (versions 2, 3 and 5) with its
+//! per-product TCB encodings, the GHCB certificate table, SNP page info, ID
+//! block and ID authentication, the secrets page, guest message headers and
+//! payloads, the legacy launch session and packet headers, and OVMF GUIDs.
+//!
+//! Fixed-size structures are `#[repr(C)]` types built from byte arrays and
+//! little-endian integers (`zerocopy`), so their in-memory form *is* the wire
+//! form: parsing checks the length (and, where the specification says so, a
+//! version or reserved fields) and serializing is `as_bytes()`. Every parser
+//! returns [`AbiError`] on bad input and never panics.
+//!
+//! Sources for every layout are digested in the project's `shared/spec/`; each
+//! structure's tests check its size and field offsets against those tables.
+//!
+//! This crate performs no I/O, draws no randomness and contains no unsafe code.
+
+pub mod error;
+pub mod pubkey;
+pub mod signature;
+
+pub use error::{AbiError, Result};

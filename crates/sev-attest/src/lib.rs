@@ -1,0 +1,1 @@
+//! AMD SEV / SEV-SNP verification policy.
