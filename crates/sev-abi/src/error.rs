@@ -63,6 +63,10 @@ pub(crate) fn expect_len(what: &'static str, bytes: &[u8], expected: usize) -> R
     if bytes.len() == expected {
         Ok(())
     } else {
-        Err(AbiError::Length { what, expected, actual: bytes.len() })
+        Err(AbiError::Length {
+            what,
+            expected,
+            actual: bytes.len(),
+        })
     }
 }

@@ -19,7 +19,38 @@
 //! This crate performs no I/O, draws no randomness and contains no unsafe code.
 
 pub mod error;
+pub mod policy;
+pub mod product;
 pub mod pubkey;
+pub mod report;
 pub mod signature;
+pub mod status;
+
+pub mod amd_cert;
+pub mod cert_table;
+pub mod guest_msg;
+pub mod guid;
+pub mod legacy_cert;
+pub mod secrets_page;
+pub mod session;
+pub mod snp_launch;
 
 pub use error::{AbiError, Result};
+pub use policy::{GuestPolicy, SnpPolicy};
+pub use product::{Product, TcbLayout, TcbParts, TcbVersion};
+pub use report::{AttestationReport, KeyInfo, PlatformInfo, SigningKey};
+pub use status::FirmwareStatus;
+
+pub use amd_cert::AmdCert;
+pub use cert_table::{CertKind, CertTable, CertTableEntry};
+pub use guest_msg::{
+    GuestMessageHeader, KeyRequest, KeyRequestV2, KeyResponse, KeySelect, MessageType,
+    ReportRequest, ReportResponseHeader,
+};
+pub use guid::Guid;
+pub use legacy_cert::{Algorithm, HashAlgorithm, KeyUsage, SevCert};
+pub use secrets_page::SecretsPage;
+pub use session::{
+    ChannelContext, LaunchMeasurement, LegacyAttestationReport, PacketHeader, SessionBlob,
+};
+pub use snp_launch::{IdAuth, IdBlock, PageInfo, PageType};

@@ -3,7 +3,7 @@
 //! (ID key and author key).
 
 use zerocopy::little_endian::U32;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::signature::{ECDSA_COMPONENT_LEN, P384_SCALAR_LEN};
 
@@ -77,10 +77,16 @@ impl EccPublicKey {
         }
         let mut out = [0u8; 1 + 2 * P384_SCALAR_LEN];
         out[0] = 0x04;
-        for (dst, src) in out[1..=P384_SCALAR_LEN].iter_mut().zip(self.qx[..P384_SCALAR_LEN].iter().rev()) {
+        for (dst, src) in out[1..=P384_SCALAR_LEN]
+            .iter_mut()
+            .zip(self.qx[..P384_SCALAR_LEN].iter().rev())
+        {
             *dst = *src;
         }
-        for (dst, src) in out[1 + P384_SCALAR_LEN..].iter_mut().zip(self.qy[..P384_SCALAR_LEN].iter().rev()) {
+        for (dst, src) in out[1 + P384_SCALAR_LEN..]
+            .iter_mut()
+            .zip(self.qy[..P384_SCALAR_LEN].iter().rev())
+        {
             *dst = *src;
         }
         Some(out)
@@ -91,9 +97,15 @@ impl core::fmt::Debug for EccPublicKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("EccPublicKey")
             .field("curve", &self.curve.get())
-            .field("qx", &crate::signature::HexBytes(&self.qx[..P384_SCALAR_LEN]))
-            .field("qy", &crate::signature::HexBytes(&self.qy[..P384_SCALAR_LEN]))
-            .finish()
+            .field(
+                "qx",
+                &crate::signature::HexBytes(&self.qx[..P384_SCALAR_LEN]),
+            )
+            .field(
+                "qy",
+                &crate::signature::HexBytes(&self.qy[..P384_SCALAR_LEN]),
+            )
+            .finish_non_exhaustive()
     }
 }
 

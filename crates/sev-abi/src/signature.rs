@@ -6,7 +6,7 @@
 //! bytes. For RSA (legacy certificates only) the slot holds one little-endian
 //! integer of the modulus size.
 
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Size of one component (`r` or `s`) in AMD's ECDSA signature encoding.
 pub const ECDSA_COMPONENT_LEN: usize = 72;

@@ -1,0 +1,132 @@
+//! Reading the files users hand to sevkit: binary, hex text, PEM or DER,
+//! detected from the content rather than the file name.
+
+use std::path::Path;
+
+/// Input that cannot be used; the CLI exits with status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path given.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The content is not what the command needs.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A decoded input: one or more binary objects (several only for PEM
+/// bundles), whatever the file's encoding was (binary, hex text or PEM).
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The decoded objects.
+    pub objects: Vec<Vec<u8>>,
+}
+
+impl Decoded {
+    /// The first object (every decoded input has at least one).
+    pub fn first(&self) -> &[u8] {
+        &self.objects[0]
+    }
+}
+
+/// Reads a file.
+pub fn read(path: &Path) -> Result<Vec<u8>, InputError> {
+    std::fs::read(path).map_err(|source| InputError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Detects the encoding of `bytes` and decodes it.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if text.contains("-----BEGIN ") {
+            let blocks = pem::parse_many(text)
+                .map_err(|e| InputError::Invalid(format!("malformed PEM: {e}")))?;
+            if blocks.is_empty() {
+                return Err(InputError::Invalid("PEM file contains no blocks".into()));
+            }
+            return Ok(Decoded {
+                objects: blocks.into_iter().map(pem::Pem::into_contents).collect(),
+            });
+        }
+        let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let compact = compact.strip_prefix("0x").unwrap_or(&compact);
+        if !compact.is_empty() && compact.chars().all(|c| c.is_ascii_hexdigit()) {
+            let decoded = hex::decode(compact)
+                .map_err(|e| InputError::Invalid(format!("malformed hex text: {e}")))?;
+            return Ok(Decoded {
+                objects: vec![decoded],
+            });
+        }
+    }
+    if bytes.is_empty() {
+        return Err(InputError::Invalid("file is empty".into()));
+    }
+    Ok(Decoded {
+        objects: vec![bytes.to_vec()],
+    })
+}
+
+/// Parses a hex command-line value (optional `0x`, no whitespace) of an exact
+/// or maximum length.
+pub fn hex_arg(name: &str, value: &str, len: usize, exact: bool) -> Result<Vec<u8>, InputError> {
+    let value = value.trim();
+    let value = value.strip_prefix("0x").unwrap_or(value);
+    let bytes =
+        hex::decode(value).map_err(|e| InputError::Invalid(format!("--{name}: not hex ({e})")))?;
+    if (exact && bytes.len() != len) || bytes.len() > len {
+        return Err(InputError::Invalid(format!(
+            "--{name}: expected {}{len} bytes ({} hex digits), got {}",
+            if exact { "" } else { "at most " },
+            len * 2,
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_hex_with_whitespace() {
+        let d = decode(b"0a0B\n0c ").unwrap();
+        assert_eq!(d.objects, vec![vec![0x0a, 0x0b, 0x0c]]);
+    }
+
+    #[test]
+    fn odd_hex_is_an_error() {
+        assert!(decode(b"abc").is_err());
+    }
+
+    #[test]
+    fn binary_passes_through() {
+        let d = decode(&[0x30, 0x82, 0xff, 0x00]).unwrap();
+        assert_eq!(d.objects, vec![vec![0x30, 0x82, 0xff, 0x00]]);
+    }
+
+    #[test]
+    fn pem_bundle_keeps_order() {
+        let a = pem::encode(&pem::Pem::new("CERTIFICATE", vec![1, 2]));
+        let b = pem::encode(&pem::Pem::new("CERTIFICATE", vec![3]));
+        let d = decode(format!("{a}{b}").as_bytes()).unwrap();
+        assert_eq!(d.objects, vec![vec![1, 2], vec![3]]);
+    }
+
+    #[test]
+    fn hex_arg_lengths() {
+        assert!(hex_arg("measurement", "00", 48, true).is_err());
+        assert_eq!(
+            hex_arg("report-data", "0x0102", 64, false).unwrap(),
+            vec![1, 2]
+        );
+        assert!(hex_arg("report-data", "zz", 64, false).is_err());
+    }
+}
