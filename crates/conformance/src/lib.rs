@@ -23,3 +23,35 @@ pub fn read_vector(relative: &str) -> Vec<u8> {
     let path = dir.join(relative);
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
+
+/// Reads a text file below the vectors directory (PEM, hex).
+///
+/// # Panics
+/// As [`read_vector`], or when the file is not UTF-8.
+pub fn read_text(relative: &str) -> String {
+    String::from_utf8(read_vector(relative))
+        .unwrap_or_else(|e| panic!("{relative}: not UTF-8: {e}"))
+}
+
+/// Reads a hex-text file below the vectors directory and decodes it
+/// (whitespace ignored).
+///
+/// # Panics
+/// As [`read_vector`], or when the file is not hex.
+pub fn read_hex(relative: &str) -> Vec<u8> {
+    let compact: String = read_text(relative)
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    decode_hex(&compact).unwrap_or_else(|| panic!("{relative}: not hex"))
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -11,17 +11,7 @@ use sev_crypto::rsa_pss::{verify_rsa_pss_le, RsaHash};
 use sev_crypto::x509::{pem_chain, CertPublicKey, ObjectIdentifier, X509Cert};
 use sev_crypto::CryptoError;
 
-fn read_text(relative: &str) -> String {
-    String::from_utf8(sevkit_conformance::read_vector(relative)).expect("PEM is UTF-8")
-}
-
-fn read_hex_vector(relative: &str) -> Vec<u8> {
-    let compact: Vec<u8> = sevkit_conformance::read_vector(relative)
-        .into_iter()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    hex::decode(compact).unwrap_or_else(|e| panic!("{relative}: bad hex: {e}"))
-}
+use sevkit_conformance::{read_hex as read_hex_vector, read_text};
 
 /// (VCEK, ASK, ARK) of a product directory under real/snp.
 fn real_chain(product: &str) -> (X509Cert, X509Cert, X509Cert) {

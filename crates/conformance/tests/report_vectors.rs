@@ -3,15 +3,7 @@
 use sev_abi::product::{Product, TcbLayout, TcbParts};
 use sev_abi::report::{AttestationReport, SigningKey, REPORT_LEN, SIGNED_LEN};
 
-/// Reads a hex-text vector, ignoring whitespace and newlines.
-fn read_hex_vector(relative: &str) -> Vec<u8> {
-    let text = sevkit_conformance::read_vector(relative);
-    let compact: Vec<u8> = text
-        .into_iter()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    hex::decode(compact).unwrap_or_else(|e| panic!("{relative}: bad hex: {e}"))
-}
+use sevkit_conformance::read_hex as read_hex_vector;
 
 #[test]
 #[cfg_attr(

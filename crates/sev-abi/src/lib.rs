@@ -5,7 +5,8 @@
 //! certificates, the SNP attestation report (versions 2, 3 and 5) with its
 //! per-product TCB encodings, the GHCB certificate table, SNP page info, ID
 //! block and ID authentication, the secrets page, guest message headers and
-//! payloads, the legacy launch session and packet headers, and OVMF GUIDs.
+//! payloads, the legacy launch session and packet headers, the VMSA save
+//! area, and OVMF GUIDs.
 //!
 //! Fixed-size structures are `#[repr(C)]` types built from byte arrays and
 //! little-endian integers (`zerocopy`), so their in-memory form *is* the wire
@@ -34,6 +35,7 @@ pub mod legacy_cert;
 pub mod secrets_page;
 pub mod session;
 pub mod snp_launch;
+pub mod vmsa;
 
 pub use error::{AbiError, Result};
 pub use policy::{GuestPolicy, SnpPolicy};
@@ -54,3 +56,4 @@ pub use session::{
     ChannelContext, LaunchMeasurement, LegacyAttestationReport, PacketHeader, SessionBlob,
 };
 pub use snp_launch::{IdAuth, IdBlock, PageInfo, PageType};
+pub use vmsa::{SaveArea, VmcbSegment};

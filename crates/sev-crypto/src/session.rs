@@ -9,12 +9,20 @@
 //! wrap_mac   = HMAC-SHA256(KIK, wrap_tk)
 //! policy_mac = HMAC-SHA256(TIK, u32_le(policy))
 //! ```
+//!
+//! Both halves of the exchange are here: [`build_launch_session`] is the
+//! guest owner's side (what `sevctl session` does), [`open_launch_session`]
+//! the firmware's side of LAUNCH_START / RECEIVE_START, with the firmware's
+//! checks in the firmware's order and its status codes ([`SessionError`]).
 
 use core::fmt;
 
 use p384::elliptic_curve::sec1::ToEncodedPoint;
 use rand_core::CryptoRngCore;
+use sev_abi::legacy_cert::{Algorithm, KeyUsage, SevCert, SEV_CERT_VERSION};
 use sev_abi::pubkey::EccPublicKey;
+use sev_abi::session::SessionBlob;
+use sev_abi::status::FirmwareStatus;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::kdf::{kdf, LABEL_KEK, LABEL_KIK, LABEL_MASTER_SECRET};
@@ -210,6 +218,181 @@ impl EcdhP384Secret {
     }
 }
 
+/// API version written into the GODH certificate. `sevctl session` leaves
+/// it at 0.0 (the firmware fills its own version only into certificates it
+/// makes itself, and never checks a GODH's).
+pub const GODH_API_MAJOR: u8 = 0;
+/// See [`GODH_API_MAJOR`].
+pub const GODH_API_MINOR: u8 = 0;
+
+/// Everything the guest owner produces for LAUNCH_START: the GODH
+/// certificate and session blob handed to the host, and the transport keys
+/// the owner keeps to verify the launch measurement and seal secrets.
+///
+/// The GODH private key is used once and dropped (zeroized) inside
+/// [`build_launch_session`]. `Debug` redacts the TEK and TIK.
+#[derive(Debug, Clone)]
+pub struct LaunchSession {
+    /// The guest owner's Diffie-Hellman certificate: version 1, API 0.0,
+    /// usage PDH (0x1003), algorithm ECDH_SHA256 (0x3), unsigned (both
+    /// slots usage 0x1000, algorithm 0), as `sevctl session` writes it.
+    pub godh_cert: SevCert,
+    /// The 0x80-byte session blob.
+    pub session: SessionBlob,
+    /// Transport encryption key (secret: keep it with the guest owner).
+    pub tek: Tek,
+    /// Transport integrity key (secret: keep it with the guest owner).
+    pub tik: Tik,
+}
+
+/// Builds a launch session for a platform's PDH key (the guest owner's side
+/// of LAUNCH_START): a fresh GODH key pair, nonce, wrap IV, TEK and TIK, the
+/// keys wrapped under KEK/KIK derived from `ECDH(GODH, PDH)`, and the policy
+/// MACed with the TIK.
+///
+/// `policy` is MACed exactly as given (little-endian u32); the firmware
+/// recomputes the MAC over the policy in the LAUNCH_START command buffer, so
+/// the host must launch with the same value.
+///
+/// Fails with [`CryptoError::InvalidPublicKey`] when `pdh` is not a P-384
+/// point (wrong curve id, non-zero padding, not on the curve).
+pub fn build_launch_session(
+    pdh: &EccPublicKey,
+    policy: u32,
+    rng: &mut impl CryptoRngCore,
+) -> Result<LaunchSession> {
+    let godh = EcdhP384Secret::generate(rng);
+    let mut z = godh.shared_x_be_amd(pdh)?;
+    let mut nonce = [0u8; 16];
+    let mut wrap_iv = [0u8; 16];
+    rng.fill_bytes(&mut nonce);
+    rng.fill_bytes(&mut wrap_iv);
+    let tek = Tek::random(rng);
+    let tik = Tik::random(rng);
+
+    let (kek, kik) = derive_transport_keys(&z, &nonce);
+    z.zeroize();
+    let (wrap_tk, wrap_mac) = wrap_keys(&kek, &kik, &wrap_iv, &tek, &tik);
+    let session = SessionBlob {
+        nonce,
+        wrap_tk,
+        wrap_iv,
+        wrap_mac,
+        policy_mac: policy_mac(&tik, policy),
+    };
+    let godh_cert = SevCert::new_ecc(
+        GODH_API_MAJOR,
+        GODH_API_MINOR,
+        KeyUsage::Pdh,
+        Algorithm::EcdhSha256,
+        &godh.public_amd(),
+    );
+    Ok(LaunchSession {
+        godh_cert,
+        session,
+        tek,
+        tik,
+    })
+}
+
+/// Why the firmware refuses a launch session, each with the status code
+/// LAUNCH_START / RECEIVE_START returns for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// Status `INVALID_CERTIFICATE` (0x06): the GODH certificate is not
+    /// version 1, its usage is not PDH (0x1003), its algorithm is not
+    /// ECDH_SHA256 (0x3), or its key is not a P-384 point. The guest owner
+    /// must regenerate the session (`sevkit session`) from an intact GODH
+    /// certificate.
+    #[error(
+        "GODH certificate rejected (firmware status INVALID_CERTIFICATE, 0x06): {0}; \
+         regenerate the session with `sevkit session` and pass its *_godh.b64 unchanged"
+    )]
+    InvalidCertificate(String),
+    /// Status `BAD_MEASUREMENT` (0x0b): `wrap_mac` does not match the
+    /// wrapped keys under the KIK derived from this platform's PDH and the
+    /// GODH key and nonce. The session was made for another PDH, or the
+    /// nonce, wrapped keys, IV, MAC or GODH key were altered.
+    #[error(
+        "wrapped-key MAC mismatch (firmware status BAD_MEASUREMENT, 0x0b): the session was \
+         built for another platform's PDH or was altered; rebuild it from this platform's PDH"
+    )]
+    BadWrapMac,
+    /// Status `BAD_MEASUREMENT` (0x0b): `policy_mac` does not match the
+    /// launch policy under the unwrapped TIK. The host launches with a
+    /// different policy than the guest owner MACed, or the MAC was altered.
+    #[error(
+        "policy MAC mismatch (firmware status BAD_MEASUREMENT, 0x0b): the launch policy differs \
+         from the one the session was built for; launch with the guest owner's policy"
+    )]
+    BadPolicyMac,
+}
+
+impl SessionError {
+    /// The firmware status code LAUNCH_START / RECEIVE_START returns.
+    pub fn status(&self) -> FirmwareStatus {
+        match self {
+            Self::InvalidCertificate(_) => FirmwareStatus::INVALID_CERTIFICATE,
+            Self::BadWrapMac | Self::BadPolicyMac => FirmwareStatus::BAD_MEASUREMENT,
+        }
+    }
+}
+
+/// Opens a launch session with the platform's PDH private key (the
+/// firmware's side of LAUNCH_START / RECEIVE_START), in the firmware's
+/// order: sanity-check the GODH certificate (version, usage PDH, algorithm
+/// ECDH_SHA256, P-384 point; signatures are not checked), derive the master
+/// secret and KEK/KIK, verify `wrap_mac`, unwrap TEK and TIK, verify
+/// `policy_mac` over `policy`.
+///
+/// The policy's own rules (reserved bits, minimum API version, which yield
+/// `POLICY_FAILURE`) are the caller's to check afterwards.
+pub fn open_launch_session(
+    pdh_secret: &EcdhP384Secret,
+    godh_cert: &SevCert,
+    session: &SessionBlob,
+    policy: u32,
+) -> Result<(Tek, Tik), SessionError> {
+    let version = godh_cert.version.get();
+    if version != SEV_CERT_VERSION {
+        return Err(SessionError::InvalidCertificate(format!(
+            "version {version}, expected {SEV_CERT_VERSION}"
+        )));
+    }
+    let usage = godh_cert.pubkey_usage.get();
+    if usage != KeyUsage::Pdh.as_u32() {
+        return Err(SessionError::InvalidCertificate(format!(
+            "key usage {usage:#x}, expected PDH (0x1003)"
+        )));
+    }
+    let algo = godh_cert.pubkey_algo.get();
+    if algo != Algorithm::EcdhSha256.as_u32() {
+        return Err(SessionError::InvalidCertificate(format!(
+            "key algorithm {algo:#x}, expected ECDH_SHA256 (0x3)"
+        )));
+    }
+    let key = godh_cert.ecc_key().ok_or_else(|| {
+        SessionError::InvalidCertificate("no ECC public key in the certificate".into())
+    })?;
+    let mut z = pdh_secret
+        .shared_x_be_amd(key)
+        .map_err(|e| SessionError::InvalidCertificate(format!("GODH key: {e}")))?;
+    let (kek, kik) = derive_transport_keys(&z, &session.nonce);
+    z.zeroize();
+    let (tek, tik) = unwrap_keys(
+        &kek,
+        &kik,
+        &session.wrap_iv,
+        &session.wrap_tk,
+        &session.wrap_mac,
+    )
+    .map_err(|_| SessionError::BadWrapMac)?;
+    if !ct_eq(&policy_mac(&tik, policy), &session.policy_mac) {
+        return Err(SessionError::BadPolicyMac);
+    }
+    Ok((tek, tik))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +507,220 @@ mod tests {
         assert!(EcdhP384Secret::from_be_bytes(&[0u8; 48]).is_err());
         assert!(EcdhP384Secret::from_be_bytes(&[1u8; 47]).is_err());
         assert!(EcdhP384Secret::from_be_bytes(&[0xFFu8; 48]).is_err());
+    }
+
+    /// A deterministic RNG for tests (SplitMix64; not for real keys).
+    struct TestRng(u64);
+
+    impl rand_core::RngCore for TestRng {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for chunk in dest.chunks_mut(8) {
+                let v = self.next_u64().to_le_bytes();
+                chunk.copy_from_slice(&v[..chunk.len()]);
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> core::result::Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+    impl rand_core::CryptoRng for TestRng {}
+
+    fn pdh_and_session(policy: u32) -> (EcdhP384Secret, LaunchSession) {
+        let mut rng = TestRng(42);
+        let pdh = EcdhP384Secret::generate(&mut rng);
+        let session = build_launch_session(&pdh.public_amd(), policy, &mut rng).unwrap();
+        (pdh, session)
+    }
+
+    #[test]
+    fn launch_session_round_trip() {
+        for policy in [0, 1, 3, 5, 0x0001_0000, 0xFFFF_FFFF] {
+            let (pdh, s) = pdh_and_session(policy);
+            let (tek, tik) = open_launch_session(&pdh, &s.godh_cert, &s.session, policy).unwrap();
+            assert_eq!(tek, s.tek);
+            assert_eq!(tik, s.tik);
+            assert_eq!(s.session.policy_mac, policy_mac(&s.tik, policy));
+        }
+    }
+
+    #[test]
+    fn godh_cert_is_what_sevctl_writes() {
+        use zerocopy::IntoBytes;
+        let (_, s) = pdh_and_session(0);
+        let c = &s.godh_cert;
+        assert_eq!(c.version.get(), 1);
+        assert_eq!((c.api_major, c.api_minor), (0, 0));
+        assert_eq!(c.reserved, [0, 0]);
+        assert_eq!(c.pubkey_usage.get(), 0x1003);
+        assert_eq!(c.pubkey_algo.get(), 0x3);
+        for slot in c.signatures() {
+            assert_eq!((slot.usage, slot.algo), (0x1000, 0));
+            assert!(slot.bytes.iter().all(|b| *b == 0));
+        }
+        let key = c.ecc_key().unwrap();
+        assert_eq!(key.curve.get(), 2);
+        assert!(key.to_p384_sec1().is_some());
+        assert_eq!(c.as_bytes().len(), 0x824);
+        // Parses back with the strict parser.
+        assert_eq!(SevCert::from_bytes(c.as_bytes()).unwrap(), *c);
+    }
+
+    #[test]
+    fn launch_sessions_are_fresh() {
+        let mut rng = rand_core::OsRng;
+        let pdh = EcdhP384Secret::generate(&mut rng);
+        let a = build_launch_session(&pdh.public_amd(), 0, &mut rng).unwrap();
+        let b = build_launch_session(&pdh.public_amd(), 0, &mut rng).unwrap();
+        assert_ne!(a.session.nonce, b.session.nonce);
+        assert_ne!(a.session.wrap_iv, b.session.wrap_iv);
+        assert_ne!(a.tek, b.tek);
+        assert_ne!(a.tik, b.tik);
+        assert_ne!(a.godh_cert.pubkey, b.godh_cert.pubkey);
+    }
+
+    #[test]
+    fn build_rejects_bad_pdh() {
+        let mut rng = TestRng(1);
+        let mut key = EcdhP384Secret::generate(&mut rng).public_amd();
+        key.qy[0] ^= 1;
+        assert!(matches!(
+            build_launch_session(&key, 0, &mut rng),
+            Err(CryptoError::InvalidPublicKey(_))
+        ));
+        let mut key = EcdhP384Secret::generate(&mut rng).public_amd();
+        key.curve = zerocopy::little_endian::U32::new(1);
+        assert!(build_launch_session(&key, 0, &mut rng).is_err());
+    }
+
+    #[test]
+    fn every_session_tamper_is_refused_with_the_firmware_code() {
+        let policy = 0x3;
+        let (pdh, s) = pdh_and_session(policy);
+        let open = |cert: &SevCert, blob: &SessionBlob, policy: u32| {
+            open_launch_session(&pdh, cert, blob, policy).map(|_| ())
+        };
+        let bad_wrap = Err(SessionError::BadWrapMac);
+
+        // Every bit of nonce, wrap_tk, wrap_iv and wrap_mac is covered by
+        // the wrap MAC (the nonce and IV through the keys).
+        for (field, len) in [("nonce", 16), ("wrap_tk", 32), ("wrap_iv", 16), ("wrap_mac", 32)] {
+            for i in 0..len {
+                for bit in [0x01u8, 0x80] {
+                    let mut b = s.session;
+                    let f: &mut [u8] = match field {
+                        "nonce" => &mut b.nonce,
+                        "wrap_tk" => &mut b.wrap_tk,
+                        "wrap_iv" => &mut b.wrap_iv,
+                        _ => &mut b.wrap_mac,
+                    };
+                    f[i] ^= bit;
+                    let r = open(&s.godh_cert, &b, policy);
+                    // A flipped IV still passes the MAC (the MAC covers the
+                    // ciphertext only) but unwraps a different TIK.
+                    if field == "wrap_iv" {
+                        assert_eq!(r, Err(SessionError::BadPolicyMac), "{field}[{i}]");
+                    } else {
+                        assert_eq!(r, bad_wrap, "{field}[{i}] ^= {bit:#x}");
+                    }
+                }
+            }
+        }
+        for i in 0..32 {
+            let mut b = s.session;
+            b.policy_mac[i] ^= 0x10;
+            assert_eq!(open(&s.godh_cert, &b, policy), Err(SessionError::BadPolicyMac));
+        }
+        for other in [0, 1, 2, 7, 0x0001_0003, 0x8000_0003] {
+            let e = open(&s.godh_cert, &s.session, other).unwrap_err();
+            assert_eq!(e, SessionError::BadPolicyMac);
+            assert_eq!(e.status(), FirmwareStatus::BAD_MEASUREMENT);
+        }
+
+        // GODH key replaced by another valid point: the shared secret
+        // changes, so the wrap MAC fails.
+        let mut rng = TestRng(7);
+        let other = EcdhP384Secret::generate(&mut rng).public_amd();
+        let mut cert = s.godh_cert;
+        cert.pubkey.copy_from_slice(zerocopy::IntoBytes::as_bytes(&other));
+        assert_eq!(open(&cert, &s.session, policy), bad_wrap);
+        assert_eq!(SessionError::BadWrapMac.status(), FirmwareStatus::BAD_MEASUREMENT);
+
+        // GODH key no longer on the curve, wrong curve, dirty padding.
+        let invalid_cert = |cert: &SevCert| {
+            let e = open(cert, &s.session, policy).unwrap_err();
+            assert!(matches!(e, SessionError::InvalidCertificate(_)), "{e:?}");
+            assert_eq!(e.status(), FirmwareStatus::INVALID_CERTIFICATE);
+        };
+        let mut cert = s.godh_cert;
+        cert.pubkey[4] ^= 1; // qx[0]
+        invalid_cert(&cert);
+        let mut cert = s.godh_cert;
+        cert.pubkey[0] = 1; // curve P-256
+        invalid_cert(&cert);
+        let mut cert = s.godh_cert;
+        cert.pubkey[4 + 60] = 1; // qx padding
+        invalid_cert(&cert);
+
+        // Usage, algorithm, version.
+        for usage in [0x1000u32, 0x1001, 0x1002, 0x1004, 0x13, 0] {
+            let mut cert = s.godh_cert;
+            cert.pubkey_usage = zerocopy::little_endian::U32::new(usage);
+            invalid_cert(&cert);
+        }
+        for algo in [0u32, 1, 2, 0x101, 0x102, 0x103] {
+            let mut cert = s.godh_cert;
+            cert.pubkey_algo = zerocopy::little_endian::U32::new(algo);
+            invalid_cert(&cert);
+        }
+        for version in [0u32, 2, 0x0100_0000] {
+            let mut cert = s.godh_cert;
+            cert.version = zerocopy::little_endian::U32::new(version);
+            invalid_cert(&cert);
+        }
+
+        // Not checked by the firmware: API version and signature slots.
+        let mut cert = s.godh_cert;
+        cert.api_major = 1;
+        cert.api_minor = 55;
+        cert.sig1_usage = zerocopy::little_endian::U32::new(0x1002);
+        cert.sig1[0] = 0xAA;
+        assert_eq!(open(&cert, &s.session, policy), Ok(()));
+
+        // Another platform's PDH.
+        let other_pdh = EcdhP384Secret::generate(&mut rng);
+        assert_eq!(
+            open_launch_session(&other_pdh, &s.godh_cert, &s.session, policy).map(|_| ()),
+            bad_wrap
+        );
+    }
+
+    #[test]
+    fn session_errors_name_the_status() {
+        let e = SessionError::InvalidCertificate("x".into());
+        assert!(e.to_string().contains("INVALID_CERTIFICATE"));
+        assert!(SessionError::BadWrapMac.to_string().contains("BAD_MEASUREMENT"));
+        assert!(SessionError::BadPolicyMac.to_string().contains("BAD_MEASUREMENT"));
+        assert_eq!(e.status().code(), 0x06);
+        assert_eq!(SessionError::BadPolicyMac.status().code(), 0x0b);
+    }
+
+    #[test]
+    fn launch_session_debug_is_redacted() {
+        let (_, s) = pdh_and_session(0);
+        let text = format!("{s:?}");
+        assert!(text.contains("Tek(<redacted>)") && text.contains("Tik(<redacted>)"));
+        assert!(!text.contains(&hex::encode(s.tek.as_bytes())));
     }
 
     #[test]

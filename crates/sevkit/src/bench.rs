@@ -16,12 +16,20 @@ use sev_crypto::x509::X509Cert;
 
 use crate::input::{self, InputError};
 
+mod measure;
+pub use measure::MeasureBenchArgs;
+
 /// `sevkit bench ...`
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Reports verified per second (chain already checked) and P-384
     /// sign/verify per second, next to `openssl speed ecdsap384`.
     Verify(BenchArgs),
+    /// Launch-digest prediction next to sev-snp-measure and the hashing
+    /// floor: (a) `--mode snp` on an OVMF alone, (b) with a 64 MiB initrd
+    /// and a 10 MiB kernel next to `sha256sum`, (c) SHA-384 page-hash
+    /// throughput next to `openssl speed`.
+    Measure(MeasureBenchArgs),
 }
 
 /// Arguments shared by benchmarks.
@@ -80,6 +88,7 @@ fn openssl_ecdsap384(seconds: u64) -> Option<(f64, f64)> {
 pub fn run(cmd: &BenchCommand) -> Result<(), InputError> {
     match cmd {
         BenchCommand::Verify(args) => verify(args),
+        BenchCommand::Measure(args) => measure::run(args),
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod bench;
 mod input;
+mod measure;
 mod show;
 mod verify;
 
@@ -31,6 +32,9 @@ enum Command {
     /// Verify attestation reports and certificate chains.
     #[command(subcommand)]
     Verify(verify::VerifyCommand),
+    /// Predict a guest's launch digest (sev-snp-measure compatible), or the
+    /// legacy LAUNCH_MEASURE blob (`measure sev-launch`).
+    Measure(measure::MeasureArgs),
     /// Measure sevkit's throughput next to OpenSSL in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Show(cmd) => show::run(&cmd).map(|()| Status::Ok),
         Command::Verify(cmd) => verify::run(&cmd),
+        Command::Measure(args) => measure::run(&args),
         Command::Bench(cmd) => bench::run(&cmd).map(|()| Status::Ok),
     };
     match result {

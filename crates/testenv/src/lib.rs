@@ -1,0 +1,70 @@
+//! Build-time detection of what the tests can compare against, shared by the
+//! build scripts of the crates whose tests need it.
+//!
+//! A test that needs real AMD data or a peer tool must not pass silently
+//! where they are missing: it is marked
+//! `#[cfg_attr(not(CFG), ignore = "why")]`, with one of these cfgs, which are
+//! set here when the thing is present at build time:
+//!
+//! | cfg | set when | env for the test |
+//! |---|---|---|
+//! | `sevkit_vectors` | `shared/vectors` beside the checkout, or `$SEVKIT_VECTORS` | `SEVKIT_VECTORS_DIR` |
+//! | `sevkit_sev_snp_measure` | `sev-snp-measure` (PyPI) is on `PATH` | |
+//! | `sevkit_sevctl` | `sevctl` (crates.io) is on `PATH` | |
+//! | `sevkit_snpguest` | `snpguest` (crates.io) is on `PATH` | |
+//! | `sevkit_debian_ovmf` | Debian's `ovmf` package is installed (`/usr/share/ovmf/OVMF.fd`) | |
+//!
+//! CI (`.ci/run`) installs every peer, so there every such test runs.
+
+use std::path::{Path, PathBuf};
+
+/// Every cfg this crate may set.
+pub const CFGS: &[&str] = &[
+    "sevkit_vectors",
+    "sevkit_sev_snp_measure",
+    "sevkit_sevctl",
+    "sevkit_snpguest",
+    "sevkit_debian_ovmf",
+];
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+    })
+}
+
+/// Prints the `cargo::` lines for a build script. `manifest_dir` is the
+/// calling crate's `CARGO_MANIFEST_DIR` (two levels below the checkout).
+pub fn emit(manifest_dir: &Path) {
+    for cfg in CFGS {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+    }
+    println!("cargo::rerun-if-env-changed=SEVKIT_VECTORS");
+    println!("cargo::rerun-if-env-changed=PATH");
+    let vectors = match std::env::var_os("SEVKIT_VECTORS") {
+        Some(dir) => PathBuf::from(dir),
+        None => manifest_dir.join("../../../shared/vectors"),
+    };
+    println!("cargo::rerun-if-changed={}", vectors.display());
+    if vectors.join("README.md").is_file() {
+        let vectors = vectors.canonicalize().unwrap_or(vectors);
+        println!("cargo::rustc-cfg=sevkit_vectors");
+        println!("cargo::rustc-env=SEVKIT_VECTORS_DIR={}", vectors.display());
+    } else {
+        println!("cargo::rustc-env=SEVKIT_VECTORS_DIR=");
+    }
+    for (program, cfg) in [
+        ("sev-snp-measure", "sevkit_sev_snp_measure"),
+        ("sevctl", "sevkit_sevctl"),
+        ("snpguest", "sevkit_snpguest"),
+    ] {
+        if on_path(program) {
+            println!("cargo::rustc-cfg={cfg}");
+        }
+    }
+    let ovmf = Path::new("/usr/share/ovmf/OVMF.fd");
+    println!("cargo::rerun-if-changed={}", ovmf.display());
+    if ovmf.is_file() {
+        println!("cargo::rustc-cfg=sevkit_debian_ovmf");
+    }
+}
