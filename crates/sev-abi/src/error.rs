@@ -70,3 +70,14 @@ pub(crate) fn expect_len(what: &'static str, bytes: &[u8], expected: usize) -> R
         })
     }
 }
+
+/// Reads a fixed-size structure from exactly `size_of::<T>()` bytes.
+pub(crate) fn read_exact<T: zerocopy::FromBytes>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    let expected = core::mem::size_of::<T>();
+    expect_len(what, bytes, expected)?;
+    T::read_from_bytes(bytes).map_err(|_| AbiError::Length {
+        what,
+        expected,
+        actual: bytes.len(),
+    })
+}

@@ -11,7 +11,7 @@ use core::fmt;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::error::{expect_len, AbiError, Result};
+use crate::error::{read_exact, AbiError, Result};
 use crate::signature::HexBytes;
 
 /// Size of the message header.
@@ -542,17 +542,6 @@ impl fmt::Debug for KeyResponse {
             .field("derived_key", &"<redacted>")
             .finish_non_exhaustive()
     }
-}
-
-/// Reads a fixed-size structure from exactly `size_of::<T>()` bytes.
-fn read_exact<T: FromBytes>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    let expected = core::mem::size_of::<T>();
-    expect_len(what, bytes, expected)?;
-    T::read_from_bytes(bytes).map_err(|_| AbiError::Length {
-        what,
-        expected,
-        actual: bytes.len(),
-    })
 }
 
 #[cfg(test)]

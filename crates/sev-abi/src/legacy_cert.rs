@@ -17,7 +17,7 @@ use core::fmt;
 use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::error::{expect_len, AbiError, Result};
+use crate::error::{read_exact, AbiError, Result};
 use crate::pubkey::{EccPublicKey, ECC_PUBKEY_LEN};
 use crate::signature::{HexBytes, SIGNATURE_LEN};
 
@@ -275,12 +275,7 @@ impl SevCert {
     /// Parses a certificate: exactly 0x824 bytes, version 1, known key usage
     /// and algorithm. Signature slots are not interpreted here.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        expect_len(WHAT, bytes, SEV_CERT_LEN)?;
-        let cert = Self::read_from_bytes(bytes).map_err(|_| AbiError::Length {
-            what: WHAT,
-            expected: SEV_CERT_LEN,
-            actual: bytes.len(),
-        })?;
+        let cert = read_exact::<Self>(WHAT, bytes)?;
         let version = cert.version.get();
         if version != SEV_CERT_VERSION {
             return Err(AbiError::UnsupportedVersion {

@@ -57,3 +57,4 @@ pub use session::{
 };
 pub use snp_launch::{IdAuth, IdBlock, PageInfo, PageType};
 pub use vmsa::{SaveArea, VmcbSegment};
+pub mod commands;

@@ -20,7 +20,7 @@ use core::fmt;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::error::{expect_len, AbiError, Result};
+use crate::error::{read_exact, AbiError, Result};
 use crate::policy::SnpPolicy;
 use crate::product::{Product, TcbVersion};
 use crate::signature::{EcdsaSignature, HexBytes, ECDSA_COMPONENT_LEN};
@@ -142,12 +142,7 @@ impl AttestationReport {
     /// Reserved fields are not checked (see the module docs and
     /// [`AttestationReport::reserved_nonzero`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        expect_len(WHAT, bytes, REPORT_LEN)?;
-        let report = Self::read_from_bytes(bytes).map_err(|_| AbiError::Length {
-            what: WHAT,
-            expected: REPORT_LEN,
-            actual: bytes.len(),
-        })?;
+        let report = read_exact::<Self>(WHAT, bytes)?;
         let version = report.version.get();
         if !SUPPORTED_VERSIONS.contains(&version) {
             return Err(AbiError::UnsupportedVersion {

@@ -20,7 +20,7 @@ use core::fmt;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::error::{expect_len, AbiError, Result};
+use crate::error::{read_exact, Result};
 use crate::signature::HexBytes;
 
 /// Size of the secrets page.
@@ -88,12 +88,7 @@ impl SecretsPage {
     /// Parses exactly 4096 bytes (the version is not checked).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         const WHAT: &str = "secrets page";
-        expect_len(WHAT, bytes, SECRETS_PAGE_LEN)?;
-        Self::read_from_bytes(bytes).map_err(|_| AbiError::Length {
-            what: WHAT,
-            expected: SECRETS_PAGE_LEN,
-            actual: bytes.len(),
-        })
+        read_exact::<Self>(WHAT, bytes)
     }
 
     /// VMPCK `index` (0–3).

@@ -7,7 +7,7 @@ use core::fmt;
 use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::error::{expect_len, AbiError, Result};
+use crate::error::{read_exact, Result};
 use crate::signature::{EcdsaSignature, HexBytes, ECDSA_COMPONENT_LEN};
 
 /// Size of the session blob.
@@ -200,17 +200,6 @@ impl fmt::Debug for LegacyAttestationReport {
             .field("sig", &self.signature())
             .finish_non_exhaustive()
     }
-}
-
-/// Reads a fixed-size structure from exactly `size_of::<T>()` bytes.
-fn read_exact<T: FromBytes>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    let expected = core::mem::size_of::<T>();
-    expect_len(what, bytes, expected)?;
-    T::read_from_bytes(bytes).map_err(|_| AbiError::Length {
-        what,
-        expected,
-        actual: bytes.len(),
-    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use core::fmt;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::error::{expect_len, AbiError, Result};
+use crate::error::{read_exact, AbiError, Result};
 use crate::pubkey::EccPublicKey;
 use crate::signature::{EcdsaSignature, HexBytes};
 
@@ -275,17 +275,6 @@ impl fmt::Debug for IdAuth {
             .field("author_key", &self.author_key)
             .finish_non_exhaustive()
     }
-}
-
-/// Reads a fixed-size structure from exactly `size_of::<T>()` bytes.
-fn read_exact<T: FromBytes>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    let expected = core::mem::size_of::<T>();
-    expect_len(what, bytes, expected)?;
-    T::read_from_bytes(bytes).map_err(|_| AbiError::Length {
-        what,
-        expected,
-        actual: bytes.len(),
-    })
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use core::fmt;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::error::{expect_len, AbiError, Result};
+use crate::error::{read_exact, Result};
 
 /// Size of the VMSA page.
 pub const VMSA_LEN: usize = 0x1000;
@@ -302,12 +302,7 @@ impl SaveArea {
     /// Parses a 4096-byte VMSA page.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         const WHAT: &str = "VMSA";
-        expect_len(WHAT, bytes, VMSA_LEN)?;
-        Self::read_from_bytes(bytes).map_err(|_| AbiError::Length {
-            what: WHAT,
-            expected: VMSA_LEN,
-            actual: bytes.len(),
-        })
+        read_exact::<Self>(WHAT, bytes)
     }
 
     /// The page as SNP measures it: GUEST_TSC_SCALE and GUEST_TSC_OFFSET

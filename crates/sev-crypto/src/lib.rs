@@ -3,7 +3,9 @@
 //! * [`kdf`]: the SP800-108 counter-mode KDF (HMAC-SHA256) used by the
 //!   firmware for every derived key.
 //! * [`session`]: the legacy launch session (ECDH, KEK/KIK, key wrapping,
-//!   policy MAC).
+//!   policy MAC), both halves: the guest owner's
+//!   [`session::build_launch_session`] and the firmware's
+//!   [`session::open_launch_session`].
 //! * [`packet`]: AES-128-CTR transport, LAUNCH_MEASURE and packet MACs,
 //!   LAUNCH_SECRET sealing.
 //! * [`ecdsa`]: ECDSA P-384 in AMD's little-endian signature encoding

@@ -529,7 +529,10 @@ mod tests {
                 chunk.copy_from_slice(&v[..chunk.len()]);
             }
         }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> core::result::Result<(), rand_core::Error> {
+        fn try_fill_bytes(
+            &mut self,
+            dest: &mut [u8],
+        ) -> core::result::Result<(), rand_core::Error> {
             self.fill_bytes(dest);
             Ok(())
         }
@@ -614,7 +617,12 @@ mod tests {
 
         // Every bit of nonce, wrap_tk, wrap_iv and wrap_mac is covered by
         // the wrap MAC (the nonce and IV through the keys).
-        for (field, len) in [("nonce", 16), ("wrap_tk", 32), ("wrap_iv", 16), ("wrap_mac", 32)] {
+        for (field, len) in [
+            ("nonce", 16),
+            ("wrap_tk", 32),
+            ("wrap_iv", 16),
+            ("wrap_mac", 32),
+        ] {
             for i in 0..len {
                 for bit in [0x01u8, 0x80] {
                     let mut b = s.session;
@@ -639,7 +647,10 @@ mod tests {
         for i in 0..32 {
             let mut b = s.session;
             b.policy_mac[i] ^= 0x10;
-            assert_eq!(open(&s.godh_cert, &b, policy), Err(SessionError::BadPolicyMac));
+            assert_eq!(
+                open(&s.godh_cert, &b, policy),
+                Err(SessionError::BadPolicyMac)
+            );
         }
         for other in [0, 1, 2, 7, 0x0001_0003, 0x8000_0003] {
             let e = open(&s.godh_cert, &s.session, other).unwrap_err();
@@ -652,9 +663,13 @@ mod tests {
         let mut rng = TestRng(7);
         let other = EcdhP384Secret::generate(&mut rng).public_amd();
         let mut cert = s.godh_cert;
-        cert.pubkey.copy_from_slice(zerocopy::IntoBytes::as_bytes(&other));
+        cert.pubkey
+            .copy_from_slice(zerocopy::IntoBytes::as_bytes(&other));
         assert_eq!(open(&cert, &s.session, policy), bad_wrap);
-        assert_eq!(SessionError::BadWrapMac.status(), FirmwareStatus::BAD_MEASUREMENT);
+        assert_eq!(
+            SessionError::BadWrapMac.status(),
+            FirmwareStatus::BAD_MEASUREMENT
+        );
 
         // GODH key no longer on the curve, wrong curve, dirty padding.
         let invalid_cert = |cert: &SevCert| {
@@ -709,8 +724,12 @@ mod tests {
     fn session_errors_name_the_status() {
         let e = SessionError::InvalidCertificate("x".into());
         assert!(e.to_string().contains("INVALID_CERTIFICATE"));
-        assert!(SessionError::BadWrapMac.to_string().contains("BAD_MEASUREMENT"));
-        assert!(SessionError::BadPolicyMac.to_string().contains("BAD_MEASUREMENT"));
+        assert!(SessionError::BadWrapMac
+            .to_string()
+            .contains("BAD_MEASUREMENT"));
+        assert!(SessionError::BadPolicyMac
+            .to_string()
+            .contains("BAD_MEASUREMENT"));
         assert_eq!(e.status().code(), 0x06);
         assert_eq!(SessionError::BadPolicyMac.status().code(), 0x0b);
     }

@@ -118,6 +118,9 @@ pub struct MeasureParams<'a> {
     pub svsm: Option<SvsmInput<'a>>,
     /// The host's x87/SSE reset state (QEMU only).
     pub fpu: FpuState,
+    /// Refuse an SNP image without SEV metadata (QEMU cannot launch it)
+    /// instead of measuring it the way sev-snp-measure does.
+    pub strict: bool,
 }
 
 impl<'a> MeasureParams<'a> {
@@ -135,6 +138,7 @@ impl<'a> MeasureParams<'a> {
             snp_ovmf_hash: None,
             svsm: None,
             fpu: FpuState::Init2,
+            strict: false,
         }
     }
 }
@@ -149,6 +153,9 @@ pub struct Measurement {
     pub digest: Vec<u8>,
     /// Every measured item, in order; its final digest is [`Self::digest`].
     pub log: LaunchLog,
+    /// Things the owner should know about this digest (e.g. that no real
+    /// launch can produce it).
+    pub warnings: Vec<String>,
     vcpus: u32,
     bsp_vmsa: Option<SaveArea>,
     ap_vmsa: Option<SaveArea>,
@@ -211,6 +218,7 @@ pub fn measure(p: &MeasureParams<'_>) -> Result<Measurement> {
             let (digest, log) = snp_ovmf_digest(&ovmf)?;
             Ok(Measurement {
                 mode: p.mode,
+                warnings: Vec::new(),
                 digest: digest.to_vec(),
                 log,
                 vcpus: 0,
@@ -324,6 +332,7 @@ fn measure_sev(p: &MeasureParams<'_>) -> Result<Measurement> {
     let (digest, log) = ld.finish();
     Ok(Measurement {
         mode: p.mode,
+        warnings: Vec::new(),
         digest: digest.to_vec(),
         log,
         vcpus: p.vcpus,
@@ -429,9 +438,26 @@ fn measure_sections(ld: &mut SnpLaunchDigest, plan: Vec<(SectionKind, u32, Step)
 
 fn measure_snp(p: &MeasureParams<'_>) -> Result<Measurement> {
     let ovmf = OvmfImage::parse(p.ovmf)?;
-    let meta = ovmf.metadata().ok_or(MeasureError::MissingMetadata)?;
+    let mut warnings = Vec::new();
+    let plan = match ovmf.metadata() {
+        Some(meta) => plan_sections(&ovmf, meta, p.kernel.as_ref(), p.vmm)?,
+        // sev-snp-measure measures such an image as firmware pages and VMSAs
+        // only; print the same digest, but say that no launch produces it.
+        None if !p.strict && p.kernel.is_none() => {
+            warnings.push(format!(
+                "no real launch can produce this digest: {}",
+                MeasureError::MissingMetadata
+            ));
+            Vec::new()
+        }
+        None if p.kernel.is_some() => {
+            return Err(MeasureError::NoHashTable {
+                reason: "it has no SEV metadata, so no SNP_KERNEL_HASHES section",
+            })
+        }
+        None => return Err(MeasureError::MissingMetadata),
+    };
     let ap_eip = ap_reset_eip(&ovmf, p.mode, p.vcpus)?;
-    let plan = plan_sections(&ovmf, meta, p.kernel.as_ref(), p.vmm)?;
     let mut ld = if let Some(seed) = p.snp_ovmf_hash {
         let seed: [u8; LD_LEN] = seed
             .try_into()
@@ -453,6 +479,7 @@ fn measure_snp(p: &MeasureParams<'_>) -> Result<Measurement> {
     let (digest, log) = ld.finish();
     Ok(Measurement {
         mode: p.mode,
+        warnings,
         digest: digest.to_vec(),
         log,
         vcpus: p.vcpus,
@@ -518,6 +545,7 @@ fn measure_svsm(p: &MeasureParams<'_>) -> Result<Measurement> {
     let (digest, log) = ld.finish();
     Ok(Measurement {
         mode: p.mode,
+        warnings: Vec::new(),
         digest: digest.to_vec(),
         log,
         vcpus: p.vcpus,
@@ -660,8 +688,18 @@ mod tests {
             None,
         );
         assert!(measure(&params(Mode::SevEs, &es_only)).is_ok());
+        // Like sev-snp-measure, a digest with a warning; refused when strict.
+        let lenient = measure(&params(Mode::Snp, &es_only)).unwrap();
+        assert_eq!(lenient.warnings.len(), 1);
+        assert!(
+            lenient.warnings[0].contains("no SEV metadata"),
+            "{:?}",
+            lenient.warnings
+        );
+        let mut strict = params(Mode::Snp, &es_only);
+        strict.strict = true;
         assert!(matches!(
-            measure(&params(Mode::Snp, &es_only)),
+            measure(&strict),
             Err(MeasureError::MissingMetadata)
         ));
 

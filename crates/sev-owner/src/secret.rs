@@ -191,7 +191,7 @@ fn measurement_of(blob: &[u8; LAUNCH_MEASURE_BLOB_LEN]) -> [u8; 32] {
 
 /// Checks a LAUNCH_SECRET payload length the way the firmware does.
 fn payload_len(len: usize) -> Result<u32, OwnerError> {
-    if len == 0 || len % TABLE_ALIGN != 0 {
+    if len == 0 || !len.is_multiple_of(TABLE_ALIGN) {
         return Err(OwnerError::PayloadLength(len));
     }
     u32::try_from(len).map_err(|_| OwnerError::TableTooLarge(len))
@@ -357,7 +357,10 @@ mod tests {
     fn parse_round_trips_and_rejects_junk() {
         let mut t = SecretTable::new();
         for i in 0..5u8 {
-            t.push(Guid::from_u128(u128::from(i) << 64), vec![i; usize::from(i) * 7]);
+            t.push(
+                Guid::from_u128(u128::from(i) << 64),
+                vec![i; usize::from(i) * 7],
+            );
         }
         let bytes = t.to_bytes().unwrap();
         assert_eq!(SecretTable::parse(&bytes).unwrap(), t);
@@ -479,7 +482,13 @@ mod tests {
         let mut t = SecretTable::new();
         t.push(Guid::parse(GUID1).unwrap(), b"hunter2-hunter2".to_vec());
         let text = format!("{t:?}");
-        assert!(text.contains("<redacted>") && text.contains("len: 15"), "{text}");
-        assert!(!text.contains("hunter2") && !text.contains("104, 117"), "{text}");
+        assert!(
+            text.contains("<redacted>") && text.contains("len: 15"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("hunter2") && !text.contains("104, 117"),
+            "{text}"
+        );
     }
 }

@@ -109,12 +109,15 @@ pub fn pdh_public_key(cert: &SevCert) -> Result<EccPublicKey, OwnerError> {
             sev_abi::KeyUsage::from_u32(usage).map_or("unknown", sev_abi::KeyUsage::name)
         )));
     }
-    let key = cert.ecc_key().filter(|_| cert.algorithm().is_ecdh()).ok_or_else(|| {
-        OwnerError::InvalidPdh(format!(
-            "certificate key algorithm is {:#x}, expected ECDH",
-            cert.pubkey_algo.get()
-        ))
-    })?;
+    let key = cert
+        .ecc_key()
+        .filter(|_| cert.algorithm().is_ecdh())
+        .ok_or_else(|| {
+            OwnerError::InvalidPdh(format!(
+                "certificate key algorithm is {:#x}, expected ECDH",
+                cert.pubkey_algo.get()
+            ))
+        })?;
     if key.to_p384_sec1().is_none() {
         return Err(OwnerError::InvalidPdh(
             "the PDH key is not a P-384 key (curve id 2, zero padding)".into(),
@@ -242,7 +245,9 @@ mod tests {
             sev_abi::Algorithm::EcdsaSha256,
             &k,
         );
-        assert!(matches!(pdh_public_key(&pek), Err(OwnerError::InvalidPdh(m)) if m.contains("PEK")));
+        assert!(
+            matches!(pdh_public_key(&pek), Err(OwnerError::InvalidPdh(m)) if m.contains("PEK"))
+        );
         let mut c = SevCert::new_ecc(
             0,
             0,

@@ -16,7 +16,9 @@ use sev_crypto::x509::X509Cert;
 
 use crate::input::{self, InputError};
 
+mod firmware;
 mod measure;
+pub use firmware::FirmwareBenchArgs;
 pub use measure::MeasureBenchArgs;
 
 /// `sevkit bench ...`
@@ -30,6 +32,10 @@ pub enum BenchCommand {
     /// and a 10 MiB kernel next to `sha256sum`, (c) SHA-384 page-hash
     /// throughput next to `openssl speed`.
     Measure(MeasureBenchArgs),
+    /// LAUNCH_UPDATE_DATA throughput of the software AMD-SP (in-process and
+    /// through the firmware server) next to `openssl speed` SHA-256 and
+    /// AES-128 in the same run.
+    Firmware(FirmwareBenchArgs),
 }
 
 /// Arguments shared by benchmarks.
@@ -89,6 +95,7 @@ pub fn run(cmd: &BenchCommand) -> Result<(), InputError> {
     match cmd {
         BenchCommand::Verify(args) => verify(args),
         BenchCommand::Measure(args) => measure::run(args),
+        BenchCommand::Firmware(args) => firmware::run(args),
     }
 }
 

@@ -5,8 +5,10 @@
 //! input (unreadable file, wrong length, bad hex).
 
 mod bench;
+mod firmware;
 mod input;
 mod measure;
+mod owner;
 mod show;
 mod verify;
 
@@ -35,9 +37,19 @@ enum Command {
     /// Predict a guest's launch digest (sev-snp-measure compatible), or the
     /// legacy LAUNCH_MEASURE blob (`measure sev-launch`).
     Measure(measure::MeasureArgs),
+    /// Guest owner: build a launch session for a platform's PDH (like
+    /// `sevctl session`).
+    Session(owner::SessionArgs),
+    /// Guest owner: build LAUNCH_SECRET packets (like `sevctl secret`).
+    #[command(subcommand)]
+    Secret(owner::SecretCommand),
     /// Measure sevkit's throughput next to OpenSSL in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The software AMD-SP: serve it on a Unix socket, create, inspect and
+    /// export its identity.
+    #[command(subcommand)]
+    Firmware(firmware::FirmwareCommand),
 }
 
 /// How a command ended.
@@ -54,7 +66,10 @@ fn main() -> ExitCode {
         Command::Show(cmd) => show::run(&cmd).map(|()| Status::Ok),
         Command::Verify(cmd) => verify::run(&cmd),
         Command::Measure(args) => measure::run(&args),
+        Command::Session(args) => owner::run_session(&args).map(|()| Status::Ok),
+        Command::Secret(cmd) => owner::run_secret(&cmd).map(|()| Status::Ok),
         Command::Bench(cmd) => bench::run(&cmd).map(|()| Status::Ok),
+        Command::Firmware(cmd) => firmware::run(&cmd).map(|()| Status::Ok),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

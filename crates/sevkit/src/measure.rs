@@ -114,6 +114,10 @@ pub struct ImageArgs {
     /// carry MXCSR 0 and FCW 0 instead of 0x1f80 and 0x37f (QEMU only).
     #[arg(long)]
     pub legacy_fpu: bool,
+    /// Refuse an SNP firmware without SEV metadata (QEMU cannot launch it)
+    /// instead of printing sev-snp-measure's digest with a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// How `sevkit measure` prints.
@@ -245,6 +249,7 @@ struct Prepared {
     vmm: VmmType,
     guest_features: u64,
     fpu: FpuState,
+    strict: bool,
 }
 
 impl Prepared {
@@ -261,6 +266,7 @@ impl Prepared {
             vars_size: *vars_size,
         });
         p.fpu = self.fpu;
+        p.strict = self.strict;
         p
     }
 }
@@ -413,6 +419,7 @@ fn prepare(a: &ImageArgs, mode: Mode) -> Result<Prepared, InputError> {
         } else {
             FpuState::Init2
         },
+        strict: a.strict,
     })
 }
 
@@ -481,6 +488,9 @@ fn run_measure(a: &ImageArgs, out: &OutputArgs) -> Result<(), InputError> {
         ));
     }
     let m = compute(&prepared)?;
+    for warning in &m.warnings {
+        eprintln!("sevkit: warning: {warning}");
+    }
     if let Some(dir) = &out.dump_vmsa {
         dump_vmsas(&m, dir)?;
     }

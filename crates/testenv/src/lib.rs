@@ -28,9 +28,8 @@ pub const CFGS: &[&str] = &[
 ];
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// Prints the `cargo::` lines for a build script. `manifest_dir` is the
@@ -52,6 +51,13 @@ pub fn emit(manifest_dir: &Path) {
         println!("cargo::rustc-env=SEVKIT_VECTORS_DIR={}", vectors.display());
     } else {
         println!("cargo::rustc-env=SEVKIT_VECTORS_DIR=");
+    }
+    // A tool installed after the first build lands in a PATH directory:
+    // watch those, so the next build notices it.
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths).filter(|d| d.is_dir()) {
+            println!("cargo::rerun-if-changed={}", dir.display());
+        }
     }
     for (program, cfg) in [
         ("sev-snp-measure", "sevkit_sev_snp_measure"),

@@ -1,0 +1,339 @@
+//! `sevkit firmware`: the software AMD-SP as a daemon, and its identity.
+//!
+//! * `serve --state DIR --socket PATH`: serve many VMs at once over a Unix
+//!   socket (protocol in docs/FIRMWARE.md); SIGTERM or SIGINT stops it
+//!   gracefully (exit 0, socket removed).
+//! * `init --state DIR`: mint the chip (emulated ARK/ASK, CEK) and the
+//!   platform keys (OCA, PEK, PDH) if the directory has none.
+//! * `status --state DIR` or `--socket PATH`: platform state and identity.
+//! * `export --state DIR --out DIR`: pdh.cert, pek.cert, oca.cert, cek.cert,
+//!   ask.cert, ark.cert in AMD's formats, as `sevctl export` writes them.
+//!
+//! One process per state directory: the daemon locks it for its life, the
+//! other commands while they run.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use sev_abi::commands::{GetIdBuffer, PlatformStatusBuffer, SevCommand};
+use sev_abi::status::FirmwareStatus;
+use sev_firmware::{
+    Firmware, FirmwareConfig, PlatformState, SystemMemory, DEFAULT_MAX_ASID, DEFAULT_MAX_GUESTS,
+    DEFAULT_MIN_SEV_ASID, GET_ID_LEN,
+};
+use sev_firmware_server::{
+    call, AmdSp, Client, ExportedIdentity, FdMemory, InProcess, Server, ServerConfig, StateLock,
+};
+use sha2::{Digest, Sha256};
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromZeros, IntoBytes};
+
+use crate::input::InputError;
+
+/// `sevkit firmware ...`
+#[derive(Debug, Subcommand)]
+pub enum FirmwareCommand {
+    /// Serve the software AMD-SP on a Unix socket, one thread per VM (guest
+    /// memory passed as a memfd). SIGTERM stops it gracefully.
+    Serve(ServeArgs),
+    /// Create the identity in a state directory (chip, then OCA/PEK/PDH) if
+    /// it has none; print the chip id.
+    Init(StateArgs),
+    /// Print the platform's state and identity.
+    Status(StatusArgs),
+    /// Write the identity as pdh.cert, pek.cert, oca.cert, cek.cert,
+    /// ask.cert and ark.cert (AMD's formats, as `sevctl export`).
+    Export(ExportArgs),
+}
+
+/// The state directory and how to open the firmware on it.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// State directory (chip.sevfw, platform.sevfw), created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+    /// Deterministic mode for tests: every key comes from this 32-byte seed
+    /// (hex). Never use it for a platform that guards real secrets.
+    #[arg(long, value_name = "HEX", value_parser = parse_seed)]
+    pub seed: Option<[u8; 32]>,
+    /// Highest ASID (ASIDs below --min-sev-asid are for SEV-ES guests).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ASID)]
+    pub max_asid: u32,
+    /// Lowest ASID of plain SEV guests.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_SEV_ASID)]
+    pub min_sev_asid: u32,
+    /// Most guests at once (LAUNCH_START answers RESOURCE_LIMIT beyond).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_GUESTS)]
+    pub max_guests: u32,
+}
+
+/// Arguments of `sevkit firmware serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Unix socket to listen on (created with mode 0600; a stale one is
+    /// replaced, a live one refused).
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
+    /// Most clients at once.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_clients: usize,
+    /// Log connections and refused commands to stderr (never buffers or
+    /// memory).
+    #[arg(long)]
+    pub verbose: bool,
+    /// Keep no per-guest launch log: LAUNCH_UPDATE_DATA then hashes each
+    /// byte once instead of twice.
+    #[arg(long)]
+    pub no_launch_log: bool,
+}
+
+/// Arguments of `sevkit firmware status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// State directory (the daemon must not be running on it).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "socket",
+        conflicts_with = "socket"
+    )]
+    pub state: Option<PathBuf>,
+    /// Ask a running daemon instead.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `sevkit firmware export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Directory to write the six certificates to.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+fn parse_seed(s: &str) -> Result<[u8; 32], String> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    let bytes = hex::decode(s).map_err(|e| format!("seed: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("seed: 32 bytes (64 hex digits) expected, got {}", b.len()))
+}
+
+fn invalid(e: impl std::fmt::Display) -> InputError {
+    InputError::Invalid(e.to_string())
+}
+
+impl StateArgs {
+    fn config(&self) -> FirmwareConfig {
+        FirmwareConfig {
+            state_dir: Some(self.state.clone()),
+            seed: self.seed,
+            max_asid: self.max_asid,
+            min_sev_asid: self.min_sev_asid,
+            max_guests: self.max_guests,
+            ..FirmwareConfig::default()
+        }
+    }
+
+    /// Locks the directory and opens the firmware on it.
+    fn open(&self) -> Result<(StateLock, Firmware), InputError> {
+        let lock = StateLock::acquire(&self.state).map_err(invalid)?;
+        let fw = Firmware::open(self.config()).map_err(invalid)?;
+        Ok((lock, fw))
+    }
+}
+
+/// Runs a `sevkit firmware` command.
+pub fn run(cmd: &FirmwareCommand) -> Result<(), InputError> {
+    match cmd {
+        FirmwareCommand::Serve(args) => serve(args),
+        FirmwareCommand::Init(args) => init(args),
+        FirmwareCommand::Status(args) => status(args),
+        FirmwareCommand::Export(args) => export(args),
+    }
+}
+
+fn serve(args: &ServeArgs) -> Result<(), InputError> {
+    let lock = StateLock::acquire(&args.state.state).map_err(invalid)?;
+    let fw = Firmware::open(FirmwareConfig {
+        launch_log: !args.no_launch_log,
+        ..args.state.config()
+    })
+    .map_err(invalid)?;
+    let server = Server::bind(
+        fw,
+        &args.socket,
+        ServerConfig {
+            max_clients: args.max_clients.max(1),
+            verbose: args.verbose,
+            ..ServerConfig::default()
+        },
+    )
+    .map_err(invalid)?;
+    server.shutdown_handle().on_sigterm().map_err(invalid)?;
+    eprintln!(
+        "sevkit firmware serve: listening on {} (state {}, pid {})",
+        args.socket.display(),
+        args.state.state.display(),
+        std::process::id()
+    );
+    let summary = server.run().map_err(invalid)?;
+    drop(lock);
+    eprintln!(
+        "sevkit firmware serve: stopped ({} connections, {} commands, {} protocol errors)",
+        summary.connections, summary.commands, summary.protocol_errors
+    );
+    Ok(())
+}
+
+fn init(args: &StateArgs) -> Result<(), InputError> {
+    let (_lock, mut fw) = args.open()?;
+    // INIT mints and persists OCA, PEK and PDH when the store has none.
+    let identity = ExportedIdentity::from_firmware(&mut fw).map_err(invalid)?;
+    println!("state: {}", args.state.display());
+    println!("chip id: {}", hex::encode(fw.chip().chip_id()));
+    println!(
+        "pdh sha256: {}",
+        hex::encode(Sha256::digest(identity.pdh.as_bytes()))
+    );
+    Ok(())
+}
+
+/// What `status` reports.
+struct Report {
+    status: PlatformStatusBuffer,
+    chip_id: Vec<u8>,
+    pdh_sha256: Option<String>,
+}
+
+fn query(
+    sp: &mut dyn AmdSp,
+    mem: &dyn SystemMemory,
+) -> Result<(PlatformStatusBuffer, Vec<u8>), InputError> {
+    let mut status = PlatformStatusBuffer::new_zeroed();
+    expect(
+        SevCommand::PlatformStatus,
+        call(sp, SevCommand::PlatformStatus, &mut status).map_err(invalid)?,
+    )?;
+    let mut id = GetIdBuffer::new_zeroed();
+    id.paddr = U64::new(0);
+    id.len = U32::new(GET_ID_LEN);
+    expect(
+        SevCommand::GetId,
+        call(sp, SevCommand::GetId, &mut id).map_err(invalid)?,
+    )?;
+    let mut chip_id = vec![0u8; GET_ID_LEN as usize];
+    mem.read(0, &mut chip_id).map_err(invalid)?;
+    Ok((status, chip_id))
+}
+
+fn expect(command: SevCommand, status: FirmwareStatus) -> Result<(), InputError> {
+    if status == FirmwareStatus::SUCCESS {
+        Ok(())
+    } else {
+        Err(InputError::Invalid(format!(
+            "{} failed: {} ({:#x})",
+            command.name(),
+            status.name().unwrap_or("unknown status"),
+            status.code()
+        )))
+    }
+}
+
+fn status(args: &StatusArgs) -> Result<(), InputError> {
+    let report = match (&args.state, &args.socket) {
+        (Some(dir), _) => {
+            let lock = StateLock::acquire(dir).map_err(invalid)?;
+            let fw = Firmware::open(FirmwareConfig {
+                state_dir: Some(dir.clone()),
+                ..FirmwareConfig::default()
+            })
+            .map_err(invalid)?;
+            let pdh_sha256 = fw
+                .pdh_cert()
+                .map(|c| hex::encode(Sha256::digest(c.as_bytes())));
+            let mem = FdMemory::memfd("sevkit-status", 0x1000).map_err(invalid)?;
+            let mut sp = InProcess::new(fw, mem);
+            let host = sp.memory().try_clone().map_err(invalid)?;
+            let (status, chip_id) = query(&mut sp, &host)?;
+            drop(lock);
+            Report {
+                status,
+                chip_id,
+                pdh_sha256,
+            }
+        }
+        (None, Some(socket)) => {
+            let mem = FdMemory::memfd("sevkit-status", 0x1000).map_err(invalid)?;
+            let mut client =
+                Client::connect_with_memory(socket, &mem, Some(Duration::from_secs(30)))
+                    .map_err(invalid)?;
+            let (status, chip_id) = query(&mut client, &mem)?;
+            Report {
+                status,
+                chip_id,
+                pdh_sha256: None,
+            }
+        }
+        (None, None) => return Err(invalid("give --state DIR or --socket PATH")),
+    };
+    print_status(&report, args.json);
+    Ok(())
+}
+
+fn print_status(r: &Report, as_json: bool) {
+    let s = &r.status;
+    let state = match s.state {
+        0 => PlatformState::Uninit.name(),
+        1 => PlatformState::Init.name(),
+        2 => PlatformState::Working.name(),
+        _ => "unknown",
+    };
+    let owner = if s.owner & 1 != 0 { "external" } else { "self" };
+    let es = s.config.get() & 1 != 0;
+    if as_json {
+        let v = json!({
+            "api_version": format!("{}.{}", s.api_major, s.api_minor),
+            "build": s.build,
+            "state": state,
+            "owner": owner,
+            "sev_es": es,
+            "guests": s.guest_count.get(),
+            "chip_id": hex::encode(&r.chip_id),
+            "pdh_sha256": r.pdh_sha256,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!(
+            "api version: {}.{} (build {})",
+            s.api_major, s.api_minor, s.build
+        );
+        println!("state: {state}");
+        println!("owner: {owner}");
+        println!("sev-es: {}", if es { "initialized" } else { "no" });
+        println!("guests: {}", s.guest_count.get());
+        println!("chip id: {}", hex::encode(&r.chip_id));
+        if let Some(pdh) = &r.pdh_sha256 {
+            println!("pdh sha256: {pdh}");
+        }
+    }
+}
+
+fn export(args: &ExportArgs) -> Result<(), InputError> {
+    let (_lock, mut fw) = args.state.open()?;
+    let identity = ExportedIdentity::from_firmware(&mut fw).map_err(invalid)?;
+    identity.write_to(&args.out).map_err(invalid)?;
+    for (name, _) in identity.files() {
+        println!("{}", Path::new(&args.out).join(name).display());
+    }
+    Ok(())
+}

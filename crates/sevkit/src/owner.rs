@@ -1,0 +1,313 @@
+//! The guest owner's launch tools: `sevkit session` (like `sevctl session`)
+//! and `sevkit secret build` (like `sevctl secret build`).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use clap::{Args, Subcommand};
+use sev_abi::legacy_cert::{SevCert, SEV_CERT_LEN};
+use sev_abi::{GuestPolicy, Guid};
+use sev_crypto::session::{Tek, Tik};
+use sev_owner::secret::{build_secret_packet, SecretTable, LAUNCH_MEASURE_BLOB_LEN};
+use sev_owner::session::{decode_key, pdh_public_key, SessionFileNames, SessionFiles};
+use zerocopy::IntoBytes;
+
+use crate::input::{self, InputError};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// `sevkit session`: a launch session for a platform's PDH.
+///
+/// Writes PREFIX_godh.b64 and PREFIX_session.b64 (base64, for QEMU's
+/// `sev-guest` `dh-cert-file` and `session-file`) and PREFIX_tek.bin and
+/// PREFIX_tik.bin (16 raw bytes each, mode 0600: keep them secret), exactly
+/// as `sevctl session` does. The PDH certificate is not verified: check the
+/// platform's chain first (`sevkit verify`).
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// The platform's PDH certificate (`sev_cert`, 0x824 bytes; binary,
+    /// base64 or hex), or a chain file that starts with it (`sevctl
+    /// export`).
+    #[arg(long, value_name = "FILE")]
+    pub pdh: PathBuf,
+    /// The guest policy the host will launch with, in hex (`0x` optional).
+    #[arg(long, value_name = "HEX", default_value = "0x0", value_parser = parse_hex_u32)]
+    pub policy: u32,
+    /// File-name prefix.
+    #[arg(long, value_name = "PREFIX", default_value = sev_owner::session::DEFAULT_NAME)]
+    pub name: String,
+    /// Directory to write the four files into.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+}
+
+/// `sevkit secret ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Build a LAUNCH_SECRET packet (header and encrypted payload) holding
+    /// secrets in OVMF's secret-table format, like `sevctl secret build`.
+    ///
+    /// The header (0x34 bytes) and payload are written as raw binary; QEMU's
+    /// `sev-inject-launch-secret` takes them base64-encoded.
+    Build(SecretBuildArgs),
+}
+
+/// Arguments of `sevkit secret build`.
+#[derive(Debug, Args)]
+pub struct SecretBuildArgs {
+    /// The TIK: a 16-byte file (`*_tik.bin`), or base64.
+    #[arg(long, value_name = "FILE|B64")]
+    pub tik: String,
+    /// The TEK: a 16-byte file (`*_tek.bin`), or base64.
+    #[arg(long, value_name = "FILE|B64")]
+    pub tek: String,
+    /// The LAUNCH_MEASURE output (48 bytes: measurement || mnonce), base64
+    /// as QEMU's query-sev-launch-measure prints it, or a file.
+    #[arg(long, value_name = "B64|FILE")]
+    pub launch_measure_blob: String,
+    /// A secret: its GUID and the file holding its bytes. Repeatable; the
+    /// entries keep the command-line order.
+    #[arg(long, value_name = "GUID:FILE")]
+    pub secret: Vec<String>,
+    /// Where to write the packet header (binary, 0x34 bytes).
+    #[arg(long, value_name = "OUT")]
+    pub header: PathBuf,
+    /// Where to write the encrypted payload (binary).
+    #[arg(long, value_name = "OUT")]
+    pub payload: PathBuf,
+    /// Fixed IV (16 bytes, base64) instead of a random one; for tests only
+    /// (sevctl has the same hidden option).
+    #[arg(long, value_name = "B64", hide = true)]
+    pub iv: Option<String>,
+}
+
+fn invalid(message: impl Into<String>) -> InputError {
+    InputError::Invalid(message.into())
+}
+
+/// Parses a hex u32 (`0x` optional).
+fn parse_hex_u32(value: &str) -> Result<u32, String> {
+    let v = value.trim();
+    let digits = v
+        .strip_prefix("0x")
+        .or_else(|| v.strip_prefix("0X"))
+        .unwrap_or(v);
+    u32::from_str_radix(digits, 16)
+        .map_err(|e| format!("expected a 32-bit hex number such as 0x3 ({e})"))
+}
+
+/// Reads the PDH certificate: binary (optionally followed by the rest of a
+/// chain), base64, or hex / PEM text.
+fn read_pdh(path: &Path) -> Result<SevCert, InputError> {
+    let raw = input::read(path)?;
+    let bytes = if raw.len() >= SEV_CERT_LEN && raw.starts_with(&1u32.to_le_bytes()) {
+        raw
+    } else if let Ok(decoded) = B64.decode(raw.trim_ascii()) {
+        decoded
+    } else {
+        input::decode(&raw)?.first().to_vec()
+    };
+    if bytes.len() < SEV_CERT_LEN || !bytes.len().is_multiple_of(SEV_CERT_LEN) {
+        return Err(invalid(format!(
+            "{}: a PDH certificate is {SEV_CERT_LEN} bytes (or a chain of such \
+             certificates starting with the PDH), this is {} bytes",
+            path.display(),
+            bytes.len()
+        )));
+    }
+    SevCert::from_bytes(&bytes[..SEV_CERT_LEN])
+        .map_err(|e| invalid(format!("{}: not a PDH certificate: {e}", path.display())))
+}
+
+/// Creates a file readable only by its owner (for the TEK and TIK).
+fn create_private(path: &Path) -> Result<File, InputError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map_err(|source| write_error(path, &source))
+}
+
+fn write_error(path: &Path, source: &std::io::Error) -> InputError {
+    InputError::Invalid(format!("cannot write {}: {source}", path.display()))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), InputError> {
+    std::fs::write(path, bytes).map_err(|e| write_error(path, &e))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), InputError> {
+    create_private(path)?
+        .write_all(bytes)
+        .map_err(|e| write_error(path, &e))
+}
+
+/// `sevkit session`.
+pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
+    if a.name.is_empty() || a.name.contains(std::path::is_separator) {
+        return Err(invalid(format!(
+            "--name {:?}: a file-name prefix without path separators is needed (use --out for the directory)",
+            a.name
+        )));
+    }
+    if !a.out.is_dir() {
+        return Err(invalid(format!(
+            "--out {}: not an existing directory",
+            a.out.display()
+        )));
+    }
+    let policy = GuestPolicy::from_raw(a.policy);
+    if policy.reserved_bits() != 0 {
+        eprintln!(
+            "sevkit: warning: policy {:#x} sets reserved bits {:#x}; the firmware refuses \
+             LAUNCH_START with POLICY_FAILURE",
+            a.policy,
+            policy.reserved_bits()
+        );
+    }
+    let cert = read_pdh(&a.pdh)?;
+    let key = pdh_public_key(&cert).map_err(|e| invalid(format!("{}: {e}", a.pdh.display())))?;
+    let files = SessionFiles::build(&key, a.policy, &mut rand_core::OsRng)
+        .map_err(|e| invalid(format!("{}: {e}", a.pdh.display())))?;
+    let names = SessionFileNames::new(&a.name);
+    let godh = a.out.join(&names.godh);
+    let session = a.out.join(&names.session);
+    let tek = a.out.join(&names.tek);
+    let tik = a.out.join(&names.tik);
+    write_private(&tik, files.tik.as_bytes())?;
+    write_private(&tek, files.tek.as_bytes())?;
+    write_file(&session, files.session_b64.as_bytes())?;
+    write_file(&godh, files.godh_b64.as_bytes())?;
+    for path in [&godh, &session, &tek, &tik] {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// A value that names an existing file (read it) or is base64 (decode it),
+/// as sevctl's `--tik`, `--tek` and `--launch-measure-blob` take.
+fn path_or_base64(name: &str, value: &str) -> Result<Vec<u8>, InputError> {
+    let path = Path::new(value);
+    if path.is_file() {
+        return input::read(path);
+    }
+    B64.decode(value.trim()).map_err(|e| {
+        invalid(format!(
+            "--{name}: {value:?} is not an existing file and not base64 ({e})"
+        ))
+    })
+}
+
+fn read_key(name: &'static str, value: &str) -> Result<[u8; 16], InputError> {
+    let bytes = path_or_base64(name, value)?;
+    decode_key(name, &bytes).map_err(|_| {
+        invalid(format!(
+            "--{name}: the {} is 16 bytes, got {}{}",
+            name.to_uppercase(),
+            bytes.len(),
+            if bytes.len() == 32 {
+                " (a libvirt TK file holds TEK || TIK: split it)"
+            } else {
+                ""
+            }
+        ))
+    })
+}
+
+fn read_blob(value: &str) -> Result<[u8; LAUNCH_MEASURE_BLOB_LEN], InputError> {
+    let mut bytes = path_or_base64("launch-measure-blob", value)?;
+    // A file holding the base64 text QEMU prints.
+    if bytes.len() != LAUNCH_MEASURE_BLOB_LEN {
+        if let Ok(decoded) = B64.decode(bytes.trim_ascii()) {
+            bytes = decoded;
+        }
+    }
+    bytes.as_slice().try_into().map_err(|_| {
+        invalid(format!(
+            "--launch-measure-blob: the LAUNCH_MEASURE output is {LAUNCH_MEASURE_BLOB_LEN} bytes \
+             (measurement || mnonce), got {}",
+            bytes.len()
+        ))
+    })
+}
+
+fn read_secret(spec: &str) -> Result<(Guid, Vec<u8>), InputError> {
+    let (guid, file) = spec.split_once(':').ok_or_else(|| {
+        invalid(format!(
+            "--secret {spec:?}: expected GUID:FILE, e.g. 736869e5-84f0-4973-92ec-06879ce3da0b:luks.key"
+        ))
+    })?;
+    let guid = Guid::parse(guid).map_err(|e| invalid(format!("--secret {spec:?}: {e}")))?;
+    let data = input::read(Path::new(file))?;
+    Ok((guid, data))
+}
+
+/// `sevkit secret ...`.
+pub fn run_secret(cmd: &SecretCommand) -> Result<(), InputError> {
+    match cmd {
+        SecretCommand::Build(a) => run_secret_build(a),
+    }
+}
+
+fn run_secret_build(a: &SecretBuildArgs) -> Result<(), InputError> {
+    let tek = Tek::new(read_key("tek", &a.tek)?);
+    let tik = Tik::new(read_key("tik", &a.tik)?);
+    let blob = read_blob(&a.launch_measure_blob)?;
+    let mut table = SecretTable::new();
+    for spec in &a.secret {
+        let (guid, data) = read_secret(spec)?;
+        table.push(guid, data);
+    }
+    let iv: [u8; 16] = if let Some(v) = &a.iv {
+        let bytes = B64
+            .decode(v.trim())
+            .map_err(|e| invalid(format!("--iv: not base64 ({e})")))?;
+        bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| invalid(format!("--iv: expected 16 bytes, got {}", bytes.len())))?
+    } else {
+        let mut iv = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut iv);
+        iv
+    };
+    let plaintext = table.to_bytes().map_err(|e| invalid(e.to_string()))?;
+    let (header, payload) = build_secret_packet(&tek, &tik, &blob, &plaintext, iv)
+        .map_err(|e| invalid(e.to_string()))?;
+    write_file(&a.header, header.as_bytes())?;
+    println!("wrote header to {}", a.header.display());
+    write_file(&a.payload, &payload)?;
+    println!("wrote payload to {}", a.payload.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_is_hex() {
+        assert_eq!(parse_hex_u32("0x3"), Ok(3));
+        assert_eq!(parse_hex_u32("10"), Ok(0x10));
+        assert_eq!(parse_hex_u32("0XfF"), Ok(0xff));
+        assert!(parse_hex_u32("0x1_0000_0000").is_err());
+        assert!(parse_hex_u32("100000000").is_err());
+        assert!(parse_hex_u32("zz").is_err());
+    }
+
+    #[test]
+    fn secret_specs() {
+        assert!(read_secret("no-colon").is_err());
+        assert!(read_secret("not-a-guid:/dev/null").is_err());
+        let (g, d) = read_secret("736869e5-84f0-4973-92ec-06879ce3da0b:/dev/null").unwrap();
+        assert_eq!(g.to_string(), "736869e5-84f0-4973-92ec-06879ce3da0b");
+        assert!(d.is_empty());
+    }
+}

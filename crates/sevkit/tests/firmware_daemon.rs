@@ -1,0 +1,735 @@
+//! `sevkit firmware serve|init|status|export` as a process: full SEV and
+//! SEV-ES launches through the daemon, SIGKILL crash safety of the
+//! identity, 64 concurrent VMs, resource limits, SIGTERM, bad frames.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use sev_abi::commands::{PlatformStatusBuffer, SevCommand};
+use sev_abi::legacy_cert::SevCert;
+use sev_abi::session::PacketHeader;
+use sev_abi::status::FirmwareStatus;
+use sev_attest::legacy::{verify_platform_chain, LegacyAnchor, PlatformChain};
+use sev_crypto::packet::{launch_measurement, seal_secret};
+use sev_crypto::session::build_launch_session;
+use sev_firmware::{Firmware, FirmwareConfig, DEFAULT_API_MAJOR, DEFAULT_API_MINOR, DEFAULT_BUILD};
+use sev_firmware_server::launch::{self, layout, LaunchError};
+use sev_firmware_server::protocol::{self, ErrorCode, Frame, Hello};
+use sev_firmware_server::{call, AmdSp, Client, ExportedIdentity, FdMemory, InProcess, SpError};
+use sev_measure::log::LogPageType;
+use sev_measure::sev::SevLaunchDigest;
+use zerocopy::FromZeros;
+
+const SEVKIT: &str = env!("CARGO_BIN_EXE_sevkit");
+const TIMEOUT: Option<Duration> = Some(Duration::from_secs(60));
+const CHIP_FILE: &str = "chip.sevfw";
+const PLATFORM_FILE: &str = "platform.sevfw";
+
+/// A chip minted once per target directory (two RSA-4096 key generations)
+/// and copied into every test's state directory.
+fn chip_file() -> &'static Path {
+    static CHIP: OnceLock<PathBuf> = OnceLock::new();
+    CHIP.get_or_init(|| {
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let cache = tmp.join("sevkit-firmware-daemon-chip");
+        let chip = cache.join(CHIP_FILE);
+        if !chip.exists() {
+            // Reuse sev-firmware's cached test chip when it is there.
+            let shared = tmp.join("sev-firmware-test-chip").join(CHIP_FILE);
+            std::fs::create_dir_all(&cache).unwrap();
+            if shared.exists() {
+                std::fs::copy(&shared, &chip).unwrap();
+            } else {
+                let out = Command::new(SEVKIT)
+                    .args(["firmware", "init", "--seed", &"5e".repeat(32), "--state"])
+                    .arg(&cache)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        chip
+    })
+}
+
+/// A state directory holding the shared chip and, after `init`, a platform.
+fn state_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(chip_file(), dir.path().join(CHIP_FILE)).unwrap();
+    dir
+}
+
+fn sevkit(args: &[&str], paths: &[&Path]) -> std::process::Output {
+    let mut cmd = Command::new(SEVKIT);
+    cmd.args(args);
+    for p in paths {
+        cmd.arg(p);
+    }
+    cmd.output().unwrap()
+}
+
+fn init(state: &Path) {
+    let out = sevkit(&["firmware", "init", "--state"], &[state]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn export(state: &Path, out_dir: &Path) -> ExportedIdentity {
+    let out = Command::new(SEVKIT)
+        .args(["firmware", "export", "--state"])
+        .arg(state)
+        .arg("--out")
+        .arg(out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ExportedIdentity::read_from(out_dir).unwrap()
+}
+
+fn chain_verifies(id: &ExportedIdentity) -> bool {
+    let chain = PlatformChain {
+        pdh: id.pdh,
+        pek: id.pek,
+        oca: id.oca,
+        cek: id.cek,
+    };
+    let anchor = LegacyAnchor::Supplied {
+        ask: id.ask.clone(),
+        ark: id.ark.clone(),
+    };
+    verify_platform_chain(&chain, &anchor).passed()
+}
+
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    fn start(state: &Path, extra: &[&str]) -> Self {
+        let socket = state.join("fw.sock");
+        let child = Command::new(SEVKIT)
+            .args(["firmware", "serve", "--state"])
+            .arg(state)
+            .arg("--socket")
+            .arg(&socket)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, socket }
+    }
+
+    /// Connects (retrying while the daemon starts).
+    fn connect(&mut self, memory: &FdMemory) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.socket.exists() {
+                if let Ok(c) = Client::connect_with_memory(&self.socket, memory, TIMEOUT) {
+                    return c;
+                }
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("daemon exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "daemon did not come up");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn memory(image_len: usize) -> (FdMemory, FdMemory) {
+    let mem = FdMemory::memfd("guest", layout::memory_size(image_len as u64)).unwrap();
+    let host = mem.try_clone().unwrap();
+    (mem, host)
+}
+
+/// A VMM's and a guest owner's full launch: session for `pdh`, START,
+/// ACTIVATE, UPDATE_DATA over the image, UPDATE_VMSA per page, MEASURE
+/// checked by the owner against `digest`, SECRET, FINISH.
+#[allow(clippy::too_many_arguments)]
+fn full_launch(
+    sp: &mut dyn AmdSp,
+    host: &mut FdMemory,
+    pdh: &SevCert,
+    seed: u64,
+    policy: u32,
+    asid: u32,
+    image: &[u8],
+    vmsas: &[&[u8]],
+    digest: &[u8; 32],
+) -> [u8; 32] {
+    use sev_firmware::SystemMemory;
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let session = build_launch_session(pdh.ecc_key().unwrap(), policy, &mut rng).unwrap();
+    let handle = launch::launch_start(
+        sp,
+        host,
+        policy,
+        Some((&session.godh_cert, &session.session)),
+    )
+    .unwrap();
+    launch::activate(sp, handle, asid).unwrap();
+    host.write(layout::IMAGE, image).unwrap();
+    launch::update_data(sp, handle, layout::IMAGE, image.len() as u32).unwrap();
+    for (i, page) in vmsas.iter().enumerate() {
+        launch::update_vmsa(
+            sp,
+            host,
+            handle,
+            layout::VMSA_BASE + 0x1000 * i as u64,
+            page,
+        )
+        .unwrap();
+    }
+    let (measurement, mnonce) = launch::measure(sp, host, handle).unwrap();
+    let expected = launch_measurement(
+        &session.tik,
+        DEFAULT_API_MAJOR,
+        DEFAULT_API_MINOR,
+        DEFAULT_BUILD,
+        policy,
+        digest,
+        &mnonce,
+    );
+    assert_eq!(measurement, expected, "launch measurement (seed {seed})");
+    let iv = [0x24u8; 16];
+    let (ct, mac) = seal_secret(&session.tek, &session.tik, &iv, &measurement, &[0x5Au8; 32]);
+    launch::inject_secret(
+        sp,
+        host,
+        handle,
+        &PacketHeader::new(0, iv, mac),
+        &ct,
+        layout::SECRET_DST,
+    )
+    .unwrap();
+    launch::finish(sp, handle).unwrap();
+    measurement
+}
+
+fn synthetic_digest(image: &[u8], vmsas: &[&[u8]]) -> [u8; 32] {
+    let mut ld = SevLaunchDigest::new();
+    ld.update("image", Some(layout::IMAGE), LogPageType::SevData, image);
+    for (i, page) in vmsas.iter().enumerate() {
+        ld.update(&format!("vmsa[{i}]"), None, LogPageType::Vmsa, page);
+    }
+    ld.digest()
+}
+
+fn image(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    ChaCha20Rng::seed_from_u64(seed).fill_bytes(&mut out);
+    out
+}
+
+fn platform_status(sp: &mut dyn AmdSp) -> PlatformStatusBuffer {
+    let mut s = PlatformStatusBuffer::new_zeroed();
+    assert_eq!(
+        call(sp, SevCommand::PlatformStatus, &mut s).unwrap(),
+        FirmwareStatus::SUCCESS
+    );
+    s
+}
+
+#[test]
+#[cfg_attr(
+    not(sevkit_vectors),
+    ignore = "needs shared/vectors (set SEVKIT_VECTORS)"
+)]
+fn full_sev_and_sev_es_launch_in_process_and_through_the_daemon() {
+    use sev_measure::{measure, MeasureParams, Mode};
+    let ovmf = std::fs::read(Path::new(env!("SEVKIT_VECTORS_DIR")).join("firmware/OVMF.amdsev.fd"))
+        .unwrap();
+    let sev = measure(&MeasureParams::new(Mode::Sev, &ovmf)).unwrap();
+    let mut es_params = MeasureParams::new(Mode::SevEs, &ovmf);
+    es_params.vcpus = 4;
+    let es = measure(&es_params).unwrap();
+    let vmsas: Vec<&[u8]> = (0..4).map(|i| es.vmsa_page(i).unwrap()).collect();
+    let sev_digest: [u8; 32] = sev.digest.as_slice().try_into().unwrap();
+    let es_digest: [u8; 32] = es.digest.as_slice().try_into().unwrap();
+
+    let state = state_dir();
+    init(state.path());
+    let out = tempfile::tempdir().unwrap();
+    let identity = export(state.path(), out.path());
+    assert!(chain_verifies(&identity));
+
+    // In-process, on a copy of the state directory.
+    let copy = tempfile::tempdir().unwrap();
+    for f in [CHIP_FILE, PLATFORM_FILE] {
+        std::fs::copy(state.path().join(f), copy.path().join(f)).unwrap();
+    }
+    let fw = Firmware::open(FirmwareConfig {
+        state_dir: Some(copy.path().to_owned()),
+        ..FirmwareConfig::default()
+    })
+    .unwrap();
+    let (mem, mut host) = memory(ovmf.len());
+    let mut local = InProcess::new(fw, mem);
+    launch::ensure_init(&mut local, true).unwrap();
+    let (pdh, _) = launch::export_pdh(&mut local, &mut host).unwrap();
+    assert_eq!(pdh, identity.pdh);
+    full_launch(
+        &mut local,
+        &mut host,
+        &pdh,
+        1,
+        0x1,
+        5,
+        &ovmf,
+        &[],
+        &sev_digest,
+    );
+    full_launch(
+        &mut local, &mut host, &pdh, 2, 0x5, 1, &ovmf, &vmsas, &es_digest,
+    );
+
+    // Through the daemon.
+    let mut daemon = Daemon::start(state.path(), &[]);
+    let (mem, mut host) = memory(ovmf.len());
+    let mut client = daemon.connect(&mem);
+    launch::ensure_init(&mut client, true).unwrap();
+    let (pdh, chain) = launch::export_pdh(&mut client, &mut host).unwrap();
+    assert_eq!(pdh, identity.pdh, "the daemon serves the exported identity");
+    assert_eq!(chain, [identity.pek, identity.oca, identity.cek]);
+    full_launch(
+        &mut client,
+        &mut host,
+        &pdh,
+        3,
+        0x1,
+        5,
+        &ovmf,
+        &[],
+        &sev_digest,
+    );
+    full_launch(
+        &mut client,
+        &mut host,
+        &pdh,
+        4,
+        0x5,
+        1,
+        &ovmf,
+        &vmsas,
+        &es_digest,
+    );
+    assert_eq!(platform_status(&mut client).guest_count.get(), 2);
+}
+
+/// Kills the daemon with SIGKILL at random moments while a client rotates
+/// the identity (PEK_GEN, PDH_GEN: each rewrites the platform state file),
+/// 200 times. After each kill the state file must be intact, the restarted
+/// daemon must load it (not refuse it), and what it serves must be the
+/// identity the client last saw acknowledged, or the one in flight when the
+/// kill came, never an older one, with a chain that verifies.
+#[test]
+#[allow(clippy::too_many_lines)] // one loop, step by step
+fn identity_survives_sigkill_during_writes() {
+    use sev_firmware::store::{self, StateKind};
+    const ITERATIONS: usize = 200;
+    let started = Instant::now();
+    let state = state_dir();
+    init(state.path());
+    let out = tempfile::tempdir().unwrap();
+    let root = export(state.path(), out.path());
+    assert!(chain_verifies(&root));
+    let chip_bytes = std::fs::read(state.path().join(CHIP_FILE)).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(0x5EC0_4B17);
+    let mut last_acked = root.pdh;
+    let mut seen: Vec<SevCert> = vec![root.pdh];
+    let mut in_flight = false;
+    let (mut in_flight_kills, mut rotations, mut replaced) = (0usize, 0usize, 0usize);
+    for iteration in 0..=ITERATIONS {
+        // Restart: the daemon loads what the kill left.
+        let mut daemon = Daemon::start(state.path(), &[]);
+        let (mem, mut host) = memory(0);
+        let mut client = daemon.connect(&mem);
+        launch::ensure_init(&mut client, false).unwrap();
+        let (pdh, [pek, oca, cek]) = launch::export_pdh(&mut client, &mut host).unwrap();
+        let served = ExportedIdentity {
+            pdh,
+            pek,
+            oca,
+            cek,
+            ask: root.ask.clone(),
+            ark: root.ark.clone(),
+        };
+        assert!(chain_verifies(&served), "iteration {iteration}: chain");
+        if pdh != last_acked {
+            // Only the rotation in flight may have replaced it, and never
+            // by an older identity.
+            assert!(
+                in_flight,
+                "iteration {iteration}: acknowledged identity lost"
+            );
+            assert!(
+                !seen.contains(&pdh),
+                "iteration {iteration}: an old identity came back"
+            );
+            seen.push(pdh);
+            last_acked = pdh;
+            replaced += 1;
+        }
+        if iteration == ITERATIONS {
+            break;
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        // (last acknowledged PDH, a rotation sent and not yet acknowledged)
+        let progress = Arc::new(Mutex::new((last_acked, false)));
+        let worker = {
+            let (stop, progress) = (Arc::clone(&stop), Arc::clone(&progress));
+            std::thread::spawn(move || {
+                let mut n = 0usize;
+                while !stop.load(Ordering::SeqCst) {
+                    let cmd = if n.is_multiple_of(2) {
+                        SevCommand::PekGen
+                    } else {
+                        SevCommand::PdhGen
+                    };
+                    progress.lock().unwrap().1 = true;
+                    match client.execute(cmd.id(), &mut []) {
+                        Ok(FirmwareStatus::SUCCESS) => n += 1,
+                        Ok(status) => panic!("{} -> {status:?}", cmd.name()),
+                        Err(_) => break, // killed
+                    }
+                    match launch::export_pdh(&mut client, &mut host) {
+                        Ok((pdh, _)) => *progress.lock().unwrap() = (pdh, false),
+                        Err(_) => break,
+                    }
+                }
+                n
+            })
+        };
+        let delay = rng.next_u32() % 120_000;
+        std::thread::sleep(Duration::from_micros(u64::from(delay)));
+        daemon.signal(rustix::process::Signal::KILL);
+        daemon.wait(Duration::from_secs(10));
+        stop.store(true, Ordering::SeqCst);
+        rotations += worker.join().unwrap();
+        let (acked, pending) = *progress.lock().unwrap();
+        if acked != last_acked {
+            seen.push(acked);
+            last_acked = acked;
+        }
+        in_flight = pending;
+        in_flight_kills += usize::from(pending);
+
+        // The chip never changes; the platform file is whole.
+        assert_eq!(
+            std::fs::read(state.path().join(CHIP_FILE)).unwrap(),
+            chip_bytes
+        );
+        match store::load(state.path(), StateKind::Platform) {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("iteration {iteration}: platform state lost"),
+            Err(e) => panic!("iteration {iteration}: platform state torn: {e}"),
+        }
+        // Now and then, through the CLI as a user would.
+        if iteration % 50 == 49 {
+            let out = tempfile::tempdir().unwrap();
+            let id = export(state.path(), out.path());
+            let verify = Command::new(SEVKIT)
+                .args(["verify", "sev-chain"])
+                .args([
+                    "--pdh", "pdh.cert", "--pek", "pek.cert", "--oca", "oca.cert",
+                ])
+                .args([
+                    "--cek", "cek.cert", "--ask", "ask.cert", "--ark", "ark.cert",
+                ])
+                .current_dir(out.path())
+                .output()
+                .unwrap();
+            assert!(
+                verify.status.success(),
+                "{}",
+                String::from_utf8_lossy(&verify.stdout)
+            );
+            assert!(id.pdh == last_acked || in_flight);
+        }
+    }
+    eprintln!(
+        "{ITERATIONS} SIGKILLs in {:.1} s: {rotations} acknowledged rotations, {in_flight_kills} \
+         kills with a rotation in flight, {replaced} of which had already replaced the identity",
+        started.elapsed().as_secs_f64()
+    );
+    // The identity really changed many times over the run, and most kills
+    // landed while a rotation (key generation and state write) was running.
+    assert!(
+        seen.len() > 10,
+        "only {} identities over the run",
+        seen.len()
+    );
+    assert!(
+        in_flight_kills > ITERATIONS / 2,
+        "most kills should land inside a rotation"
+    );
+}
+
+#[test]
+fn sixty_four_vms_launch_concurrently_through_one_daemon() {
+    const VMS: u32 = 64;
+    let state = state_dir();
+    init(state.path());
+    // ASIDs 1..=8 for SEV-ES guests, 9..=80 for SEV guests.
+    let mut daemon = Daemon::start(
+        state.path(),
+        &[
+            "--max-guests",
+            "64",
+            "--max-asid",
+            "80",
+            "--min-sev-asid",
+            "9",
+        ],
+    );
+    let (mem, mut host) = memory(0);
+    let mut control = daemon.connect(&mem);
+    launch::ensure_init(&mut control, true).unwrap();
+    let (pdh, _) = launch::export_pdh(&mut control, &mut host).unwrap();
+    let socket = daemon.socket.clone();
+    let started = Instant::now();
+    let threads: Vec<_> = (0..VMS)
+        .map(|i| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let es = i % 8 == 0;
+                let img = image(u64::from(i), 128 << 10);
+                let vmsa = image(1000 + u64::from(i), 4096);
+                let vmsas: Vec<&[u8]> = if es { vec![&vmsa] } else { vec![] };
+                let (mem, mut host) = memory(img.len());
+                let mut client = Client::connect_with_memory(&socket, &mem, TIMEOUT).unwrap();
+                let (policy, asid) = if es { (0x5, 1 + i / 8) } else { (0x1, 9 + i) };
+                let digest = synthetic_digest(&img, &vmsas);
+                full_launch(
+                    &mut client,
+                    &mut host,
+                    &pdh,
+                    u64::from(i),
+                    policy,
+                    asid,
+                    &img,
+                    &vmsas,
+                    &digest,
+                );
+                client
+            })
+        })
+        .collect();
+    let clients: Vec<Client> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let elapsed = started.elapsed();
+    assert_eq!(platform_status(&mut control).guest_count.get(), VMS);
+    eprintln!(
+        "{VMS} concurrent launches in {:.2} s",
+        elapsed.as_secs_f64()
+    );
+    drop(clients);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while platform_status(&mut control).guest_count.get() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "guests of closed connections not released"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn guest_and_asid_limits_answer_promptly() {
+    let state = state_dir();
+    init(state.path());
+    // 4 guests at most; SEV ASIDs 5 and 6 only.
+    let mut daemon = Daemon::start(
+        state.path(),
+        &[
+            "--max-guests",
+            "4",
+            "--max-asid",
+            "6",
+            "--min-sev-asid",
+            "5",
+        ],
+    );
+    let (mem, _) = memory(0);
+    let mut control = daemon.connect(&mem);
+    launch::ensure_init(&mut control, false).unwrap();
+    let socket = daemon.socket.clone();
+    let started = Instant::now();
+    let results: Vec<_> = (0..8)
+        .map(|_| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let (mem, mut host) = memory(0);
+                let mut c =
+                    Client::connect_with_memory(&socket, &mem, Some(Duration::from_secs(10)))
+                        .unwrap();
+                (launch::launch_start(&mut c, &mut host, 0, None), c)
+            })
+        })
+        .map(|t| t.join().unwrap())
+        .collect();
+    let mut started_guests = Vec::new();
+    let mut refused = 0;
+    for (r, c) in results {
+        match r {
+            Ok(handle) => started_guests.push((handle, c)),
+            Err(LaunchError::Firmware { status, .. }) => {
+                assert_eq!(status, FirmwareStatus::RESOURCE_LIMIT);
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((started_guests.len(), refused), (4, 4));
+    // Two ASIDs for four guests: the third and fourth ACTIVATE are refused.
+    let mut statuses = Vec::new();
+    for (i, (handle, c)) in started_guests.iter_mut().enumerate() {
+        let asid = [5, 6, 7, 5][i];
+        statuses.push(match launch::activate(c, *handle, asid) {
+            Ok(()) => FirmwareStatus::SUCCESS,
+            Err(LaunchError::Firmware { status, .. }) => status,
+            Err(e) => panic!("{e}"),
+        });
+    }
+    assert_eq!(
+        statuses,
+        [
+            FirmwareStatus::SUCCESS,
+            FirmwareStatus::SUCCESS,
+            FirmwareStatus::INVALID_ASID,
+            FirmwareStatus::ASID_OWNED
+        ]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "limits must not hang"
+    );
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_keeps_the_state() {
+    let state = state_dir();
+    init(state.path());
+    let before = std::fs::read(state.path().join(PLATFORM_FILE)).unwrap();
+    let mut daemon = Daemon::start(state.path(), &[]);
+    let (mem, mut host) = memory(1 << 20);
+    let mut client = daemon.connect(&mem);
+    launch::ensure_init(&mut client, false).unwrap();
+    let handle = launch::launch_start(&mut client, &mut host, 0, None).unwrap();
+    launch::activate(&mut client, handle, 5).unwrap();
+
+    // The state directory is locked while the daemon runs.
+    let out = tempfile::tempdir().unwrap();
+    let busy = Command::new(SEVKIT)
+        .args(["firmware", "export", "--state"])
+        .arg(state.path())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"));
+    // status works through the socket.
+    let status = sevkit(
+        &["firmware", "status", "--json", "--socket"],
+        &[&daemon.socket],
+    );
+    assert!(status.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["state"], "WORKING");
+    assert_eq!(json["guests"], 1);
+
+    daemon.signal(rustix::process::Signal::TERM);
+    let exit = daemon.wait(Duration::from_secs(20));
+    assert!(exit.success(), "{exit}");
+    assert!(!daemon.socket.exists(), "socket removed");
+    assert!(matches!(
+        launch::platform_status(&mut client),
+        Err(LaunchError::Seam(SpError::Closed | SpError::Io(_)))
+    ));
+    assert_eq!(
+        std::fs::read(state.path().join(PLATFORM_FILE)).unwrap(),
+        before
+    );
+    let id = export(state.path(), out.path());
+    assert!(chain_verifies(&id));
+}
+
+#[test]
+fn bad_frames_do_not_disturb_other_clients() {
+    let state = state_dir();
+    let mut daemon = Daemon::start(state.path(), &[]);
+    let (mem, _) = memory(0);
+    let mut good = daemon.connect(&mem);
+    let expect_error = |bytes: &[u8]| {
+        let mut s = UnixStream::connect(&daemon.socket).unwrap();
+        s.set_read_timeout(TIMEOUT).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        match protocol::decode(&answer) {
+            Ok((Frame::Error(e), _)) => ErrorCode::from_u32(e.code),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(expect_error(&[0xA5; 100]), Some(ErrorCode::BadMagic));
+    let mut long = protocol::encode(&Frame::Hello(Hello { memory_size: 0 }));
+    long[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(expect_error(&long), Some(ErrorCode::TooLong));
+    assert_eq!(
+        expect_error(&protocol::encode(&Frame::Hello(Hello {
+            memory_size: 1 << 20
+        }))),
+        Some(ErrorCode::MissingFd)
+    );
+    assert_eq!(platform_status(&mut good).state, 0);
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "daemon still serving"
+    );
+}
