@@ -475,3 +475,152 @@ fn a_flipped_byte_in_any_platform_certificate_names_the_link() {
         }
     }
 }
+
+/// A CRL signed by a test root standing in for the ARK (nobody but AMD can
+/// sign with AMD's), listing `revoked` serial numbers.
+fn test_root_and_crl(
+    revoked: &[&[u8]],
+    next_update_secs: u64,
+) -> (X509Cert, sev_crypto::x509::X509Crl) {
+    use core::str::FromStr;
+    use der::asn1::{BitString, UtcTime};
+    use der::Encode;
+    use sev_crypto::ecdsa::P384SigningKey;
+    use spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
+    use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::time::{Time, Validity};
+    use x509_cert::{Certificate, TbsCertificate, Version};
+
+    let time =
+        |secs: u64| Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(secs)).unwrap());
+    let ecdsa_sha384 = AlgorithmIdentifierOwned {
+        oid: ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3"),
+        parameters: None,
+    };
+    let key = P384SigningKey::generate();
+    let sign = |tbs: &[u8]| {
+        let (r, s) = key.sign_sha384(tbs).unwrap().to_be_scalars().unwrap();
+        p384::ecdsa::Signature::from_scalars(r, s)
+            .unwrap()
+            .to_der()
+            .as_bytes()
+            .to_vec()
+    };
+    let name = Name::from_str("CN=ARK-Test,O=sevkit tests").unwrap();
+    let spki = SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: ObjectIdentifier::new_unwrap("1.2.840.10045.2.1"),
+            parameters: Some(
+                der::Any::encode_from(&ObjectIdentifier::new_unwrap("1.3.132.0.34")).unwrap(),
+            ),
+        },
+        subject_public_key: BitString::from_bytes(&key.public_key().to_sec1()).unwrap(),
+    };
+    let tbs = TbsCertificate {
+        version: Version::V3,
+        serial_number: SerialNumber::new(&[1]).unwrap(),
+        signature: ecdsa_sha384.clone(),
+        issuer: name.clone(),
+        validity: Validity {
+            not_before: time(1_600_000_000),
+            not_after: time(2_000_000_000),
+        },
+        subject: name.clone(),
+        subject_public_key_info: spki,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: None,
+    };
+    let signature = sign(&tbs.to_der().unwrap());
+    let root = Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: ecdsa_sha384.clone(),
+        signature: BitString::from_bytes(&signature).unwrap(),
+    };
+    let root = X509Cert::from_der(&root.to_der().unwrap()).unwrap();
+    let tbs = TbsCertList {
+        version: Version::V2,
+        signature: ecdsa_sha384.clone(),
+        issuer: name,
+        this_update: time(1_700_000_000),
+        next_update: Some(time(next_update_secs)),
+        revoked_certificates: Some(
+            revoked
+                .iter()
+                .map(|serial| RevokedCert {
+                    serial_number: SerialNumber::new(serial).unwrap(),
+                    revocation_date: time(1_700_000_000),
+                    crl_entry_extensions: None,
+                })
+                .collect(),
+        ),
+        crl_extensions: None,
+    };
+    let signature = sign(&tbs.to_der().unwrap());
+    let crl = CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: ecdsa_sha384,
+        signature: BitString::from_bytes(&signature).unwrap(),
+    };
+    (
+        root,
+        sev_crypto::x509::X509Crl::from_der(&crl.to_der().unwrap()).unwrap(),
+    )
+}
+
+#[test]
+#[cfg_attr(
+    not(sevkit_vectors),
+    ignore = "needs shared/vectors (set SEVKIT_VECTORS)"
+)]
+fn crl_check_names_revoked_and_stale_lists() {
+    let (_, vcek) = milan();
+    let mut chain = pem_chain(&read_text("real/snp/milan/cert_chain.pem")).unwrap();
+    chain.pop();
+    let ask = chain.pop().unwrap();
+    let check = |revoked: &[&[u8]], next_update: u64, signer: Option<&X509Cert>| {
+        let (root, crl) = test_root_and_crl(revoked, next_update);
+        let ark = signer.cloned().unwrap_or(root);
+        let source = ChainSource::Supplied {
+            ask: ask.clone(),
+            ark,
+        };
+        let mut verdict = Verdict::default();
+        sev_attest::snp::check_crl(&mut verdict, &crl, &vcek, &source, now());
+        verdict.get("chain.crl").cloned().unwrap()
+    };
+    // Nothing of ours revoked, current: pass.
+    assert!(matches!(
+        check(&[&[0x42]], 1_800_000_000, None),
+        Outcome::Pass(_)
+    ));
+    // The VCEK revoked.
+    match check(&[vcek.serial()], 1_800_000_000, None) {
+        Outcome::Fail(detail) => assert!(
+            detail.contains("VCEK") && detail.contains("revoked"),
+            "{detail}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The ASK revoked.
+    match check(&[ask.serial()], 1_800_000_000, None) {
+        Outcome::Fail(detail) => assert!(
+            detail.contains("ASK") && detail.contains("revoked"),
+            "{detail}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Stale: next update before now.
+    match check(&[], 1_710_000_000, None) {
+        Outcome::Fail(detail) => assert!(detail.contains("stale"), "{detail}"),
+        other => panic!("{other:?}"),
+    }
+    // Not signed by the chain's ARK (AMD's real Milan ARK here).
+    let (_, amd_ark, _) = ChainSource::Pinned(Product::Milan).resolve().unwrap();
+    match check(&[], 1_800_000_000, Some(&amd_ark)) {
+        Outcome::Fail(detail) => assert!(detail.contains("not signed by the ARK"), "{detail}"),
+        other => panic!("{other:?}"),
+    }
+}
