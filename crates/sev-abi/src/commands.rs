@@ -614,6 +614,333 @@ buffer! {
     }
 }
 
+// ---------------------------------------------------------------------------
+// SEV-SNP command buffers (reference §2.4)
+// ---------------------------------------------------------------------------
+
+/// `SNP_INIT_EX` flag: initialise the RMP.
+pub const SNP_INIT_FLAG_INIT_RMP: u32 = 1 << 0;
+/// `SNP_INIT_EX` flag: `list_paddr` holds a range list of HV_FIXED pages.
+pub const SNP_INIT_FLAG_LIST_PADDR_EN: u32 = 1 << 1;
+/// `SNP_INIT_EX` flag: disable RAPL.
+pub const SNP_INIT_FLAG_RAPL_DIS: u32 = 1 << 2;
+/// `SNP_INIT_EX` flag: enable ciphertext hiding.
+pub const SNP_INIT_FLAG_CIPHERTEXT_HIDING_EN: u32 = 1 << 3;
+/// `SNP_INIT_EX` flag: enable SEV-TIO.
+pub const SNP_INIT_FLAG_TIO_EN: u32 = 1 << 4;
+/// `SNP_PLATFORM_STATUS` byte 3 bit 0: the RMP is initialised.
+pub const SNP_STATUS_IS_RMP_INIT: u8 = 1 << 0;
+/// `SNP_PLATFORM_STATUS` flags bit 0: chip id masked (SNP_CONFIG).
+pub const SNP_STATUS_MASK_CHIP_ID: u32 = 1 << 0;
+/// `SNP_PLATFORM_STATUS` flags bit 1: chip key masked (SNP_CONFIG).
+pub const SNP_STATUS_MASK_CHIP_KEY: u32 = 1 << 1;
+/// `SNP_PLATFORM_STATUS` flags bit 2: a VLEK is loaded.
+pub const SNP_STATUS_VLEK_EN: u32 = 1 << 2;
+/// `SNP_PLATFORM_STATUS` flags bit 3: SNP_FEATURE_INFO is supported.
+pub const SNP_STATUS_FEATURE_INFO: u32 = 1 << 3;
+/// `SNP_PLATFORM_STATUS` flags bit 4: RAPL disabled.
+pub const SNP_STATUS_RAPL_DIS: u32 = 1 << 4;
+/// `SNP_CONFIG` flag: mask the chip id in reports.
+pub const SNP_CONFIG_MASK_CHIP_ID: u32 = 1 << 0;
+/// `SNP_CONFIG` flag: mask the chip key (no VCEK signatures).
+pub const SNP_CONFIG_MASK_CHIP_KEY: u32 = 1 << 1;
+/// `SNP_LAUNCH_START` flag: associate with a migration agent.
+pub const SNP_LAUNCH_START_MA_EN: u32 = 1 << 0;
+/// `SNP_LAUNCH_START` flag: incoming migration image.
+pub const SNP_LAUNCH_START_IMI_EN: u32 = 1 << 1;
+/// `SNP_LAUNCH_FINISH` flag: an ID block is supplied.
+pub const SNP_LAUNCH_FINISH_ID_BLOCK_EN: u64 = 1 << 0;
+/// `SNP_LAUNCH_FINISH` flag: the ID auth carries an author key.
+pub const SNP_LAUNCH_FINISH_AUTH_KEY_EN: u64 = 1 << 1;
+/// `SNP_LAUNCH_FINISH` flag: the VCEK may not sign this guest's reports.
+pub const SNP_LAUNCH_FINISH_VCEK_DISABLED: u64 = 1 << 2;
+/// `SNP_SHUTDOWN_EX` length.
+pub const SNP_SHUTDOWN_EX_LENGTH: u32 = 8;
+/// `SNP_FEATURE_INFO` length.
+pub const SNP_FEATURE_INFO_LENGTH: u32 = 0x10;
+/// `SNP_COMMIT` length.
+pub const SNP_COMMIT_LENGTH: u32 = 4;
+
+buffer! {
+    /// SNP_INIT_EX (0x85).
+    SnpInitExBuffer = 0x40 {
+        /// `SNP_INIT_FLAG_*`.
+        flags: U32,
+        /// Reserved.
+        reserved0: U32,
+        /// Range list of pages to make HV_FIXED (with `LIST_PADDR_EN`).
+        list_paddr: U64,
+        /// Highest SNP ASID (0: the whole SEV-ES range).
+        max_snp_asid: U16,
+        /// Reserved.
+        reserved1: [u8; 32],
+        /// Reserved.
+        reserved2: [u8; 14],
+    }
+}
+
+buffer! {
+    /// One range of the SNP_INIT_EX range list (after a `u32 n; u32 rsvd` header).
+    SnpRange = 0x10 {
+        /// First page (4 KiB aligned).
+        base: U64,
+        /// Number of 4 KiB pages.
+        page_count: U32,
+        /// Reserved.
+        reserved: U32,
+    }
+}
+
+buffer! {
+    /// SNP_SHUTDOWN_EX (0x86).
+    SnpShutdownExBuffer = 0x08 {
+        /// Length of this buffer (8).
+        length: U32,
+        /// Bit 0: IOMMU SNP shutdown; bit 1: x86 SNP shutdown.
+        flags: U32,
+    }
+}
+
+buffer! {
+    /// SNP_PLATFORM_STATUS (0x83): where to write [`SnpPlatformStatus`].
+    SnpPlatformStatusBuffer = 0x08 {
+        /// Output page.
+        status_paddr: U64,
+    }
+}
+
+buffer! {
+    /// What SNP_PLATFORM_STATUS writes (0x20 bytes).
+    SnpPlatformStatus = 0x20 {
+        /// API major version.
+        api_major: u8,
+        /// API minor version.
+        api_minor: u8,
+        /// SNP platform state: 0 UNINIT, 1 INIT.
+        state: u8,
+        /// Bit 0 is_rmp_init, bit 1 alias_check_complete, bit 3 tio_en.
+        is_rmp_init: u8,
+        /// Firmware build id.
+        build_id: U32,
+        /// `SNP_STATUS_*` flags (mask chip id/key, VLEK, feature info, ...).
+        flags: U32,
+        /// Number of SNP guests.
+        guest_count: U32,
+        /// Current TCB_VERSION.
+        current_tcb: U64,
+        /// Reported TCB_VERSION.
+        reported_tcb: U64,
+    }
+}
+
+buffer! {
+    /// SNP_DECOMMISSION (0x90), SNP_GCTX_CREATE (0x93), SNP_PAGE_UNSMASH
+    /// (0xC8): one page address.
+    SnpPaddrBuffer = 0x08 {
+        /// Page address (the guest-context page for GCTX commands).
+        paddr: U64,
+    }
+}
+
+buffer! {
+    /// SNP_ACTIVATE (0x91).
+    SnpActivateBuffer = 0x0C {
+        /// Guest context page.
+        gctx_paddr: U64,
+        /// ASID.
+        asid: U32,
+    }
+}
+
+buffer! {
+    /// SNP_GUEST_STATUS (0x92).
+    SnpGuestStatusBuffer = 0x10 {
+        /// Guest context page.
+        gctx_paddr: U64,
+        /// Where to write [`SnpGuestStatus`].
+        status_paddr: U64,
+    }
+}
+
+buffer! {
+    /// What SNP_GUEST_STATUS writes (0x20 bytes).
+    SnpGuestStatus = 0x20 {
+        /// Guest policy.
+        policy: U64,
+        /// Bound ASID (0: none).
+        asid: U32,
+        /// Guest state: 0 INIT, 1 LAUNCH, 2 RUNNING.
+        state: u8,
+        /// Reserved.
+        reserved0: [u8; 3],
+        /// Bit 0: VCEK disabled.
+        flags: U32,
+        /// Reserved.
+        reserved1: U32,
+        /// Reserved.
+        reserved2: U64,
+    }
+}
+
+buffer! {
+    /// SNP_GUEST_REQUEST (0x94).
+    SnpGuestRequestBuffer = 0x18 {
+        /// Guest context page.
+        gctx_paddr: U64,
+        /// Request message page (4 KiB).
+        req_paddr: U64,
+        /// Response message page (4 KiB, firmware-owned).
+        rsp_paddr: U64,
+    }
+}
+
+buffer! {
+    /// SNP_LAUNCH_START (0xA0).
+    SnpLaunchStartBuffer = 0x30 {
+        /// Guest context page.
+        gctx_paddr: U64,
+        /// Guest policy.
+        policy: U64,
+        /// Migration agent's guest context (with `MA_EN`).
+        ma_gctx_paddr: U64,
+        /// `SNP_LAUNCH_START_*` flags.
+        flags: U32,
+        /// Desired TSC frequency in kHz (Secure TSC).
+        desired_tsc_khz: U32,
+        /// Guest OS SVN words.
+        gosvw: [u8; 16],
+    }
+}
+
+buffer! {
+    /// SNP_LAUNCH_UPDATE (0xA1).
+    SnpLaunchUpdateBuffer = 0x20 {
+        /// Guest context page.
+        gctx_paddr: U64,
+        /// Bit 0 page size (0 4K, 1 2M), bits 3:1 page type, bit 4 IMI page.
+        flags: U32,
+        /// Reserved.
+        reserved0: U32,
+        /// The page (system physical address).
+        page_paddr: U64,
+        /// Reserved.
+        reserved1: u8,
+        /// VMPL1 permissions.
+        vmpl1_perms: u8,
+        /// VMPL2 permissions.
+        vmpl2_perms: u8,
+        /// VMPL3 permissions.
+        vmpl3_perms: u8,
+        /// Reserved.
+        reserved2: U32,
+    }
+}
+
+impl SnpLaunchUpdateBuffer {
+    /// Encodes `flags` from page size (2 MiB?), page type and IMI page.
+    pub const fn flags_for(page_2m: bool, page_type: u8, imi_page: bool) -> u32 {
+        (page_2m as u32) | (((page_type & 7) as u32) << 1) | ((imi_page as u32) << 4)
+    }
+}
+
+buffer! {
+    /// SNP_LAUNCH_FINISH (0xA2).
+    SnpLaunchFinishBuffer = 0x40 {
+        /// Guest context page.
+        gctx_paddr: U64,
+        /// ID block (0x60 bytes).
+        id_block_paddr: U64,
+        /// ID authentication information (0x1000 bytes).
+        id_auth_paddr: U64,
+        /// `SNP_LAUNCH_FINISH_*` flags.
+        flags: U64,
+        /// Host data, reported in attestation reports.
+        host_data: [u8; 32],
+    }
+}
+
+buffer! {
+    /// SNP_DBG_DECRYPT (0xB0) and SNP_DBG_ENCRYPT (0xB1): one page.
+    SnpDbgBuffer = 0x18 {
+        /// Guest context page.
+        gctx_paddr: U64,
+        /// Source page.
+        src_paddr: U64,
+        /// Destination page.
+        dst_paddr: U64,
+    }
+}
+
+buffer! {
+    /// SNP_PAGE_RECLAIM (0xC7): bit 0 of `paddr` is the page size.
+    SnpPageReclaimBuffer = 0x08 {
+        /// Page address | page size bit.
+        paddr: U64,
+    }
+}
+
+buffer! {
+    /// SNP_CONFIG (0xC9).
+    SnpConfigBuffer = 0x40 {
+        /// Reported TCB_VERSION.
+        reported_tcb: U64,
+        /// `SNP_CONFIG_*` flags.
+        flags: U32,
+        /// Reserved.
+        reserved0: [u8; 32],
+        /// Reserved.
+        reserved1: [u8; 20],
+    }
+}
+
+buffer! {
+    /// SNP_COMMIT (0xCB).
+    SnpCommitBuffer = 0x04 {
+        /// Length of this buffer (4).
+        length: U32,
+    }
+}
+
+buffer! {
+    /// SNP_FEATURE_INFO (0xCE).
+    SnpFeatureInfoBuffer = 0x10 {
+        /// Length of this buffer (0x10).
+        length: U32,
+        /// ECX input (the sub-leaf).
+        ecx_in: U32,
+        /// Where to write [`SnpFeatureInfo`].
+        feature_info_paddr: U64,
+    }
+}
+
+buffer! {
+    /// What SNP_FEATURE_INFO writes.
+    SnpFeatureInfo = 0x10 {
+        /// EAX.
+        eax: U32,
+        /// EBX.
+        ebx: U32,
+        /// ECX.
+        ecx: U32,
+        /// EDX.
+        edx: U32,
+    }
+}
+
+buffer! {
+    /// SNP_VLEK_LOAD (0xCD).
+    SnpVlekLoadBuffer = 0x10 {
+        /// Length of this buffer (0x10).
+        length: U32,
+        /// Wrapped VLEK version.
+        vlek_wrapped_version: u8,
+        /// Reserved.
+        reserved: [u8; 3],
+        /// The wrapped VLEK (0x1B0 bytes).
+        vlek_wrapped_paddr: U64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -732,6 +1059,37 @@ mod tests {
         assert_eq!(offset_of!(DbgBuffer, src_paddr), 0x08);
         assert_eq!(offset_of!(DbgBuffer, dst_paddr), 0x10);
         assert_eq!(offset_of!(DbgBuffer, len), 0x18);
+    }
+
+    #[test]
+    fn snp_buffers() {
+        assert_eq!(size_of::<SnpInitExBuffer>(), 0x40);
+        assert_eq!(offset_of!(SnpInitExBuffer, max_snp_asid), 0x10);
+        assert_eq!(size_of::<SnpPlatformStatus>(), 0x20);
+        assert_eq!(offset_of!(SnpPlatformStatus, build_id), 0x04);
+        assert_eq!(offset_of!(SnpPlatformStatus, flags), 0x08);
+        assert_eq!(offset_of!(SnpPlatformStatus, current_tcb), 0x10);
+        assert_eq!(offset_of!(SnpPlatformStatus, reported_tcb), 0x18);
+        assert_eq!(size_of::<SnpGuestStatus>(), 0x20);
+        assert_eq!(offset_of!(SnpGuestStatus, state), 0x0C);
+        assert_eq!(offset_of!(SnpGuestStatus, flags), 0x10);
+        assert_eq!(size_of::<SnpLaunchStartBuffer>(), 0x30);
+        assert_eq!(offset_of!(SnpLaunchStartBuffer, flags), 0x18);
+        assert_eq!(offset_of!(SnpLaunchStartBuffer, desired_tsc_khz), 0x1C);
+        assert_eq!(offset_of!(SnpLaunchStartBuffer, gosvw), 0x20);
+        assert_eq!(size_of::<SnpLaunchUpdateBuffer>(), 0x20);
+        assert_eq!(offset_of!(SnpLaunchUpdateBuffer, page_paddr), 0x10);
+        assert_eq!(offset_of!(SnpLaunchUpdateBuffer, vmpl1_perms), 0x19);
+        assert_eq!(SnpLaunchUpdateBuffer::flags_for(true, 6, true), 0x1D);
+        assert_eq!(size_of::<SnpLaunchFinishBuffer>(), 0x40);
+        assert_eq!(offset_of!(SnpLaunchFinishBuffer, host_data), 0x20);
+        assert_eq!(size_of::<SnpDbgBuffer>(), 0x18);
+        assert_eq!(size_of::<SnpConfigBuffer>(), 0x40);
+        assert_eq!(size_of::<SnpGuestRequestBuffer>(), 0x18);
+        assert_eq!(size_of::<SnpActivateBuffer>(), 0x0C);
+        assert_eq!(size_of::<SnpFeatureInfoBuffer>(), 0x10);
+        assert_eq!(size_of::<SnpVlekLoadBuffer>(), 0x10);
+        assert_eq!(size_of::<SnpRange>(), 0x10);
     }
 
     #[test]

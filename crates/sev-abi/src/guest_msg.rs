@@ -2,7 +2,7 @@
 //! the payloads of the report and key requests and responses.
 //!
 //! A message is the header followed by `msg_sz` bytes of AES-256-GCM
-//! ciphertext. The key is VMPCK[`msg_vmpck`], the 12-byte IV is `msg_seqno`
+//! ciphertext. The key is VMPCK\[`msg_vmpck`\], the 12-byte IV is `msg_seqno`
 //! little-endian followed by four zero bytes, the AAD is header bytes
 //! 0x30..0x60, and the 16-byte tag sits in `auth_tag[0..16]`.
 

@@ -158,7 +158,7 @@ pub struct LegacyAttestationReport {
     pub sig_algo: U32,
     /// Reserved.
     pub reserved: U32,
-    /// ECDSA P-384 signature over bytes `[0, 0x34)`: r[72] || s[72], little-endian.
+    /// ECDSA P-384 signature over bytes `[0, 0x34)`: `r[72] || s[72]`, little-endian.
     pub sig: [u8; 2 * ECDSA_COMPONENT_LEN],
 }
 

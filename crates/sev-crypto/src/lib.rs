@@ -16,6 +16,8 @@
 //!   `sev_cert`).
 //! * [`x509`]: X.509 certificates of the SNP chain (ARK, ASK, VCEK).
 //! * [`report`]: signing and verifying SNP attestation reports.
+//! * [`guest_msg`]: AES-256-GCM sealing and opening of SNP guest message
+//!   pages (SNP_GUEST_REQUEST).
 //!
 //! Secrets live in types that zeroize on drop and whose `Debug` output is
 //! `<redacted>`.
@@ -23,6 +25,7 @@
 mod error;
 
 pub mod ecdsa;
+pub mod guest_msg;
 pub mod kdf;
 pub mod legacy_cert;
 pub mod packet;

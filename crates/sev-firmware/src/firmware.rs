@@ -15,6 +15,7 @@ use sev_abi::commands::{
 };
 use sev_abi::legacy_cert::{Algorithm, KeyUsage, SevCert, SEV_CERT_LEN};
 use sev_abi::policy::GuestPolicy;
+use sev_abi::product::{Product, TcbVersion};
 use sev_abi::session::{
     LegacyAttestationReport, PacketHeader, SessionBlob, LAUNCH_MEASUREMENT_LEN,
     LEGACY_ATTESTATION_REPORT_LEN, PACKET_HEADER_LEN, SESSION_BLOB_LEN,
@@ -34,6 +35,8 @@ use crate::error::FirmwareError;
 use crate::guest::{Activation, AsidPool, Guest, GuestState};
 use crate::identity::{sign, ChipIdentity, PlatformKeys};
 use crate::memory::SystemMemory;
+use crate::snp::keys::ChipEndorsementKeys;
+use crate::snp::platform::SnpPlatform;
 use crate::store::{self, StateKind, StoreError};
 
 /// API major version the model reports by default.
@@ -123,6 +126,12 @@ pub struct FirmwareConfig {
     /// empty and LAUNCH_UPDATE_DATA hashes each byte once (about 1.6x the
     /// throughput). On by default.
     pub launch_log: bool,
+    /// The processor generation emulated for SEV-SNP (TCB layout, chip id
+    /// length, C-bit position, FMS). Genoa by default.
+    pub product: Product,
+    /// The SNP current (and initially reported and committed) TCB; `None`
+    /// takes the product's default ([`crate::snp::platform::default_tcb`]).
+    pub snp_tcb: Option<TcbVersion>,
 }
 
 impl Default for FirmwareConfig {
@@ -137,6 +146,8 @@ impl Default for FirmwareConfig {
             state_dir: None,
             seed: None,
             launch_log: true,
+            product: Product::Genoa,
+            snp_tcb: None,
         }
     }
 }
@@ -162,22 +173,30 @@ impl FirmwareConfig {
                 self.max_guests
             )));
         }
+        if !self.product.is_snp_capable() {
+            return Err(FirmwareError::Config(format!(
+                "{} does not support SEV-SNP",
+                self.product
+            )));
+        }
         Ok(())
     }
 }
 
-type Status<T = ()> = Result<T, FirmwareStatus>;
+pub(crate) type Status<T = ()> = Result<T, FirmwareStatus>;
 
-/// The software AMD Secure Processor (legacy SEV and SEV-ES).
+/// The software AMD Secure Processor (legacy SEV, SEV-ES and SEV-SNP).
 pub struct Firmware {
-    config: FirmwareConfig,
-    rng: Box<dyn CryptoRngCore + Send>,
+    pub(crate) config: FirmwareConfig,
+    pub(crate) rng: Box<dyn CryptoRngCore + Send>,
     chip: ChipIdentity,
     keys: Option<PlatformKeys>,
-    state: PlatformState,
+    pub(crate) state: PlatformState,
+    pub(crate) snp: SnpPlatform,
+    pub(crate) snp_keys: ChipEndorsementKeys,
     es_enabled: bool,
     guests: BTreeMap<u32, Guest>,
-    asids: AsidPool,
+    pub(crate) asids: AsidPool,
     next_key_group: u64,
     last_error: Option<String>,
 }
@@ -279,7 +298,11 @@ impl Firmware {
             None => None,
         };
         let asids = AsidPool::new(config.max_asid, config.min_sev_asid);
+        let snp = SnpPlatform::new(config.product, config.snp_tcb);
+        let snp_keys = ChipEndorsementKeys::new(&chip);
         Ok(Self {
+            snp,
+            snp_keys,
             config,
             rng,
             chip,
@@ -348,10 +371,12 @@ impl Firmware {
     /// outputs written back), every `*_paddr` in it an address in `memory`.
     /// Returns AMD's status code; never panics on any input.
     ///
-    /// Unknown command ids give `INVALID_COMMAND`; SNP commands and the
-    /// legacy commands this model does not implement (DOWNLOAD_FIRMWARE,
-    /// RING_BUFFER, COPY, SEND_*, RECEIVE_*, SWAP_*) give `UNSUPPORTED`. A
-    /// buffer shorter than the command's structure gives `INVALID_PARAM`.
+    /// Unknown command ids give `INVALID_COMMAND`; the commands this model
+    /// does not implement (DOWNLOAD_FIRMWARE, RING_BUFFER, COPY, SEND_*,
+    /// RECEIVE_*, SWAP_*, SNP page swap/move/metadata/set-state/unsmash,
+    /// SNP_DOWNLOAD_FIRMWARE_EX) give `UNSUPPORTED`. SNP commands are
+    /// described in [`crate::snp`]. A buffer shorter than the command's
+    /// structure gives `INVALID_PARAM`.
     pub fn execute(
         &mut self,
         command: u32,
@@ -359,10 +384,12 @@ impl Firmware {
         memory: &mut dyn SystemMemory,
     ) -> FirmwareStatus {
         let Some(cmd) = SevCommand::from_u32(command) else {
-            return if SnpCommand::from_u32(command).is_some() {
-                FirmwareStatus::UNSUPPORTED
-            } else {
-                FirmwareStatus::INVALID_COMMAND
+            return match SnpCommand::from_u32(command) {
+                Some(snp) => match self.snp_dispatch(snp, buffer, memory) {
+                    Ok(()) => FirmwareStatus::SUCCESS,
+                    Err(status) => status,
+                },
+                None => FirmwareStatus::INVALID_COMMAND,
             };
         };
         match self.dispatch(cmd, buffer, memory) {
@@ -734,6 +761,9 @@ impl Firmware {
             guest.key_group,
             guest.state == GuestState::Running,
         );
+        if self.snp.bound_asids.contains_key(&asid) {
+            return Err(FirmwareStatus::ASID_OWNED);
+        }
         self.asids.bind(asid, es, group)?;
         let guest = self.guest_mut(handle)?;
         guest.activation = if running {
@@ -1142,7 +1172,7 @@ fn refuse_orphan_platform(dir: &std::path::Path) -> Result<(), FirmwareError> {
 }
 
 /// Reads a command buffer's structure from the front of `buf`.
-fn parse<T: FromBytes + KnownLayout + Immutable>(buf: &[u8]) -> Status<T> {
+pub(crate) fn parse<T: FromBytes + KnownLayout + Immutable>(buf: &[u8]) -> Status<T> {
     T::read_from_prefix(buf)
         .map(|(v, _)| v)
         .map_err(|_| FirmwareStatus::INVALID_PARAM)
@@ -1150,25 +1180,25 @@ fn parse<T: FromBytes + KnownLayout + Immutable>(buf: &[u8]) -> Status<T> {
 
 /// Writes a structure back over the front of the command buffer (which
 /// [`parse`] has shown to be long enough).
-fn put<T: IntoBytes + Immutable>(buf: &mut [u8], value: &T) {
+pub(crate) fn put<T: IntoBytes + Immutable>(buf: &mut [u8], value: &T) {
     let bytes = value.as_bytes();
     if let Some(dst) = buf.get_mut(..bytes.len()) {
         dst.copy_from_slice(bytes);
     }
 }
 
-fn read_mem(mem: &dyn SystemMemory, paddr: u64, len: usize) -> Status<Vec<u8>> {
+pub(crate) fn read_mem(mem: &dyn SystemMemory, paddr: u64, len: usize) -> Status<Vec<u8>> {
     let mut out = vec![0u8; len];
     read_into(mem, paddr, &mut out)?;
     Ok(out)
 }
 
-fn read_into(mem: &dyn SystemMemory, paddr: u64, buf: &mut [u8]) -> Status {
+pub(crate) fn read_into(mem: &dyn SystemMemory, paddr: u64, buf: &mut [u8]) -> Status {
     mem.read(paddr, buf)
         .map_err(|_| FirmwareStatus::INVALID_ADDRESS)
 }
 
-fn write_mem(mem: &mut dyn SystemMemory, paddr: u64, data: &[u8]) -> Status {
+pub(crate) fn write_mem(mem: &mut dyn SystemMemory, paddr: u64, data: &[u8]) -> Status {
     mem.write(paddr, data)
         .map_err(|_| FirmwareStatus::INVALID_ADDRESS)
 }

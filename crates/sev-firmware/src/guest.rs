@@ -209,6 +209,12 @@ impl AsidPool {
         }
     }
 
+    /// Whether `asid` is neither bound nor awaiting DF_FLUSH (SNP_ACTIVATE
+    /// refuses ASIDs the legacy guests hold).
+    pub(crate) fn is_free(&self, asid: u32) -> bool {
+        matches!(self.slots.get(asid as usize), None | Some(AsidSlot::Free))
+    }
+
     /// DF_FLUSH: every dirty ASID becomes free.
     pub(crate) fn flush(&mut self) {
         for slot in &mut self.slots {

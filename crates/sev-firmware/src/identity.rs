@@ -186,6 +186,23 @@ impl ChipIdentity {
         &self.cek
     }
 
+    /// The chip unique key (the "fuses"): the root of the SNP VCEK hash
+    /// stick and the model's VLEK wrapping key (`snp::keys`).
+    pub(crate) fn cuk(&self) -> &Zeroizing<[u8; 32]> {
+        &self.cuk
+    }
+
+    /// The emulated ARK's RSA private key (also the SNP X.509 ARK's, as on
+    /// AMD parts, where the legacy and X.509 ARK share one key).
+    pub(crate) fn ark_key(&self) -> &RsaPrivateKey {
+        &self.ark_key
+    }
+
+    /// The emulated ASK's RSA private key (also the SNP X.509 ASK's).
+    pub(crate) fn ask_key(&self) -> &RsaPrivateKey {
+        &self.ask_key
+    }
+
     /// The GET_ID value (and SNP CHIP_ID): the CUK's public point on
     /// secp256k1, `x ‖ y`, each 32 bytes big-endian.
     pub fn chip_id(&self) -> &[u8; 64] {

@@ -25,8 +25,18 @@
 //!   [`LaunchLog`](sev_measure::LaunchLog) type, diffable with the
 //!   predictor's.
 //!
+//! * SEV-SNP ([`snp`]): SNP_INIT(_EX), SNP_SHUTDOWN(_EX),
+//!   SNP_PLATFORM_STATUS, SNP_CONFIG, SNP_COMMIT, SNP_FEATURE_INFO,
+//!   SNP_VLEK_LOAD, SNP_DF_FLUSH; the RMP with the host's RMPUPDATE / PSMASH
+//!   and the guest's PVALIDATE ([`Firmware::rmp_update`],
+//!   [`Firmware::pvalidate`]); SNP_GCTX_CREATE, SNP_LAUNCH_START / UPDATE
+//!   (every page type, the SHA-384 PAGE_INFO chain) / FINISH (ID block and
+//!   ID auth), SNP_ACTIVATE(_EX), SNP_GUEST_STATUS, SNP_DECOMMISSION,
+//!   SNP_DBG_DECRYPT / ENCRYPT, SNP_PAGE_RECLAIM, SNP_GUEST_REQUEST.
+//!
 //! Not modelled (answer `UNSUPPORTED`): SEND_* / RECEIVE_* migration,
-//! DOWNLOAD_FIRMWARE, RING_BUFFER, COPY, SWAP_*, and every SNP command.
+//! DOWNLOAD_FIRMWARE, RING_BUFFER, COPY, SWAP_*, SNP page swap / move /
+//! metadata / set-state / unsmash and SNP_DOWNLOAD_FIRMWARE_EX.
 //!
 //! ```no_run
 //! use sev_abi::commands::{InitBuffer, PlatformStatusBuffer, SevCommand};
@@ -56,6 +66,7 @@ mod firmware;
 pub mod guest;
 pub mod identity;
 pub mod memory;
+pub mod snp;
 pub mod store;
 
 pub use error::{FirmwareError, IdentityError, StoreError};

@@ -102,10 +102,12 @@ const TABLE: &[(&str, u32, [FirmwareStatus; 6])] = &[
     ("DBG_ENCRYPT",        0x61, [IPS, IPS,  IG,   OK,   OK,   OK ]),
     ("SWAP_OUT",           0x70, [UNS, UNS,  UNS,  UNS,  UNS,  UNS]),
     ("SWAP_IN",            0x71, [UNS, UNS,  UNS,  UNS,  UNS,  UNS]),
-    // SNP commands are not modelled; other ids are no commands at all.
-    ("SNP_INIT",           0x81, [UNS, UNS,  UNS,  UNS,  UNS,  UNS]),
-    ("SNP_LAUNCH_START",   0xA0, [UNS, UNS,  UNS,  UNS,  UNS,  UNS]),
-    ("SNP_GUEST_REQUEST",  0x94, [UNS, UNS,  UNS,  UNS,  UNS,  UNS]),
+    // SNP_INIT needs the legacy platform UNINIT; SNP guest commands need
+    // SNP INIT (tests/snp_state_table.rs covers SNP); other ids are no
+    // commands at all.
+    ("SNP_INIT",           0x81, [OK,  IPS,  IPS,  IPS,  IPS,  IPS]),
+    ("SNP_LAUNCH_START",   0xA0, [IPS, IPS,  IPS,  IPS,  IPS,  IPS]),
+    ("SNP_GUEST_REQUEST",  0x94, [IPS, IPS,  IPS,  IPS,  IPS,  IPS]),
     ("(none) 0x00",        0x00, [BADCMD, BADCMD, BADCMD, BADCMD, BADCMD, BADCMD]),
     ("(none) 0x26",        0x26, [BADCMD, BADCMD, BADCMD, BADCMD, BADCMD, BADCMD]),
     ("(none) 0xFFFFFFFF",  0xFFFF_FFFF, [BADCMD, BADCMD, BADCMD, BADCMD, BADCMD, BADCMD]),

@@ -1,7 +1,7 @@
 //! The launch log: the ordered list of what was measured, with the running
 //! digest after each step.
 //!
-//! The predictor ([`crate::measure`]) emits it; the software AMD-SP emits
+//! The predictor ([`crate::measure()`]) emits it; the software AMD-SP emits
 //! the same records as it executes LAUNCH_UPDATE_* commands, so a guest
 //! owner can diff prediction and reality and see the first step where they
 //! part ([`LaunchLog::first_divergence`]).

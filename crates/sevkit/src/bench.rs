@@ -18,8 +18,10 @@ use crate::input::{self, InputError};
 
 mod firmware;
 mod measure;
+mod report;
 pub use firmware::FirmwareBenchArgs;
 pub use measure::MeasureBenchArgs;
+pub use report::ReportBenchArgs;
 
 /// `sevkit bench ...`
 #[derive(Debug, Subcommand)]
@@ -36,6 +38,10 @@ pub enum BenchCommand {
     /// through the firmware server) next to `openssl speed` SHA-256 and
     /// AES-128 in the same run.
     Firmware(FirmwareBenchArgs),
+    /// SNP attestation reports per second per core through the software
+    /// AMD-SP's SNP_GUEST_REQUEST path (decrypt, build, sign, encrypt) next
+    /// to `openssl speed ecdsap384` sign/s.
+    Report(ReportBenchArgs),
 }
 
 /// Arguments shared by benchmarks.
@@ -96,6 +102,7 @@ pub fn run(cmd: &BenchCommand) -> Result<(), InputError> {
         BenchCommand::Verify(args) => verify(args),
         BenchCommand::Measure(args) => measure::run(args),
         BenchCommand::Firmware(args) => firmware::run(args),
+        BenchCommand::Report(args) => report::run(args),
     }
 }
 

@@ -34,6 +34,11 @@ impl Decoded {
     }
 }
 
+/// An [`InputError::Invalid`] with this message.
+pub fn invalid(message: impl Into<String>) -> InputError {
+    InputError::Invalid(message.into())
+}
+
 /// Reads a file.
 pub fn read(path: &Path) -> Result<Vec<u8>, InputError> {
     std::fs::read(path).map_err(|source| InputError::Read {
@@ -89,6 +94,24 @@ pub fn hex_arg(name: &str, value: &str, len: usize, exact: bool) -> Result<Vec<u
         )));
     }
     Ok(bytes)
+}
+
+/// Reads a value that names an existing file, or else decodes it as base64
+/// (sevctl's convention for `--tik`, `--tek`, `--launch-measure-blob`: an
+/// existing path wins).
+pub fn path_or_base64(name: &str, value: &str) -> Result<Vec<u8>, InputError> {
+    use base64::Engine as _;
+    let path = Path::new(value);
+    if path.is_file() {
+        return read(path);
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|e| {
+            InputError::Invalid(format!(
+                "--{name}: {value:?} is not an existing file and not base64 ({e})"
+            ))
+        })
 }
 
 #[cfg(test)]

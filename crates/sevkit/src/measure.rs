@@ -14,7 +14,7 @@ use sev_measure::{
     Measurement, Mode, SvsmInput, VmmType, VCPU_TYPES,
 };
 
-use crate::input::{self, InputError};
+use crate::input::{self, invalid, InputError};
 use crate::Status;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -126,7 +126,7 @@ pub struct OutputArgs {
     /// Digest output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Hex)]
     pub output_format: OutputFormat,
-    /// Write each measured VMSA page to DIR/vmsa<N>.bin (seves, snp, snp:svsm).
+    /// Write each measured VMSA page to DIR/vmsaN.bin, N the vCPU index (seves, snp, snp:svsm).
     #[arg(long, value_name = "DIR")]
     pub dump_vmsa: Option<PathBuf>,
     /// Print the launch log (every measured page or blob, with the running
@@ -136,7 +136,7 @@ pub struct OutputArgs {
     /// Write the launch log to this file instead of standard error.
     #[arg(long, value_name = "PATH", requires = "log")]
     pub log_file: Option<PathBuf>,
-    /// Prefix the digest with "Calculated <MODE> guest measurement: ".
+    /// Prefix the digest with "Calculated SEV_SNP guest measurement: " (the mode's name), as sev-snp-measure -v does.
     #[arg(short, long)]
     pub verbose: bool,
 }
@@ -206,10 +206,6 @@ pub fn run(args: &MeasureArgs) -> Result<Status, InputError> {
         Some(MeasureCommand::SevLaunch(a)) => run_sev_launch(a),
         None => run_measure(&args.image, &args.output).map(|()| Status::Ok),
     }
-}
-
-fn invalid(msg: impl Into<String>) -> InputError {
-    InputError::Invalid(msg.into())
 }
 
 fn parse_int_auto(s: &str) -> Result<u64, String> {
@@ -510,20 +506,6 @@ fn run_measure(a: &ImageArgs, out: &OutputArgs) -> Result<(), InputError> {
     Ok(())
 }
 
-/// Reads a value given as a file path or as base64 (sevctl's convention:
-/// an existing path wins).
-fn path_or_base64(name: &str, value: &str) -> Result<Vec<u8>, InputError> {
-    let path = Path::new(value);
-    if path.is_file() {
-        return input::read(path);
-    }
-    B64.decode(value.trim()).map_err(|e| {
-        invalid(format!(
-            "--{name}: not an existing file and not base64 ({e})"
-        ))
-    })
-}
-
 fn exact<const N: usize>(name: &str, bytes: &[u8]) -> Result<[u8; N], InputError> {
     bytes
         .try_into()
@@ -575,7 +557,7 @@ fn sev_launch_digest(a: &SevLaunchArgs) -> Result<[u8; SEV_LD_LEN], InputError> 
 }
 
 fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
-    let tik_bytes = path_or_base64("tik", &a.tik)?;
+    let tik_bytes = input::path_or_base64("tik", &a.tik)?;
     let tik = Tik::new(exact::<16>("tik", &tik_bytes).map_err(|_| {
         invalid(format!(
             "--tik: the TIK is 16 bytes, got {}{}",
@@ -590,12 +572,12 @@ fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
     let blob = a
         .launch_measure_blob
         .as_deref()
-        .map(|v| path_or_base64("launch-measure-blob", v))
+        .map(|v| input::path_or_base64("launch-measure-blob", v))
         .transpose()?
         .map(|b| exact::<MEASURE_BLOB_LEN>("launch-measure-blob", &b))
         .transpose()?;
     let nonce: [u8; 16] = match (&a.nonce, &blob) {
-        (Some(n), _) => exact::<16>("nonce", &path_or_base64("nonce", n)?)?,
+        (Some(n), _) => exact::<16>("nonce", &input::path_or_base64("nonce", n)?)?,
         (None, Some(b)) => exact::<16>("launch-measure-blob", &b[32..])?,
         (None, None) => {
             return Err(invalid(

@@ -14,7 +14,7 @@ use sev_owner::secret::{build_secret_packet, SecretTable, LAUNCH_MEASURE_BLOB_LE
 use sev_owner::session::{decode_key, pdh_public_key, SessionFileNames, SessionFiles};
 use zerocopy::IntoBytes;
 
-use crate::input::{self, InputError};
+use crate::input::{self, invalid, InputError};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -81,10 +81,6 @@ pub struct SecretBuildArgs {
     /// (sevctl has the same hidden option).
     #[arg(long, value_name = "B64", hide = true)]
     pub iv: Option<String>,
-}
-
-fn invalid(message: impl Into<String>) -> InputError {
-    InputError::Invalid(message.into())
 }
 
 /// Parses a hex u32 (`0x` optional).
@@ -191,22 +187,8 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
     Ok(())
 }
 
-/// A value that names an existing file (read it) or is base64 (decode it),
-/// as sevctl's `--tik`, `--tek` and `--launch-measure-blob` take.
-fn path_or_base64(name: &str, value: &str) -> Result<Vec<u8>, InputError> {
-    let path = Path::new(value);
-    if path.is_file() {
-        return input::read(path);
-    }
-    B64.decode(value.trim()).map_err(|e| {
-        invalid(format!(
-            "--{name}: {value:?} is not an existing file and not base64 ({e})"
-        ))
-    })
-}
-
 fn read_key(name: &'static str, value: &str) -> Result<[u8; 16], InputError> {
-    let bytes = path_or_base64(name, value)?;
+    let bytes = input::path_or_base64(name, value)?;
     decode_key(name, &bytes).map_err(|_| {
         invalid(format!(
             "--{name}: the {} is 16 bytes, got {}{}",
@@ -222,7 +204,7 @@ fn read_key(name: &'static str, value: &str) -> Result<[u8; 16], InputError> {
 }
 
 fn read_blob(value: &str) -> Result<[u8; LAUNCH_MEASURE_BLOB_LEN], InputError> {
-    let mut bytes = path_or_base64("launch-measure-blob", value)?;
+    let mut bytes = input::path_or_base64("launch-measure-blob", value)?;
     // A file holding the base64 text QEMU prints.
     if bytes.len() != LAUNCH_MEASURE_BLOB_LEN {
         if let Ok(decoded) = B64.decode(bytes.trim_ascii()) {
