@@ -19,9 +19,11 @@ use crate::input::{self, InputError};
 mod firmware;
 mod measure;
 mod report;
+mod snp_launch;
 pub use firmware::FirmwareBenchArgs;
 pub use measure::MeasureBenchArgs;
 pub use report::ReportBenchArgs;
+pub use snp_launch::SnpLaunchBenchArgs;
 
 /// `sevkit bench ...`
 #[derive(Debug, Subcommand)]
@@ -42,6 +44,9 @@ pub enum BenchCommand {
     /// AMD-SP's SNP_GUEST_REQUEST path (decrypt, build, sign, encrypt) next
     /// to `openssl speed ecdsap384` sign/s.
     Report(ReportBenchArgs),
+    /// SNP_LAUNCH_UPDATE throughput over 256 MiB of NORMAL pages
+    /// (in-process) next to `openssl speed -bytes 4096 -evp sha384`.
+    SnpLaunch(SnpLaunchBenchArgs),
 }
 
 /// Arguments shared by benchmarks.
@@ -103,6 +108,7 @@ pub fn run(cmd: &BenchCommand) -> Result<(), InputError> {
         BenchCommand::Measure(args) => measure::run(args),
         BenchCommand::Firmware(args) => firmware::run(args),
         BenchCommand::Report(args) => report::run(args),
+        BenchCommand::SnpLaunch(args) => snp_launch::run(args),
     }
 }
 

@@ -4,6 +4,7 @@
 //! and prints. Exit status: 0 success, 1 a verification failed, 2 unusable
 //! input (unreadable file, wrong length, bad hex).
 
+mod attest;
 mod bench;
 mod firmware;
 mod input;
@@ -50,6 +51,9 @@ enum Command {
     /// export its identity.
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
+    /// CI attester: launch an OVMF image as an SNP guest on the software
+    /// AMD-SP, fetch its attestation report and the emulated KDS certificates.
+    Attest(attest::AttestArgs),
 }
 
 /// How a command ended.
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Command::Secret(cmd) => owner::run_secret(&cmd).map(|()| Status::Ok),
         Command::Bench(cmd) => bench::run(&cmd).map(|()| Status::Ok),
         Command::Firmware(cmd) => firmware::run(&cmd).map(|()| Status::Ok),
+        Command::Attest(args) => attest::run(&args).map(|()| Status::Ok),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

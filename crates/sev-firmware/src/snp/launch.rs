@@ -792,19 +792,23 @@ impl Firmware {
         let gctx = ctx.gctx_paddr;
         // Pass 1: read, build and measure every 4 KiB chunk; nothing changes
         // until all of them succeeded.
-        let mut pages: Vec<Zeroizing<Vec<u8>>> = Vec::with_capacity(count as usize);
+        let mut pages = read_pages(mem, spa, count)?;
+        // NORMAL pages: hashed and encrypted up front (see hash_and_encrypt).
+        let normal_hashes =
+            (page_type == PageType::Normal).then(|| hash_and_encrypt(&ctx.key, spa, &mut pages));
         let mut ld = ctx.ld;
         let mut imd = ctx.imd;
         let mut entries = Vec::with_capacity(count as usize);
-        for i in 0..count {
+        for (i, page) in (0..count).zip(pages.iter_mut()) {
             let page_spa = spa + i * PAGE_4K;
             let gpa = self.snp.rmp.entry(page_spa).gpa;
-            let mut page = Zeroizing::new(vec![0u8; PAGE_4K as usize]);
-            read_into(mem, page_spa, &mut page)?;
-            let Some(contents) = prepare_page(&mut page, page_type, ctx, fms, cpuid_platform)
-            else {
+            let contents = if let Some(hashes) = &normal_hashes {
+                hashes[i as usize]
+            } else if let Some(contents) = prepare_page(page, page_type, ctx, fms, cpuid_platform) {
+                contents
+            } else {
                 // The corrected CPUID table goes back in plaintext.
-                write_mem(mem, page_spa, &page)?;
+                write_mem(mem, page_spa, page)?;
                 return Err(FirmwareStatus::INVALID_PARAM);
             };
             let info = PageInfo::new(ld, contents, page_type, imi_page, perms, gpa);
@@ -814,7 +818,6 @@ impl Firmware {
                 imd = Sha384::digest(info.as_bytes()).into();
             }
             entries.push((gpa, contents, ld));
-            pages.push(page);
         }
         // Pass 2: encrypt, write, update the RMP, log.
         let ctx = self
@@ -824,7 +827,9 @@ impl Firmware {
             .ok_or(FirmwareStatus::INVALID_GUEST)?;
         for (i, page) in pages.iter_mut().enumerate() {
             let page_spa = spa + i as u64 * PAGE_4K;
-            ctx.key.encrypt(page_spa, page);
+            if normal_hashes.is_none() {
+                ctx.key.encrypt(page_spa, page);
+            }
             write_mem(mem, page_spa, page)?;
         }
         for (i, (gpa, contents, digest)) in entries.iter().enumerate() {
@@ -1005,6 +1010,68 @@ impl Firmware {
         let response = super::guest_request::handle(&mut env, &request)?;
         write_mem(mem, rsp, &response)
     }
+}
+
+/// Reads `count` consecutive 4 KiB pages from `spa`.
+fn read_pages(mem: &dyn SystemMemory, spa: u64, count: u64) -> Status<Vec<Zeroizing<Vec<u8>>>> {
+    (0..count)
+        .map(|i| {
+            let mut page = Zeroizing::new(vec![0u8; PAGE_4K as usize]);
+            read_into(mem, spa + i * PAGE_4K, &mut page)?;
+            Ok(page)
+        })
+        .collect()
+}
+
+/// Below this many pages, starting threads costs more than it saves.
+const PARALLEL_MIN_PAGES: usize = 64;
+
+/// Threads worth using for `pages` pages: all available cores for a large
+/// update, one for a small one.
+fn threads_for(pages: usize) -> usize {
+    if pages < PARALLEL_MIN_PAGES {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, core::num::NonZero::get)
+    }
+}
+
+/// SHA-384 of each page's plaintext, then the page encrypted in place as
+/// stored at its address (consecutive 4 KiB pages from `spa`), on all
+/// available cores when there are many pages.
+///
+/// The contents hashes of NORMAL pages are independent of each other (only
+/// the PAGE_INFO chain is sequential), and nothing after the read can fail
+/// for them, so they are encrypted in the same pass while in cache (the
+/// buffers reach system memory only in pass 2).
+fn hash_and_encrypt(
+    key: &MemoryKey,
+    spa: u64,
+    pages: &mut [Zeroizing<Vec<u8>>],
+) -> Vec<[u8; LD_LEN]> {
+    let mut hashes = vec![[0u8; LD_LEN]; pages.len()];
+    let work = |first: usize, out: &mut [[u8; LD_LEN]], chunk: &mut [Zeroizing<Vec<u8>>]| {
+        for (j, (hash, page)) in out.iter_mut().zip(chunk.iter_mut()).enumerate() {
+            *hash = Sha384::digest(&page[..]).into();
+            key.encrypt(spa + (first + j) as u64 * PAGE_4K, page);
+        }
+    };
+    let threads = threads_for(pages.len());
+    if threads < 2 {
+        work(0, &mut hashes, pages);
+        return hashes;
+    }
+    let per_thread = pages.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (n, (out, chunk)) in hashes
+            .chunks_mut(per_thread)
+            .zip(pages.chunks_mut(per_thread))
+            .enumerate()
+        {
+            scope.spawn(move || work(n * per_thread, out, chunk));
+        }
+    });
+    hashes
 }
 
 /// The launch log's region name of a page: `vmsa[N]` for the N-th VMSA,
