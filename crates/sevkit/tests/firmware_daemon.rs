@@ -4,10 +4,10 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
@@ -27,41 +27,11 @@ use sev_measure::log::LogPageType;
 use sev_measure::sev::SevLaunchDigest;
 use zerocopy::FromZeros;
 
-const SEVKIT: &str = env!("CARGO_BIN_EXE_sevkit");
-const TIMEOUT: Option<Duration> = Some(Duration::from_secs(60));
-const CHIP_FILE: &str = "chip.sevfw";
-const PLATFORM_FILE: &str = "platform.sevfw";
+mod common;
 
-/// A chip minted once per target directory (two RSA-4096 key generations)
-/// and copied into every test's state directory.
-fn chip_file() -> &'static Path {
-    static CHIP: OnceLock<PathBuf> = OnceLock::new();
-    CHIP.get_or_init(|| {
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let cache = tmp.join("sevkit-firmware-daemon-chip");
-        let chip = cache.join(CHIP_FILE);
-        if !chip.exists() {
-            // Reuse sev-firmware's cached test chip when it is there.
-            let shared = tmp.join("sev-firmware-test-chip").join(CHIP_FILE);
-            std::fs::create_dir_all(&cache).unwrap();
-            if shared.exists() {
-                std::fs::copy(&shared, &chip).unwrap();
-            } else {
-                let out = Command::new(SEVKIT)
-                    .args(["firmware", "init", "--seed", &"5e".repeat(32), "--state"])
-                    .arg(&cache)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-        chip
-    })
-}
+use common::{chip_file, Daemon, CHIP_FILE, SEVKIT, TIMEOUT};
+
+const PLATFORM_FILE: &str = "platform.sevfw";
 
 /// A state directory holding the shared chip and, after `init`, a platform.
 fn state_dir() -> tempfile::TempDir {
@@ -116,69 +86,6 @@ fn chain_verifies(id: &ExportedIdentity) -> bool {
         ark: id.ark.clone(),
     };
     verify_platform_chain(&chain, &anchor).passed()
-}
-
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(state: &Path, extra: &[&str]) -> Self {
-        let socket = state.join("fw.sock");
-        let child = Command::new(SEVKIT)
-            .args(["firmware", "serve", "--state"])
-            .arg(state)
-            .arg("--socket")
-            .arg(&socket)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self { child, socket }
-    }
-
-    /// Connects (retrying while the daemon starts).
-    fn connect(&mut self, memory: &FdMemory) -> Client {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if self.socket.exists() {
-                if let Ok(c) = Client::connect_with_memory(&self.socket, memory, TIMEOUT) {
-                    return c;
-                }
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("daemon exited early: {status}");
-            }
-            assert!(Instant::now() < deadline, "daemon did not come up");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    fn signal(&self, signal: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
-        rustix::process::kill_process(pid, signal).unwrap();
-    }
-
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "daemon did not exit");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn memory(image_len: usize) -> (FdMemory, FdMemory) {

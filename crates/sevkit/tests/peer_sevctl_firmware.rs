@@ -28,9 +28,9 @@
 //!    measurement, at LAUNCH_SECRET: all BAD_MEASUREMENT (0x0b).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use base64::Engine as _;
 use sev_abi::commands::{DbgBuffer, PlatformStatusBuffer, SevCommand};
@@ -39,7 +39,7 @@ use sev_abi::session::{PacketHeader, SessionBlob};
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::{Firmware, FirmwareConfig, SystemMemory};
 use sev_firmware_server::launch::{self, layout, LaunchError};
-use sev_firmware_server::{call, AmdSp, Client, FdMemory, InProcess};
+use sev_firmware_server::{call, AmdSp, FdMemory, InProcess};
 use sev_measure::ovmf::TableArea;
 use sev_measure::{cpu_signature, measure, vcpu_type, FpuState, MeasureParams, Mode, OvmfImage};
 use sev_owner::secret::{SecretTable, SECRET_TABLE_GUID};
@@ -47,11 +47,12 @@ use sev_owner::session::{decode_godh, decode_session};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 
-const SEVKIT: &str = env!("CARGO_BIN_EXE_sevkit");
+mod common;
+
+use common::{chip_file, Daemon, CHIP_FILE, SEVKIT};
+
 const B64: base64::engine::general_purpose::GeneralPurpose =
     base64::engine::general_purpose::STANDARD;
-const TIMEOUT: Option<Duration> = Some(Duration::from_secs(60));
-const CHIP_FILE: &str = "chip.sevfw";
 /// The secret's GUID (sevctl's test GUID).
 const SECRET_GUID: &str = "736869e5-84f0-4973-92ec-06879ce3da0b";
 /// OVMF's secret table GUID.
@@ -254,41 +255,6 @@ impl Fixture {
         let host = mem.try_clone().unwrap();
         (mem, host)
     }
-}
-
-/// A chip minted once per target directory (two RSA-4096 key generations),
-/// reusing the one `firmware_daemon.rs` or sev-firmware's tests cached.
-fn chip_file() -> &'static Path {
-    static CHIP: OnceLock<PathBuf> = OnceLock::new();
-    CHIP.get_or_init(|| {
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let cache = tmp.join("sevkit-peer-sevctl-firmware-chip");
-        let chip = cache.join(CHIP_FILE);
-        if !chip.exists() {
-            std::fs::create_dir_all(&cache).unwrap();
-            let cached = ["sevkit-firmware-daemon-chip", "sev-firmware-test-chip"]
-                .map(|d| tmp.join(d).join(CHIP_FILE))
-                .into_iter()
-                .find(|p| p.exists());
-            if let Some(cached) = cached {
-                std::fs::copy(cached, &chip).unwrap();
-            } else {
-                ok(
-                    SEVKIT,
-                    &[
-                        "firmware",
-                        "init",
-                        "--seed",
-                        &"5e".repeat(32),
-                        "--state",
-                        s(&cache),
-                    ],
-                    tmp,
-                );
-            }
-        }
-        chip
-    })
 }
 
 /// A state directory with a platform (`sevkit firmware init`) and its
@@ -697,57 +663,6 @@ fn sevctl_and_sevkit_owners_launch_on_the_in_process_firmware() {
     });
 }
 
-/// `sevkit firmware serve` on a state directory; killed on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(state: &Path) -> Self {
-        let socket = state.join("fw.sock");
-        let child = Command::new(SEVKIT)
-            .args([
-                "firmware",
-                "serve",
-                "--state",
-                s(state),
-                "--socket",
-                s(&socket),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self { child, socket }
-    }
-
-    /// Connects with `memory` (retrying while the daemon starts).
-    fn connect(&mut self, memory: &FdMemory) -> Client {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if self.socket.exists() {
-                if let Ok(c) = Client::connect_with_memory(&self.socket, memory, TIMEOUT) {
-                    return c;
-                }
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("daemon exited early: {status}");
-            }
-            assert!(Instant::now() < deadline, "daemon did not come up");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 #[cfg_attr(
     not(all(sevkit_sevctl, sevkit_vectors)),
@@ -756,7 +671,7 @@ impl Drop for Daemon {
 fn sevctl_and_sevkit_owners_launch_through_the_daemon() {
     let fx = Fixture::load();
     let (state, pdh) = platform();
-    let mut daemon = Daemon::start(state.path());
+    let mut daemon = Daemon::start(state.path(), &[]);
     all_launches("daemon", &fx, &pdh, &mut |mem| {
         Box::new(daemon.connect(&mem))
     });
