@@ -22,7 +22,6 @@ mod report;
 mod snp_launch;
 pub use firmware::FirmwareBenchArgs;
 pub use measure::MeasureBenchArgs;
-pub use report::ReportBenchArgs;
 pub use snp_launch::SnpLaunchBenchArgs;
 
 /// `sevkit bench ...`
@@ -43,7 +42,7 @@ pub enum BenchCommand {
     /// SNP attestation reports per second per core through the software
     /// AMD-SP's SNP_GUEST_REQUEST path (decrypt, build, sign, encrypt) next
     /// to `openssl speed ecdsap384` sign/s.
-    Report(ReportBenchArgs),
+    Report(BenchArgs),
     /// SNP_LAUNCH_UPDATE throughput over 256 MiB of NORMAL pages
     /// (in-process) next to `openssl speed -bytes 4096 -evp sha384`.
     SnpLaunch(SnpLaunchBenchArgs),
@@ -61,6 +60,32 @@ pub struct BenchArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `openssl speed -seconds S -bytes B ARGS` on one core: MB/s for the
+/// algorithm named last in `args` (`sha256`, or `-evp aes-128-xts`), or
+/// `None` when openssl is missing or prints no such row.
+fn openssl_speed_mb_s(seconds: u64, block_bytes: usize, args: &[&str]) -> Option<f64> {
+    let out = Command::new("openssl")
+        .args([
+            "speed",
+            "-seconds",
+            &seconds.to_string(),
+            "-bytes",
+            &block_bytes.to_string(),
+        ])
+        .args(args)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "type             16384 bytes" then "sha256          2123456.78k"
+    // (thousands of bytes per second).
+    let name = args.last()?.to_ascii_lowercase();
+    let line = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with(&name))?;
+    let value = line.split_whitespace().last()?.strip_suffix('k')?;
+    value.parse::<f64>().ok().map(|k| k * 1e3 / 1e6)
 }
 
 /// Runs `f` repeatedly for `duration` on this thread; returns operations per second.

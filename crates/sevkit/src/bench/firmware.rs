@@ -15,7 +15,6 @@
 //! --no-launch-log`: its per-entry content hash is a second SHA-256 pass),
 //! and in-process with it on for reference. The ratio is the first figure's.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -102,24 +101,6 @@ fn fill(mem: &mut dyn SystemMemory, len: usize) -> Result<(), InputError> {
     Ok(())
 }
 
-/// `openssl speed -seconds N -bytes 16384 ARGS`: MB/s on 16 KiB blocks.
-fn openssl_speed(seconds: u64, args: &[&str]) -> Option<f64> {
-    let out = Command::new("openssl")
-        .args(["speed", "-seconds", &seconds.to_string(), "-bytes", "16384"])
-        .args(args)
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "type             16384 bytes" then "sha256          2123456.78k"
-    // (thousands of bytes per second).
-    let name = args.last()?.to_ascii_lowercase();
-    let line = text
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with(&name))?;
-    let value = line.split_whitespace().last()?.strip_suffix('k')?;
-    value.parse::<f64>().ok().map(|k| k * 1e3 / 1e6)
-}
-
 /// Runs the benchmark.
 pub fn run(args: &FirmwareBenchArgs) -> Result<(), InputError> {
     let len = args
@@ -177,9 +158,9 @@ pub fn run(args: &FirmwareBenchArgs) -> Result<(), InputError> {
         (None, None, None)
     } else {
         (
-            openssl_speed(args.seconds, &["sha256"]),
-            openssl_speed(args.seconds, &["-evp", "aes-128-xts"]),
-            openssl_speed(args.seconds, &["-evp", "aes-128-ctr"]),
+            super::openssl_speed_mb_s(args.seconds, 16384, &["sha256"]),
+            super::openssl_speed_mb_s(args.seconds, 16384, &["-evp", "aes-128-xts"]),
+            super::openssl_speed_mb_s(args.seconds, 16384, &["-evp", "aes-128-ctr"]),
         )
     };
     let limit = match (sha, xts.or(ctr)) {

@@ -9,7 +9,6 @@
 //! the response and parses the report. The signature dominates, so OpenSSL's
 //! sign/s is the ceiling.
 
-use clap::Args;
 use serde_json::json;
 use sev_abi::guest_msg::KeySelect;
 use sev_abi::product::Product;
@@ -21,22 +20,8 @@ use sev_guest::GuestChannel;
 
 use crate::input::InputError;
 
-/// Arguments of `sevkit bench report`.
-#[derive(Debug, Args)]
-pub struct ReportBenchArgs {
-    /// Seconds to run each measurement.
-    #[arg(long, default_value_t = 3)]
-    pub seconds: u64,
-    /// Skip the OpenSSL comparison.
-    #[arg(long)]
-    pub no_openssl: bool,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// Runs the benchmark.
-pub fn run(args: &ReportBenchArgs) -> Result<(), InputError> {
+pub fn run(args: &super::BenchArgs) -> Result<(), InputError> {
     let keys = FixedEndorsementKeys::generate(false);
     let vmpck = [[0x11; 32], [0x22; 32], [0x33; 32], [0x44; 32]];
     let mut gctx = standalone_guest(vmpck);

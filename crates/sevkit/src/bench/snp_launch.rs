@@ -14,7 +14,6 @@
 //! timer. The figure is whatever the firmware does on this machine: it
 //! hashes the pages of one 2 MiB update on every available core (printed).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -74,23 +73,6 @@ fn check(what: &str, status: FirmwareStatus) -> Result<(), InputError> {
 #[allow(clippy::cast_precision_loss)]
 fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / elapsed.as_secs_f64() / 1e6
-}
-
-/// `openssl speed -seconds N -bytes 4096 -evp sha384`: MB/s on 4 KiB blocks.
-fn openssl_sha384(seconds: u64) -> Option<f64> {
-    let out = Command::new("openssl")
-        .args(["speed", "-seconds", &seconds.to_string(), "-bytes", "4096"])
-        .args(["-evp", "sha384"])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "type           4096 bytes" then "sha384          834338.37k"
-    // (thousands of bytes per second).
-    let line = text
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("sha384"))?;
-    let value = line.split_whitespace().last()?.strip_suffix('k')?;
-    value.parse::<f64>().ok().map(|k| k * 1e3 / 1e6)
 }
 
 /// One timed launch: a fresh firmware on `chip`, `len` bytes of NORMAL pages
@@ -199,7 +181,7 @@ pub fn run(args: &SnpLaunchBenchArgs) -> Result<(), InputError> {
     let openssl = if args.no_openssl {
         None
     } else {
-        openssl_sha384(args.seconds.max(1))
+        super::openssl_speed_mb_s(args.seconds.max(1), 4096, &["-evp", "sha384"])
     };
     let ratio = openssl.map(|o| best / o);
     if args.json {
