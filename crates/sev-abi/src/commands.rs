@@ -228,11 +228,13 @@ command_ids! {
     }
 }
 
-/// Name of any command id (legacy or SNP), if it is a known one.
+/// Name of any command id (legacy, SNP, or a sevkit host-instruction
+/// pseudo-command), if it is a known one.
 pub fn command_name(id: u32) -> Option<&'static str> {
     SevCommand::from_u32(id)
         .map(SevCommand::name)
         .or_else(|| SnpCommand::from_u32(id).map(SnpCommand::name))
+        .or_else(|| crate::host_ops::HostOp::from_u32(id).map(crate::host_ops::HostOp::name))
 }
 
 macro_rules! buffer {

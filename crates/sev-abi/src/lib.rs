@@ -58,3 +58,4 @@ pub use session::{
 pub use snp_launch::{IdAuth, IdBlock, PageInfo, PageType};
 pub use vmsa::{SaveArea, VmcbSegment};
 pub mod commands;
+pub mod host_ops;

@@ -195,7 +195,7 @@ pub struct Firmware {
     pub(crate) snp: SnpPlatform,
     pub(crate) snp_keys: ChipEndorsementKeys,
     es_enabled: bool,
-    guests: BTreeMap<u32, Guest>,
+    pub(crate) guests: BTreeMap<u32, Guest>,
     pub(crate) asids: AsidPool,
     next_key_group: u64,
     last_error: Option<String>,
@@ -376,13 +376,21 @@ impl Firmware {
     /// RECEIVE_*, SWAP_*, SNP page swap/move/metadata/set-state/unsmash,
     /// SNP_DOWNLOAD_FIRMWARE_EX) give `UNSUPPORTED`. SNP commands are
     /// described in [`crate::snp`]. A buffer shorter than the command's
-    /// structure gives `INVALID_PARAM`.
+    /// structure gives `INVALID_PARAM`. The sevkit host-instruction
+    /// pseudo-commands ([`sev_abi::host_ops`]: RMPUPDATE, PSMASH,
+    /// PVALIDATE, a guest's own memory access) run here too.
     pub fn execute(
         &mut self,
         command: u32,
         buffer: &mut [u8],
         memory: &mut dyn SystemMemory,
     ) -> FirmwareStatus {
+        if let Some(op) = sev_abi::host_ops::HostOp::from_u32(command) {
+            return match self.host_dispatch(op, buffer, memory) {
+                Ok(()) => FirmwareStatus::SUCCESS,
+                Err(status) => status,
+            };
+        }
         let Some(cmd) = SevCommand::from_u32(command) else {
             return match SnpCommand::from_u32(command) {
                 Some(snp) => match self.snp_dispatch(snp, buffer, memory) {

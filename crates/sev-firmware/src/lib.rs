@@ -64,6 +64,7 @@ pub mod crypt;
 pub mod error;
 mod firmware;
 pub mod guest;
+mod host;
 pub mod identity;
 pub mod memory;
 pub mod snp;

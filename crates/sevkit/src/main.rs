@@ -6,8 +6,10 @@
 
 mod attest;
 mod bench;
+mod demo;
 mod firmware;
 mod input;
+mod launch;
 mod measure;
 mod owner;
 mod show;
@@ -51,6 +53,16 @@ enum Command {
     /// export its identity.
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
+    /// The host launch path: QEMU's -machine/-object sev-guest|sev-snp-guest
+    /// command line (or --config TOML), the launch sequence on the software
+    /// AMD-SP, and a QMP socket (-qmp).
+    Launch(launch::LaunchArgs),
+    /// Debug an encrypted guest through its QMP socket.
+    #[command(subcommand)]
+    Debug(launch::DebugCommand),
+    /// Play guest owner, host and AMD-SP for an SEV-ES and an SNP guest:
+    /// every protocol step, the measurements, the verdicts, the secret.
+    Demo(demo::DemoArgs),
     /// CI attester: launch an OVMF image as an SNP guest on the software
     /// AMD-SP, fetch its attestation report and the emulated KDS certificates.
     Attest(attest::AttestArgs),
@@ -75,6 +87,9 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::run(&cmd).map(|()| Status::Ok),
         Command::Firmware(cmd) => firmware::run(&cmd).map(|()| Status::Ok),
         Command::Attest(args) => attest::run(&args).map(|()| Status::Ok),
+        Command::Demo(args) => demo::run(&args),
+        Command::Launch(args) => launch::run(&args).map(|()| Status::Ok),
+        Command::Debug(cmd) => launch::run_debug(&cmd).map(|()| Status::Ok),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

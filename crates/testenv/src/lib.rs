@@ -13,6 +13,7 @@
 //! | `sevkit_sevctl` | `sevctl` (crates.io) is on `PATH` | |
 //! | `sevkit_snpguest` | `snpguest` (crates.io) is on `PATH` | |
 //! | `sevkit_debian_ovmf` | Debian's `ovmf` package is installed (`/usr/share/ovmf/OVMF.fd`) | |
+//! | `sevkit_qemu_qmp` | `python3 -c "import qemu.qmp"` succeeds (PyPI `qemu.qmp`, QEMU's QMP client) | |
 //!
 //! CI (`.ci/run`) installs every peer, so there every such test runs.
 
@@ -25,6 +26,7 @@ pub const CFGS: &[&str] = &[
     "sevkit_sevctl",
     "sevkit_snpguest",
     "sevkit_debian_ovmf",
+    "sevkit_qemu_qmp",
 ];
 
 fn on_path(program: &str) -> bool {
@@ -73,4 +75,22 @@ pub fn emit(manifest_dir: &Path) {
     if ovmf.is_file() {
         println!("cargo::rustc-cfg=sevkit_debian_ovmf");
     }
+    // One interpreter start per build script run. Installing the package
+    // puts its scripts (qmp-shell) in a PATH directory, which is watched
+    // above, so a later install is noticed.
+    println!("cargo::rerun-if-env-changed=PYTHONPATH");
+    if python_imports("qemu.qmp") {
+        println!("cargo::rustc-cfg=sevkit_qemu_qmp");
+    }
+}
+
+/// Whether `python3 -c "import MODULE"` succeeds.
+fn python_imports(module: &str) -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }

@@ -64,6 +64,22 @@ pub struct CpuidEntry {
     pub reserved: U64,
 }
 
+impl CpuidEntry {
+    /// The entry for leaf `leaf`, sub-leaf `sub` with `[eax, ebx, ecx, edx]`
+    /// (XCR0/XSS inputs zero).
+    pub fn new(leaf: u32, sub: u32, regs: [u32; 4]) -> Self {
+        Self {
+            eax_in: U32::new(leaf),
+            ecx_in: U32::new(sub),
+            eax: U32::new(regs[0]),
+            ebx: U32::new(regs[1]),
+            ecx: U32::new(regs[2]),
+            edx: U32::new(regs[3]),
+            ..Self::default()
+        }
+    }
+}
+
 /// The CPUID table at the start of a CPUID page.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
@@ -286,15 +302,7 @@ mod tests {
     }
 
     fn entry(leaf: u32, sub: u32, regs: [u32; 4]) -> CpuidEntry {
-        CpuidEntry {
-            eax_in: U32::new(leaf),
-            ecx_in: U32::new(sub),
-            eax: U32::new(regs[0]),
-            ebx: U32::new(regs[1]),
-            ecx: U32::new(regs[2]),
-            edx: U32::new(regs[3]),
-            ..CpuidEntry::default()
-        }
+        CpuidEntry::new(leaf, sub, regs)
     }
 
     #[test]

@@ -1,0 +1,246 @@
+//! sevkit's host-instruction pseudo-commands.
+//!
+//! On hardware three things that are not AMD-SP commands decide what a
+//! VMM and a guest can do with SNP memory: the host's RMPUPDATE and PSMASH
+//! instructions, the guest's PVALIDATE, and the memory controller that
+//! decrypts a guest's private pages for it (and only for it). The software
+//! AMD-SP holds the RMP and the guests' keys, so it models them too, as
+//! commands with ids in a range AMD does not use (`0x5E5E_0000..`). They
+//! travel through the same seam as AMD's commands (in process, or over the
+//! firmware socket), so a VMM driving a daemon can assign pages just as one
+//! driving the in-process model.
+//!
+//! Each buffer has an `rc` output: the instruction's own result (0 or the
+//! x86 return code, e.g. FAIL_PERMISSION = 2), while the command's status
+//! is `SUCCESS` whenever the buffer was well formed and the instruction
+//! ran. Real hardware has no such commands: [`crate::commands`] holds
+//! AMD's.
+
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// The first id of the pseudo-command range.
+pub const HOST_OP_BASE: u32 = 0x5E5E_0000;
+
+/// A host-instruction pseudo-command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum HostOp {
+    /// RMPUPDATE ([`RmpUpdateOp`]).
+    RmpUpdate = HOST_OP_BASE + 1,
+    /// PSMASH ([`PsmashOp`]).
+    Psmash = HOST_OP_BASE + 2,
+    /// PVALIDATE as the guest on an ASID executes it ([`PvalidateOp`]).
+    Pvalidate = HOST_OP_BASE + 3,
+    /// A guest's own memory access through the memory controller
+    /// ([`GuestAccessOp`]).
+    GuestAccess = HOST_OP_BASE + 4,
+}
+
+impl HostOp {
+    /// Every pseudo-command.
+    pub const ALL: &'static [Self] = &[
+        Self::RmpUpdate,
+        Self::Psmash,
+        Self::Pvalidate,
+        Self::GuestAccess,
+    ];
+
+    /// The command id.
+    pub const fn id(self) -> u32 {
+        self as u32
+    }
+
+    /// The pseudo-command with id `id`.
+    pub fn from_u32(id: u32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|op| op.id() == id)
+    }
+
+    /// Its name, in the style of AMD's command names.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::RmpUpdate => "SEVKIT_RMPUPDATE",
+            Self::Psmash => "SEVKIT_PSMASH",
+            Self::Pvalidate => "SEVKIT_PVALIDATE",
+            Self::GuestAccess => "SEVKIT_GUEST_ACCESS",
+        }
+    }
+}
+
+/// [`RmpUpdateOp::flags`]: assign the page.
+pub const RMP_ASSIGNED: u32 = 1 << 0;
+/// [`RmpUpdateOp::flags`] / [`PvalidateOp::flags`]: a 2 MiB page.
+pub const RMP_PAGE_2M: u32 = 1 << 1;
+/// [`RmpUpdateOp::flags`]: make the entry immutable.
+pub const RMP_IMMUTABLE: u32 = 1 << 2;
+/// [`PvalidateOp::flags`]: validate (clear: rescind).
+pub const PVALIDATE_VALIDATE: u32 = 1 << 0;
+/// [`PvalidateOp::no_update`]: the validated bit already had that value.
+pub const PVALIDATE_NO_UPDATE: u32 = 1;
+/// [`GuestAccessOp::flags`]: write (clear: read).
+pub const GUEST_ACCESS_WRITE: u32 = 1 << 0;
+/// [`GuestAccessOp::flags`]: the guest's mapping has the C-bit set (a
+/// private access, encrypted with the guest's key).
+pub const GUEST_ACCESS_PRIVATE: u32 = 1 << 1;
+/// [`GuestAccessOp::rc`]: the access faulted in the RMP check (#NPF with
+/// the RMP bit: page not assigned to this guest at this GPA, or a shared
+/// access to a guest-owned page).
+pub const GUEST_ACCESS_RMP_FAULT: u32 = 1;
+/// [`GuestAccessOp::rc`]: a private access to a page the guest has not
+/// validated (#VC 0x404, "page not validated").
+pub const GUEST_ACCESS_NOT_VALIDATED: u32 = 2;
+/// [`GuestAccessOp::rc`]: no guest runs on the ASID.
+pub const GUEST_ACCESS_NO_GUEST: u32 = 3;
+/// Largest [`GuestAccessOp::len`].
+pub const GUEST_ACCESS_MAX_LEN: u32 = 1 << 20;
+
+/// RMPUPDATE of the 4 KiB or 2 MiB page at `spa` (Linux `struct rmp_state`
+/// as fields).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RmpUpdateOp {
+    /// System physical address of the page.
+    pub spa: U64,
+    /// Guest physical address it is assigned at (when assigned).
+    pub gpa: U64,
+    /// Owning ASID (0 with assigned and immutable: a firmware page).
+    pub asid: U32,
+    /// [`RMP_ASSIGNED`], [`RMP_PAGE_2M`], [`RMP_IMMUTABLE`].
+    pub flags: U32,
+    /// Out: 0, or the x86 return code (FAIL_INPUT 1, FAIL_PERMISSION 2, ...).
+    pub rc: U32,
+    /// Zero.
+    pub reserved: U32,
+}
+
+/// PSMASH of the 2 MiB page at `spa`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct PsmashOp {
+    /// System physical address of the 2 MiB page.
+    pub spa: U64,
+    /// Out: 0, or the x86 return code.
+    pub rc: U32,
+    /// Zero.
+    pub reserved: U32,
+}
+
+/// PVALIDATE by the guest running on `asid`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct PvalidateOp {
+    /// Guest physical address of the page.
+    pub gpa: U64,
+    /// The guest's ASID.
+    pub asid: U32,
+    /// [`PVALIDATE_VALIDATE`], [`RMP_PAGE_2M`].
+    pub flags: U32,
+    /// Out: 0, or the x86 return code.
+    pub rc: U32,
+    /// Out: [`PVALIDATE_NO_UPDATE`] when nothing changed (CF=1), else 0.
+    pub no_update: U32,
+}
+
+/// A guest's own access to `len` bytes at `spa` (its GPA `gpa` after
+/// nested translation), moving the plaintext to or from the host page at
+/// `host_paddr`. Only a model of the guest itself may use it: it hands out
+/// what the guest sees.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct GuestAccessOp {
+    /// System physical address accessed.
+    pub spa: U64,
+    /// Where the plaintext is put (read) or taken from (write).
+    pub host_paddr: U64,
+    /// The guest's ASID.
+    pub asid: U32,
+    /// Bytes (at most [`GUEST_ACCESS_MAX_LEN`]; may cross pages).
+    pub len: U32,
+    /// [`GUEST_ACCESS_WRITE`], [`GUEST_ACCESS_PRIVATE`].
+    pub flags: U32,
+    /// Out: 0, or [`GUEST_ACCESS_RMP_FAULT`], [`GUEST_ACCESS_NOT_VALIDATED`],
+    /// [`GUEST_ACCESS_NO_GUEST`].
+    pub rc: U32,
+    /// The guest physical address of `spa` (SNP's RMP check compares it).
+    pub gpa: U64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn ids_are_outside_amds_ranges() {
+        for op in HostOp::ALL {
+            assert_eq!(HostOp::from_u32(op.id()), Some(*op));
+            assert!(crate::commands::command_name(op.id()).is_none_or(|n| n == op.name()));
+            assert!(crate::commands::SevCommand::from_u32(op.id()).is_none());
+            assert!(crate::commands::SnpCommand::from_u32(op.id()).is_none());
+        }
+        assert_eq!(HostOp::from_u32(HOST_OP_BASE), None);
+        assert_eq!(HostOp::GuestAccess.name(), "SEVKIT_GUEST_ACCESS");
+    }
+
+    #[test]
+    fn layouts() {
+        assert_eq!(size_of::<RmpUpdateOp>(), 32);
+        assert_eq!(offset_of!(RmpUpdateOp, asid), 16);
+        assert_eq!(offset_of!(RmpUpdateOp, rc), 24);
+        assert_eq!(size_of::<PsmashOp>(), 16);
+        assert_eq!(size_of::<PvalidateOp>(), 24);
+        assert_eq!(offset_of!(PvalidateOp, rc), 16);
+        assert_eq!(size_of::<GuestAccessOp>(), 40);
+        assert_eq!(offset_of!(GuestAccessOp, len), 20);
+        assert_eq!(offset_of!(GuestAccessOp, rc), 28);
+        assert_eq!(offset_of!(GuestAccessOp, gpa), 32);
+    }
+}

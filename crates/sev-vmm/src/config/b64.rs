@@ -1,0 +1,109 @@
+//! Base64 as QEMU decodes its properties: `qbase64_decode` checks the
+//! alphabet, then GLib's `g_base64_decode` decodes leniently (padding is
+//! optional, an incomplete last group is dropped). Decoding the same text
+//! must give the same length QEMU sees, because the length checks of
+//! `id-block`, `host-data`, ... are QEMU's.
+
+use base64::Engine as _;
+
+/// QEMU's `base64_valid_chars`: the alphabet, `=` and newline.
+fn valid_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'\n')
+}
+
+/// GLib's `mime_base64_rank`: the 6-bit value of an alphabet character,
+/// 0 for `=`, `None` for anything else (skipped).
+fn rank(c: u8) -> Option<u32> {
+    let v = match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        b'=' => 0,
+        _ => return None,
+    };
+    Some(u32::from(v))
+}
+
+/// Decodes `text` as QEMU does (`qbase64_decode(text, -1, ...)`).
+///
+/// # Errors
+///
+/// QEMU's message when a character is outside the alphabet.
+pub(crate) fn decode(text: &str) -> Result<Vec<u8>, &'static str> {
+    if !text.bytes().all(valid_char) {
+        return Err("Base64 data contains invalid characters");
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut v: u32 = 0;
+    let mut count = 0;
+    // The last two ranked characters: after a full group of four, the third
+    // and the fourth; `=` there drops the second and third output byte.
+    let mut last = [0u8; 2];
+    for c in text.bytes() {
+        let Some(r) = rank(c) else { continue };
+        last[1] = last[0];
+        last[0] = c;
+        v = (v << 6) | r;
+        count += 1;
+        if count == 4 {
+            let [_, b0, b1, b2] = v.to_be_bytes();
+            out.push(b0);
+            if last[1] != b'=' {
+                out.push(b1);
+            }
+            if last[0] != b'=' {
+                out.push(b2);
+            }
+            count = 0;
+        }
+    }
+    Ok(out)
+}
+
+/// Canonical (padded, standard alphabet) base64, which [`decode`] reads
+/// back to the same bytes.
+pub(crate) fn encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_text_round_trips() {
+        for len in 0..40u8 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|i: u8| i.wrapping_mul(37).wrapping_add(11))
+                .collect();
+            assert_eq!(decode(&encode(&bytes)), Ok(bytes));
+        }
+    }
+
+    #[test]
+    fn glib_leniency() {
+        // No padding: the incomplete last group is dropped.
+        assert_eq!(decode("AAA"), Ok(vec![]));
+        assert_eq!(decode("QUJD"), Ok(b"ABC".to_vec()));
+        assert_eq!(decode("QUJDRA"), Ok(b"ABC".to_vec()));
+        assert_eq!(decode("QUJDRA=="), Ok(b"ABCD".to_vec()));
+        // Newlines are skipped.
+        assert_eq!(decode("QU\nJD\n"), Ok(b"ABC".to_vec()));
+        // '=' inside the text counts as a zero digit.
+        assert_eq!(decode("Q=JD").map(|v| v.len()), Ok(3));
+        assert_eq!(decode(""), Ok(vec![]));
+    }
+
+    #[test]
+    fn alphabet_is_checked_first() {
+        for bad in ["QUJD!", "QU JD", "QUJD\r\n", "QUJD-", "QUJD_", "Ä"] {
+            assert_eq!(
+                decode(bad),
+                Err("Base64 data contains invalid characters"),
+                "{bad:?}"
+            );
+        }
+    }
+}

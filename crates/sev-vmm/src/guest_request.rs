@@ -1,0 +1,239 @@
+//! SNP guest requests as KVM handles them, and a model of the guest that
+//! makes them.
+//!
+//! Host side ([`forward_guest_request`]): the guest's request message (in
+//! a shared page) is copied to a host page, the response page is made a
+//! firmware page (RMPUPDATE), SNP_GUEST_REQUEST runs, the response page is
+//! reclaimed (SNP_PAGE_RECLAIM, RMPUPDATE back to the hypervisor) and its
+//! message copied to the guest's shared response page. An extended request
+//! first supplies the certificate table through [`crate::certs`] (KVM's
+//! certificate exit): a buffer too small is answered with the number of
+//! pages needed, and the guest retries.
+//!
+//! Guest side ([`SimulatedGuest`]): what Linux's sev-guest driver does: read
+//! VMPCK0 from the secrets page (a private read: only the guest can), seal
+//! MSG_REPORT_REQ with it, make the (extended) request, open the response.
+
+use sev_abi::commands::{SnpCommand, SnpGuestRequestBuffer, SnpPageReclaimBuffer};
+use sev_abi::guest_msg::KeySelect;
+use sev_abi::secrets_page::SecretsPage;
+use sev_guest::GuestChannel;
+use zerocopy::little_endian::U64;
+use zerocopy::FromBytes;
+use zeroize::Zeroize;
+
+use crate::guest::FirmwareGuest;
+use crate::host::{Host, HostError};
+use crate::memory::{host_area, PAGE_SIZE};
+
+/// Shared guest pages the simulated guest uses for its requests (low RAM,
+/// below OVMF's SEV metadata areas, never measured).
+pub mod guest_pages {
+    /// The request message page.
+    pub const REQUEST: u64 = 0x10_000;
+    /// The response message page.
+    pub const RESPONSE: u64 = 0x11_000;
+    /// The certificate buffer (up to [`CERTS_MAX_PAGES`] pages).
+    pub const CERTS: u64 = 0x20_000;
+    /// Most certificate pages the simulated guest offers.
+    pub const CERTS_MAX_PAGES: u64 = 64;
+}
+
+/// Why a guest request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestRequestError {
+    /// A firmware command or host instruction failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// Guest memory could not be read or written.
+    #[error(transparent)]
+    Memory(#[from] sev_firmware::MemoryError),
+    /// The guest is not an SNP guest, or not running.
+    #[error("{0}")]
+    NotAvailable(String),
+    /// The simulated guest refused the response (bad tag, sequence, ...).
+    #[error("the guest rejected the response: {0}")]
+    Guest(String),
+}
+
+/// KVM's side of SNP_GUEST_REQUEST: runs the guest's request message
+/// (from its shared page at `req_gpa`) and writes the response message to
+/// its shared page at `rsp_gpa`.
+pub fn forward_guest_request(
+    host: &mut Host,
+    guest: FirmwareGuest,
+    req_gpa: u64,
+    rsp_gpa: u64,
+) -> Result<(), GuestRequestError> {
+    let FirmwareGuest::Snp { gctx_paddr, .. } = guest else {
+        return Err(GuestRequestError::NotAvailable(
+            "guest requests need an SEV-SNP guest".into(),
+        ));
+    };
+    let mut page = vec![0u8; PAGE_SIZE as usize];
+    host.memory().host_read(req_gpa, &mut page)?;
+    let req = host.put(host_area::GUEST_REQUEST, &page)?;
+    let rsp = host.memory().layout().host(host_area::GUEST_RESPONSE);
+    host.make_firmware(rsp)?;
+    let mut b = SnpGuestRequestBuffer {
+        gctx_paddr: U64::new(gctx_paddr),
+        req_paddr: U64::new(req),
+        rsp_paddr: U64::new(rsp),
+    };
+    let result = host.run(SnpCommand::SnpGuestRequest.id(), &mut b);
+    // Give the response page back to the hypervisor whatever happened.
+    let mut reclaim = SnpPageReclaimBuffer {
+        paddr: U64::new(rsp),
+    };
+    host.run(SnpCommand::SnpPageReclaim.id(), &mut reclaim)?;
+    host.rmp_update(rsp, 0, 0, 0)?;
+    result?;
+    let response = host.get(host_area::GUEST_RESPONSE, PAGE_SIZE as usize)?;
+    host.memory_mut().host_write(rsp_gpa, &response)?;
+    Ok(())
+}
+
+/// A model of the guest kernel's sev-guest driver, for VMs whose guest does
+/// not actually run.
+pub struct SimulatedGuest {
+    channel: GuestChannel,
+}
+
+impl core::fmt::Debug for SimulatedGuest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimulatedGuest").finish_non_exhaustive()
+    }
+}
+
+impl SimulatedGuest {
+    /// Reads the secrets page at `secrets_gpa` as the guest (private, with
+    /// its key) and opens a channel on VMPCK0.
+    pub fn boot(
+        host: &mut Host,
+        guest: FirmwareGuest,
+        secrets_gpa: u64,
+    ) -> Result<Self, GuestRequestError> {
+        let mut page = vec![0u8; PAGE_SIZE as usize];
+        host.guest_access(guest.asid(), secrets_gpa, &mut page, false, true)?;
+        let secrets = SecretsPage::read_from_bytes(&page)
+            .map_err(|_| GuestRequestError::Guest("the secrets page does not parse".into()));
+        page.zeroize();
+        let mut secrets = secrets?;
+        let channel = GuestChannel::from_secrets_page(&secrets, 0)
+            .map_err(|e| GuestRequestError::Guest(e.to_string()));
+        secrets.vmpck.zeroize();
+        Ok(Self { channel: channel? })
+    }
+
+    /// Seals MSG_REPORT_REQ and writes it to the request page.
+    pub fn write_report_request(
+        &mut self,
+        host: &mut Host,
+        report_data: [u8; 64],
+    ) -> Result<(), GuestRequestError> {
+        let request = self
+            .channel
+            .request_report(report_data, 0, KeySelect::Vcek)
+            .map_err(|e| GuestRequestError::Guest(e.to_string()))?;
+        host.memory_mut()
+            .host_write(guest_pages::REQUEST, &request)?;
+        Ok(())
+    }
+
+    /// Opens the report response from the response page.
+    pub fn read_report_response(&mut self, host: &mut Host) -> Result<Vec<u8>, GuestRequestError> {
+        let mut page = vec![0u8; PAGE_SIZE as usize];
+        host.memory().host_read(guest_pages::RESPONSE, &mut page)?;
+        let report = self
+            .channel
+            .open_report_response(&page)
+            .map_err(|e| GuestRequestError::Guest(e.to_string()))?;
+        Ok(zerocopy::IntoBytes::as_bytes(&report).to_vec())
+    }
+}
+
+/// What the simulated guest got from an extended report request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestReport {
+    /// The attestation report (1184 bytes).
+    pub report: Vec<u8>,
+    /// The certificate table the host supplied (GHCB format; 24 zero bytes
+    /// when the host has none).
+    pub certs: Vec<u8>,
+    /// The buffer sizes (pages) the guest offered, in order: more than one
+    /// when the first was too small and it retried with the size learned.
+    pub pages_offered: Vec<u64>,
+}
+
+/// Most attempts of one extended request (a too-small buffer, or a busy
+/// certificate file, makes the guest retry).
+const MAX_ATTEMPTS: usize = 8;
+
+/// The guest asks for an extended report (SNP_GET_EXT_REPORT): the host
+/// answers the certificate exit from `certs`; a buffer too small
+/// (`certs_pages`, default 1) makes the guest retry with the pages the host
+/// said it needs; then the request goes to the firmware and the guest opens
+/// the response.
+pub fn extended_report(
+    host: &mut Host,
+    guest: FirmwareGuest,
+    secrets_gpa: u64,
+    certs: &crate::certs::CertsProvider,
+    report_data: [u8; 64],
+    certs_pages: Option<u64>,
+) -> Result<GuestReport, GuestRequestError> {
+    use crate::certs::{GuestCertsOutcome, ReqCertsOutcome, SnpReqCerts};
+    let mut sim = SimulatedGuest::boot(host, guest, secrets_gpa)?;
+    let mut npages = certs_pages.unwrap_or(1);
+    let mut pages_offered = Vec::new();
+    for _ in 0..MAX_ATTEMPTS {
+        if npages > guest_pages::CERTS_MAX_PAGES {
+            return Err(GuestRequestError::Guest(format!(
+                "the host needs {npages} certificate pages; the guest offers at most {}",
+                guest_pages::CERTS_MAX_PAGES
+            )));
+        }
+        pages_offered.push(npages);
+        let mut exit = SnpReqCerts {
+            gpa: guest_pages::CERTS,
+            npages,
+            ret: 0,
+        };
+        let outcome = certs.handle_exit(&mut exit, host.memory_mut());
+        let seen = GuestCertsOutcome::from_exit(&exit)
+            .map_err(|e| GuestRequestError::Guest(e.to_string()))?;
+        match (seen, outcome) {
+            (GuestCertsOutcome::Completed, ReqCertsOutcome::Supplied(lease)) => {
+                sim.write_report_request(host, report_data)?;
+                forward_guest_request(host, guest, guest_pages::REQUEST, guest_pages::RESPONSE)?;
+                let table_len = lease.table_bytes().len();
+                // The certificates and the report are of one TCB: the lease
+                // is released only after the firmware answered.
+                drop(lease);
+                let report = sim.read_report_response(host)?;
+                let mut certs = vec![0u8; table_len];
+                host.memory().host_read(guest_pages::CERTS, &mut certs)?;
+                return Ok(GuestReport {
+                    report,
+                    certs,
+                    pages_offered,
+                });
+            }
+            (GuestCertsOutcome::InvalidLen { npages: needed }, _) => npages = needed,
+            (GuestCertsOutcome::Busy, _) => {}
+            (_, ReqCertsOutcome::Failed(e)) => {
+                return Err(GuestRequestError::Guest(format!(
+                    "the host could not supply certificates: {e}"
+                )))
+            }
+            (seen, _) => {
+                return Err(GuestRequestError::Guest(format!(
+                    "the host answered the certificate request with {seen:?}"
+                )))
+            }
+        }
+    }
+    Err(GuestRequestError::Guest(format!(
+        "no report after {MAX_ATTEMPTS} attempts (buffer sizes offered: {pages_offered:?})"
+    )))
+}

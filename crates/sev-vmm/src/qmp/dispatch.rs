@@ -1,0 +1,1008 @@
+//! One QMP session: capabilities negotiation, request checking
+//! (`qmp_dispatch`), the commands with QAPI's argument checking, and the
+//! replies and events each request produces, in the order QEMU sends them.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+
+use super::json::{Dict, Json, Message};
+use super::types::{timestamp_now, QmpEvent, ShutdownCause, VersionInfo};
+use super::{ErrorClass, QmpBackend, QmpError};
+
+/// The capabilities offered in the greeting (QEMU offers `oob` on monitors
+/// that run in the I/O thread, which socket monitors do).
+const CAPABILITIES: &[&str] = &["oob"];
+
+/// Locks the backend, recovering from a poisoned lock (a panic elsewhere
+/// must not take the monitor down).
+pub(crate) fn lock<'a>(
+    backend: &'a Mutex<dyn QmpBackend + 'static>,
+) -> MutexGuard<'a, dyn QmpBackend + 'static> {
+    backend.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What one request produced.
+#[derive(Debug, Default)]
+pub(crate) struct Handled {
+    /// Replies and events, in the order they go out.
+    pub(crate) out: Vec<Json>,
+    /// `quit` succeeded: stop serving after sending `out`.
+    pub(crate) quit: bool,
+}
+
+/// The state of one connection.
+#[derive(Debug)]
+pub(crate) struct Session {
+    negotiated: bool,
+    oob: bool,
+    version: VersionInfo,
+}
+
+impl Session {
+    /// A session in capabilities negotiation mode.
+    pub(crate) fn new(version: VersionInfo) -> Self {
+        Self {
+            negotiated: false,
+            oob: false,
+            version,
+        }
+    }
+
+    /// Whether the session is in command mode (events are delivered).
+    pub(crate) fn negotiated(&self) -> bool {
+        self.negotiated
+    }
+
+    /// The greeting.
+    pub(crate) fn greeting(&self) -> Json {
+        let capabilities = CAPABILITIES.iter().map(|c| Json::str(*c)).collect();
+        let qmp = Dict::new()
+            .with("version", self.version.to_json())
+            .with("capabilities", Json::List(capabilities));
+        Json::Dict(Dict::new().with("QMP", Json::Dict(qmp)))
+    }
+
+    /// Handles one message from the client.
+    pub(crate) fn handle(&mut self, message: Message, backend: &Mutex<dyn QmpBackend>) -> Handled {
+        let mut handled = Handled::default();
+        let (id, result) = match message {
+            Err(desc) => (None, Err(QmpError::generic(desc))),
+            Ok(Json::Dict(request)) => {
+                let id = request.get("id").cloned();
+                let result = self.dispatch(&request, backend, &mut handled);
+                (id, result)
+            }
+            Ok(_) => (
+                None,
+                Err(QmpError::generic("QMP input must be a JSON object")),
+            ),
+        };
+        let mut reply = match result {
+            Ok(value) => Dict::new().with("return", value),
+            Err(mut err) => {
+                // monitor_qmp_dispatch: in negotiation mode every
+                // CommandNotFound gets a more useful text.
+                if !self.negotiated && err.class == ErrorClass::CommandNotFound {
+                    err.desc = "Expecting capabilities negotiation with 'qmp_capabilities'".into();
+                }
+                // A failed command emits nothing.
+                handled.out.clear();
+                handled.quit = false;
+                Dict::new().with(
+                    "error",
+                    Json::Dict(
+                        Dict::new()
+                            .with("class", Json::str(err.class.as_str()))
+                            .with("desc", Json::Str(err.desc)),
+                    ),
+                )
+            }
+        };
+        if let Some(id) = id {
+            reply.put("id", id);
+        }
+        // Events emitted while the command ran come first; SHUTDOWN after
+        // `quit`'s reply.
+        let after_quit = if handled.quit {
+            handled.out.split_off(0)
+        } else {
+            Vec::new()
+        };
+        handled.out.push(Json::Dict(reply));
+        handled.out.extend(after_quit);
+        handled
+    }
+
+    /// `qmp_dispatch`: checks the request, finds the command, runs it.
+    fn dispatch(
+        &mut self,
+        request: &Dict,
+        backend: &Mutex<dyn QmpBackend>,
+        handled: &mut Handled,
+    ) -> Result<Json, QmpError> {
+        let mut exec_key: Option<&str> = None;
+        for (key, value) in request.iter() {
+            match key {
+                "execute" | "exec-oob" if key == "execute" || self.oob => {
+                    if !matches!(value, Json::Str(_)) {
+                        return Err(QmpError::generic(format!(
+                            "QMP input member '{key}' must be a string"
+                        )));
+                    }
+                    if let Some(first) = exec_key {
+                        return Err(QmpError::generic(format!(
+                            "QMP input member '{key}' clashes with '{first}'"
+                        )));
+                    }
+                    exec_key = Some(key);
+                }
+                "arguments" => {
+                    if !matches!(value, Json::Dict(_)) {
+                        return Err(QmpError::generic(
+                            "QMP input member 'arguments' must be an object",
+                        ));
+                    }
+                }
+                "id" => {}
+                _ => {
+                    return Err(QmpError::generic(format!(
+                        "QMP input member '{key}' is unexpected"
+                    )))
+                }
+            }
+        }
+        let Some(exec_key) = exec_key else {
+            return Err(QmpError::generic("QMP input lacks member 'execute'"));
+        };
+        let oob = exec_key == "exec-oob";
+        let Some(Json::Str(name)) = request.get(exec_key) else {
+            return Err(QmpError::generic("QMP input lacks member 'execute'"));
+        };
+        let command = COMMANDS
+            .iter()
+            .find(|c| c.name == name.as_str() && (self.negotiated || c.name == "qmp_capabilities"))
+            .ok_or_else(|| {
+                QmpError::new(
+                    ErrorClass::CommandNotFound,
+                    format!("The command {name} has not been found"),
+                )
+            })?;
+        if oob {
+            // No command here is marked allow-oob.
+            return Err(QmpError::generic(format!(
+                "The command {name} does not support OOB"
+            )));
+        }
+        let empty = Dict::new();
+        let arguments = match request.get("arguments") {
+            Some(Json::Dict(arguments)) => arguments,
+            _ => &empty,
+        };
+        let mut args = Args::new(arguments);
+        let mut exec = Exec {
+            session: self,
+            backend,
+            handled,
+        };
+        (command.run)(&mut exec, &mut args)
+    }
+}
+
+/// A command's context.
+struct Exec<'a> {
+    session: &'a mut Session,
+    backend: &'a Mutex<dyn QmpBackend>,
+    handled: &'a mut Handled,
+}
+
+impl Exec<'_> {
+    fn event(&mut self, event: &QmpEvent) {
+        self.handled.out.push(event.to_json(timestamp_now()));
+    }
+
+    /// Runs `cont` / `stop`, emitting `event` when `running` changes from
+    /// `!to` to `to`.
+    fn run_state_change(
+        &mut self,
+        to: bool,
+        event: &QmpEvent,
+        op: impl FnOnce(&mut dyn QmpBackend) -> Result<(), QmpError>,
+    ) -> Result<Json, QmpError> {
+        let changed = {
+            let mut backend = lock(self.backend);
+            let before = backend.query_status().running;
+            op(&mut *backend)?;
+            let after = backend.query_status().running;
+            before != to && after == to
+        };
+        if changed {
+            self.event(event);
+        }
+        Ok(empty())
+    }
+}
+
+fn empty() -> Json {
+    Json::Dict(Dict::new())
+}
+
+/// A command: its name and its marshaller (argument checks, then the call).
+struct Command {
+    name: &'static str,
+    run: fn(&mut Exec<'_>, &mut Args<'_>) -> Result<Json, QmpError>,
+}
+
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "qmp_capabilities",
+        run: cmd_qmp_capabilities,
+    },
+    Command {
+        name: "query-version",
+        run: cmd_query_version,
+    },
+    Command {
+        name: "query-commands",
+        run: cmd_query_commands,
+    },
+    Command {
+        name: "query-status",
+        run: cmd_query_status,
+    },
+    Command {
+        name: "cont",
+        run: cmd_cont,
+    },
+    Command {
+        name: "stop",
+        run: cmd_stop,
+    },
+    Command {
+        name: "quit",
+        run: cmd_quit,
+    },
+    Command {
+        name: "human-monitor-command",
+        run: cmd_human_monitor_command,
+    },
+    Command {
+        name: "query-sev",
+        run: cmd_query_sev,
+    },
+    Command {
+        name: "query-sev-launch-measure",
+        run: cmd_query_sev_launch_measure,
+    },
+    Command {
+        name: "query-sev-capabilities",
+        run: cmd_query_sev_capabilities,
+    },
+    Command {
+        name: "sev-inject-launch-secret",
+        run: cmd_sev_inject_launch_secret,
+    },
+    Command {
+        name: "query-sev-attestation-report",
+        run: cmd_query_sev_attestation_report,
+    },
+    Command {
+        name: "query-sev-launch-log",
+        run: cmd_query_sev_launch_log,
+    },
+    Command {
+        name: "x-sevkit-guest-report",
+        run: cmd_guest_report,
+    },
+];
+
+/// The names of the commands the server knows.
+pub(crate) fn command_names() -> impl Iterator<Item = &'static str> {
+    COMMANDS.iter().map(|c| c.name)
+}
+
+fn cmd_qmp_capabilities(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    let mut oob = false;
+    if let Some(enable) = args.member("enable") {
+        let Json::List(items) = enable else {
+            return Err(type_error("enable", "array"));
+        };
+        for (i, item) in items.iter().enumerate() {
+            let Json::Str(cap) = item else {
+                return Err(type_error(&format!("enable[{i}]"), "string"));
+            };
+            if cap != "oob" {
+                // input_type_enum names list elements 'null'.
+                return Err(QmpError::generic(format!(
+                    "Parameter 'null' does not accept value '{cap}'"
+                )));
+            }
+            oob = true;
+        }
+    }
+    args.finish()?;
+    if exec.session.negotiated {
+        return Err(QmpError::new(
+            ErrorClass::CommandNotFound,
+            "Capabilities negotiation is already complete, command ignored",
+        ));
+    }
+    // Every capability asked for is offered ("oob"), so none is refused
+    // with "Capability %s not available".
+    exec.session.oob = oob;
+    exec.session.negotiated = true;
+    Ok(empty())
+}
+
+fn cmd_query_version(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    args.finish()?;
+    Ok(exec.session.version.to_json())
+}
+
+fn cmd_query_commands(_: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    args.finish()?;
+    Ok(Json::List(
+        command_names()
+            .map(|name| Json::Dict(Dict::new().with("name", Json::str(name))))
+            .collect(),
+    ))
+}
+
+fn cmd_query_status(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    args.finish()?;
+    Ok(lock(exec.backend).query_status().to_json())
+}
+
+fn cmd_cont(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    args.finish()?;
+    exec.run_state_change(true, &QmpEvent::Resume, |b| b.cont())
+}
+
+fn cmd_stop(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    args.finish()?;
+    exec.run_state_change(false, &QmpEvent::Stop, |b| b.stop())
+}
+
+fn cmd_quit(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    args.finish()?;
+    lock(exec.backend).quit();
+    exec.event(&QmpEvent::Shutdown {
+        guest: false,
+        reason: ShutdownCause::HostQmpQuit,
+    });
+    exec.handled.quit = true;
+    Ok(empty())
+}
+
+fn cmd_human_monitor_command(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    let command_line = args.required_str("command-line")?;
+    let cpu_index = args.optional_int("cpu-index")?;
+    args.finish()?;
+    let output = lock(exec.backend).human_monitor_command(&command_line, cpu_index)?;
+    Ok(Json::Str(output))
+}
+
+fn cmd_query_sev(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    args.finish()?;
+    Ok(lock(exec.backend).query_sev()?.to_json())
+}
+
+fn cmd_query_sev_launch_measure(
+    exec: &mut Exec<'_>,
+    args: &mut Args<'_>,
+) -> Result<Json, QmpError> {
+    args.finish()?;
+    Ok(lock(exec.backend).query_sev_launch_measure()?.to_json())
+}
+
+fn cmd_query_sev_capabilities(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    args.finish()?;
+    Ok(lock(exec.backend).query_sev_capabilities()?.to_json())
+}
+
+fn cmd_sev_inject_launch_secret(
+    exec: &mut Exec<'_>,
+    args: &mut Args<'_>,
+) -> Result<Json, QmpError> {
+    let packet_header = args.required_str("packet-header")?;
+    let secret = args.required_str("secret")?;
+    let gpa = args.optional_uint64("gpa")?;
+    args.finish()?;
+    lock(exec.backend).sev_inject_launch_secret(&packet_header, &secret, gpa)?;
+    Ok(empty())
+}
+
+fn cmd_query_sev_attestation_report(
+    exec: &mut Exec<'_>,
+    args: &mut Args<'_>,
+) -> Result<Json, QmpError> {
+    let mnonce = args.required_str("mnonce")?;
+    args.finish()?;
+    Ok(lock(exec.backend)
+        .query_sev_attestation_report(&mnonce)?
+        .to_json())
+}
+
+fn cmd_query_sev_launch_log(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    args.finish()?;
+    let log = lock(exec.backend).query_sev_launch_log()?;
+    Ok(Json::from_serde(&log))
+}
+
+/// The most report data an SNP report carries.
+const REPORT_DATA_LEN: usize = 64;
+
+fn cmd_guest_report(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    let report_data = args.optional_str("report-data")?;
+    let certs_pages = args.optional_uint32("certs-pages")?;
+    args.finish()?;
+    if let Some(data) = &report_data {
+        if B64.decode(data).map_or(true, |d| d.len() > REPORT_DATA_LEN) {
+            return Err(QmpError::generic(format!(
+                "Parameter 'report-data' expects base64 data of at most {REPORT_DATA_LEN} bytes"
+            )));
+        }
+    }
+    let report =
+        lock(exec.backend).guest_report(report_data.as_deref(), certs_pages.map(u64::from))?;
+    Ok(report.to_json())
+}
+
+// ---------------------------------------------------------------------------
+// QAPI's QObject input visitor, for the flat argument objects used here.
+
+fn type_error(name: &str, expected: &str) -> QmpError {
+    QmpError::generic(format!(
+        "Invalid parameter type for '{name}', expected: {expected}"
+    ))
+}
+
+/// The `arguments` of a command, visited member by member in schema order.
+struct Args<'a> {
+    dict: &'a Dict,
+    visited: Vec<&'a str>,
+}
+
+impl<'a> Args<'a> {
+    fn new(dict: &'a Dict) -> Self {
+        Self {
+            dict,
+            visited: Vec::new(),
+        }
+    }
+
+    /// An optional member (present even if `null`).
+    fn member(&mut self, name: &'a str) -> Option<&'a Json> {
+        let value = self.dict.get(name)?;
+        self.visited.push(name);
+        Some(value)
+    }
+
+    fn required(&mut self, name: &'a str) -> Result<&'a Json, QmpError> {
+        self.member(name)
+            .ok_or_else(|| QmpError::generic(format!("Parameter '{name}' is missing")))
+    }
+
+    fn string(value: &Json, name: &str) -> Result<String, QmpError> {
+        match value {
+            Json::Str(s) => Ok(s.clone()),
+            _ => Err(type_error(name, "string")),
+        }
+    }
+
+    fn required_str(&mut self, name: &'a str) -> Result<String, QmpError> {
+        Self::string(self.required(name)?, name)
+    }
+
+    fn optional_str(&mut self, name: &'a str) -> Result<Option<String>, QmpError> {
+        self.member(name).map(|v| Self::string(v, name)).transpose()
+    }
+
+    /// QAPI `int`: any integer that fits `int64_t`.
+    fn optional_int(&mut self, name: &'a str) -> Result<Option<i64>, QmpError> {
+        self.member(name)
+            .map(|v| match v {
+                Json::Int(i) => Ok(*i),
+                Json::UInt(u) => i64::try_from(*u).map_err(|_| type_error(name, "integer")),
+                _ => Err(type_error(name, "integer")),
+            })
+            .transpose()
+    }
+
+    /// QAPI `uint64`: any integer that fits `uint64_t`, or, "for backward
+    /// compatibility", a negative `int64_t` taken modulo 2^64.
+    fn optional_uint64(&mut self, name: &'a str) -> Result<Option<u64>, QmpError> {
+        self.member(name)
+            .map(|v| match v {
+                Json::UInt(u) => Ok(*u),
+                Json::Int(i) => Ok(i.cast_unsigned()),
+                _ => Err(QmpError::generic(format!(
+                    "Parameter '{name}' expects uint64"
+                ))),
+            })
+            .transpose()
+    }
+
+    /// QAPI `uint32`: a `uint64` no greater than `UINT32_MAX`.
+    fn optional_uint32(&mut self, name: &'a str) -> Result<Option<u32>, QmpError> {
+        self.optional_uint64(name)?
+            .map(|v| {
+                u32::try_from(v)
+                    .map_err(|_| QmpError::generic(format!("Parameter '{name}' expects uint32_t")))
+            })
+            .transpose()
+    }
+
+    /// `visit_check_struct`: no member may be left unvisited.
+    fn finish(&self) -> Result<(), QmpError> {
+        match self.dict.iter().find(|(k, _)| !self.visited.contains(k)) {
+            Some((key, _)) => Err(QmpError::generic(format!(
+                "Parameter '{key}' is unexpected"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::json::{write, JsonStreamer};
+    use super::super::types::{
+        GuestReport, RunState, SevAttestationReport, SevCapability, SevInfo, SevLaunchMeasureInfo,
+        SevState, StatusInfo,
+    };
+    use super::*;
+
+    /// A small VM: runs, stops, remembers the last call.
+    #[derive(Default)]
+    struct Mock {
+        state: Option<RunState>,
+        last: String,
+        quit: bool,
+    }
+
+    impl QmpBackend for Mock {
+        fn query_status(&mut self) -> StatusInfo {
+            StatusInfo::new(self.state.unwrap_or(RunState::Prelaunch))
+        }
+        fn query_sev(&mut self) -> Result<SevInfo, QmpError> {
+            Ok(SevInfo::sev(1, 55, 21, SevState::LaunchSecret, 1, 1))
+        }
+        fn query_sev_launch_measure(&mut self) -> Result<SevLaunchMeasureInfo, QmpError> {
+            Err(QmpError::generic("SEV launch measurement is not available"))
+        }
+        fn query_sev_capabilities(&mut self) -> Result<SevCapability, QmpError> {
+            Ok(SevCapability::new("p", "c", "i", 51, 1))
+        }
+        fn sev_inject_launch_secret(
+            &mut self,
+            packet_header: &str,
+            secret: &str,
+            gpa: Option<u64>,
+        ) -> Result<(), QmpError> {
+            self.last = format!("inject {packet_header} {secret} {gpa:?}");
+            Ok(())
+        }
+        fn query_sev_attestation_report(
+            &mut self,
+            mnonce: &str,
+        ) -> Result<SevAttestationReport, QmpError> {
+            Ok(SevAttestationReport::new(mnonce))
+        }
+        fn cont(&mut self) -> Result<(), QmpError> {
+            self.state = Some(RunState::Running);
+            Ok(())
+        }
+        fn stop(&mut self) -> Result<(), QmpError> {
+            self.state = Some(RunState::Paused);
+            Ok(())
+        }
+        fn quit(&mut self) {
+            self.quit = true;
+        }
+        fn human_monitor_command(
+            &mut self,
+            command_line: &str,
+            cpu_index: Option<i64>,
+        ) -> Result<String, QmpError> {
+            Ok(format!("{command_line} {cpu_index:?}\r\n"))
+        }
+        fn query_sev_launch_log(&mut self) -> Result<serde_json::Value, QmpError> {
+            Ok(serde_json::json!({"steps": [1, 2]}))
+        }
+        fn guest_report(
+            &mut self,
+            report_data: Option<&str>,
+            certs_pages: Option<u64>,
+        ) -> Result<GuestReport, QmpError> {
+            self.last = format!("report {report_data:?} {certs_pages:?}");
+            Ok(GuestReport::new("cmVwb3J0", ""))
+        }
+    }
+
+    struct Harness {
+        session: Session,
+        mock: Arc<Mutex<Mock>>,
+        backend: Arc<Mutex<dyn QmpBackend>>,
+        streamer: JsonStreamer,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let mock = Arc::new(Mutex::new(Mock::default()));
+            let backend: Arc<Mutex<dyn QmpBackend>> = mock.clone();
+            Self {
+                session: Session::new(VersionInfo::new(10, 1, 0, "test")),
+                mock,
+                backend,
+                streamer: JsonStreamer::new(),
+            }
+        }
+
+        /// Feeds `input`, returns every line sent, events' timestamps
+        /// zeroed.
+        fn send(&mut self, input: &str) -> Vec<String> {
+            let mut messages = Vec::new();
+            self.streamer.feed(input.as_bytes(), &mut messages);
+            let mut lines = Vec::new();
+            for m in messages {
+                let handled = self.session.handle(m, &self.backend);
+                for mut json in handled.out {
+                    if let Json::Dict(d) = &mut json {
+                        if d.contains_key("timestamp") {
+                            d.put("timestamp", Json::Null);
+                        }
+                    }
+                    lines.push(write(&json));
+                }
+            }
+            lines
+        }
+
+        fn negotiated() -> Self {
+            let mut h = Self::new();
+            assert_eq!(
+                h.send(r#"{"execute": "qmp_capabilities"}"#),
+                [r#"{"return": {}}"#]
+            );
+            h
+        }
+    }
+
+    fn err(class: &str, desc: &str) -> String {
+        format!(r#"{{"error": {{"class": "{class}", "desc": "{desc}"}}}}"#)
+    }
+
+    #[test]
+    fn greeting_is_qemus() {
+        let h = Harness::new();
+        assert_eq!(
+            write(&h.session.greeting()),
+            r#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 1, "major": 10}, "package": "test"}, "capabilities": ["oob"]}}"#
+        );
+    }
+
+    #[test]
+    fn negotiation() {
+        let mut h = Harness::new();
+        let expecting = "Expecting capabilities negotiation with 'qmp_capabilities'";
+        assert_eq!(
+            h.send(r#"{"execute": "query-status"}"#),
+            [err("CommandNotFound", expecting)]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "nonexistent"}"#),
+            [err("CommandNotFound", expecting)]
+        );
+        // Argument errors of qmp_capabilities keep their class.
+        assert_eq!(
+            h.send(r#"{"execute": "qmp_capabilities", "arguments": {"enable": "oob"}}"#),
+            [err(
+                "GenericError",
+                "Invalid parameter type for 'enable', expected: array"
+            )]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "qmp_capabilities", "arguments": {"enable": [1]}}"#),
+            [err(
+                "GenericError",
+                "Invalid parameter type for 'enable[0]', expected: string"
+            )]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "qmp_capabilities", "arguments": {"enable": ["foo"]}}"#),
+            [err(
+                "GenericError",
+                "Parameter 'null' does not accept value 'foo'"
+            )]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "qmp_capabilities", "arguments": {"x": 1}}"#),
+            [err("GenericError", "Parameter 'x' is unexpected")]
+        );
+        // exec-oob is not a member before OOB is enabled.
+        assert_eq!(
+            h.send(r#"{"exec-oob": "qmp_capabilities"}"#),
+            [err(
+                "GenericError",
+                "QMP input member 'exec-oob' is unexpected"
+            )]
+        );
+        assert_eq!(
+            h.send(
+                r#"{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}, "id": "n"}"#
+            ),
+            [r#"{"return": {}, "id": "n"}"#]
+        );
+        assert!(h.session.negotiated());
+        assert_eq!(
+            h.send(r#"{"execute": "qmp_capabilities"}"#),
+            [err(
+                "CommandNotFound",
+                "Capabilities negotiation is already complete, command ignored"
+            )]
+        );
+        assert_eq!(
+            h.send(r#"{"exec-oob": "query-status", "id": 1}"#),
+            [
+                r#"{"id": 1, "error": {"class": "GenericError", "desc": "The command query-status does not support OOB"}}"#
+            ]
+        );
+        assert_eq!(
+            h.send(r#"{"exec-oob": "query-status", "execute": "query-status"}"#),
+            // QDict order puts "execute" first.
+            [err(
+                "GenericError",
+                "QMP input member 'execute' clashes with 'exec-oob'"
+            )]
+        );
+    }
+
+    #[test]
+    fn request_checks() {
+        let mut h = Harness::negotiated();
+        for (input, desc) in [
+            ("[]", "QMP input must be a JSON object"),
+            ("\"x\"", "QMP input must be a JSON object"),
+            ("{}", "QMP input lacks member 'execute'"),
+            (r#"{"id": 1}"#, "QMP input lacks member 'execute'"),
+            (
+                r#"{"execute": 1}"#,
+                "QMP input member 'execute' must be a string",
+            ),
+            (
+                r#"{"execute": "cont", "arguments": []}"#,
+                "QMP input member 'arguments' must be an object",
+            ),
+            (
+                r#"{"execute": "cont", "foo": 1}"#,
+                "QMP input member 'foo' is unexpected",
+            ),
+            (
+                r#"{"exec-oob": "cont"}"#,
+                "QMP input member 'exec-oob' is unexpected",
+            ),
+        ] {
+            let out = h.send(input);
+            assert_eq!(out.len(), 1, "{input}");
+            assert!(
+                out[0].contains(&format!(r#""desc": "{desc}""#)),
+                "{input}: {out:?}"
+            );
+            assert!(out[0].contains("GenericError"));
+        }
+        // The id is echoed once the request is an object.
+        assert_eq!(
+            h.send(r#"{"execute": "cont", "foo": 1, "id": {"a": [1, 'x']}}"#),
+            [
+                r#"{"id": {"a": [1, "x"]}, "error": {"class": "GenericError", "desc": "QMP input member 'foo' is unexpected"}}"#
+            ]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "nonexistent", "id": null}"#),
+            [
+                r#"{"id": null, "error": {"class": "CommandNotFound", "desc": "The command nonexistent has not been found"}}"#
+            ]
+        );
+        // Parse errors carry no id.
+        assert_eq!(
+            h.send(r#"{"execute": "cont", "id": 1,}"#),
+            [err("GenericError", "JSON parse error, expecting value")]
+        );
+    }
+
+    #[test]
+    fn argument_checks() {
+        let mut h = Harness::negotiated();
+        for (args, desc) in [
+            (r"{}", "Parameter 'packet-header' is missing"),
+            (r#"{"secret": "s"}"#, "Parameter 'packet-header' is missing"),
+            (
+                r#"{"packet-header": 1, "secret": "s"}"#,
+                "Invalid parameter type for 'packet-header', expected: string",
+            ),
+            (r#"{"packet-header": "h"}"#, "Parameter 'secret' is missing"),
+            (
+                r#"{"packet-header": "h", "secret": null}"#,
+                "Invalid parameter type for 'secret', expected: string",
+            ),
+            (
+                r#"{"packet-header": "h", "secret": "s", "gpa": "1"}"#,
+                "Parameter 'gpa' expects uint64",
+            ),
+            (
+                r#"{"packet-header": "h", "secret": "s", "gpa": 1.0}"#,
+                "Parameter 'gpa' expects uint64",
+            ),
+            (
+                r#"{"packet-header": "h", "secret": "s", "gpa": 18446744073709551616}"#,
+                "Parameter 'gpa' expects uint64",
+            ),
+            (
+                r#"{"packet-header": "h", "secret": "s", "x": 1}"#,
+                "Parameter 'x' is unexpected",
+            ),
+        ] {
+            let out = h.send(&format!(
+                r#"{{"execute": "sev-inject-launch-secret", "arguments": {args}}}"#
+            ));
+            assert_eq!(out, [err("GenericError", desc)], "{args}");
+        }
+        // uint64 takes negative int64 modulo 2^64, like QEMU.
+        assert_eq!(
+            h.send(r#"{"execute": "sev-inject-launch-secret", "arguments": {"packet-header": "h", "secret": "s", "gpa": -1}}"#),
+            [r#"{"return": {}}"#]
+        );
+        assert_eq!(
+            h.mock.lock().unwrap().last,
+            "inject h s Some(18446744073709551615)"
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "sev-inject-launch-secret", "arguments": {"packet-header": "h", "secret": "s", "gpa": 18446744073709551615}}"#),
+            [r#"{"return": {}}"#]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "query-status", "arguments": {"verbose": true}}"#),
+            [err("GenericError", "Parameter 'verbose' is unexpected")]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "human-monitor-command", "arguments": {"command-line": "info sev", "cpu-index": 9223372036854775808}}"#),
+            [err("GenericError", "Invalid parameter type for 'cpu-index', expected: integer")]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "human-monitor-command", "arguments": {"command-line": "info sev", "cpu-index": -3}}"#),
+            [r#"{"return": "info sev Some(-3)\r\n"}"#]
+        );
+        assert_eq!(
+            h.send(
+                r#"{"execute": "x-sevkit-guest-report", "arguments": {"certs-pages": 4294967296}}"#
+            ),
+            [err(
+                "GenericError",
+                "Parameter 'certs-pages' expects uint32_t"
+            )]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "x-sevkit-guest-report", "arguments": {"certs-pages": -1}}"#),
+            [err(
+                "GenericError",
+                "Parameter 'certs-pages' expects uint32_t"
+            )]
+        );
+        let too_long = B64.encode([0u8; 65]);
+        assert_eq!(
+            h.send(&format!(r#"{{"execute": "x-sevkit-guest-report", "arguments": {{"report-data": "{too_long}"}}}}"#)),
+            [err("GenericError", "Parameter 'report-data' expects base64 data of at most 64 bytes")]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "x-sevkit-guest-report", "arguments": {"report-data": "not base64!"}}"#),
+            [err("GenericError", "Parameter 'report-data' expects base64 data of at most 64 bytes")]
+        );
+        let ok = B64.encode([7u8; 64]);
+        assert_eq!(
+            h.send(&format!(r#"{{"execute": "x-sevkit-guest-report", "arguments": {{"report-data": "{ok}", "certs-pages": 4}}}}"#)),
+            [r#"{"return": {"report": "cmVwb3J0", "certs": ""}}"#]
+        );
+        assert_eq!(
+            h.mock.lock().unwrap().last,
+            format!("report Some({ok:?}) Some(4)")
+        );
+    }
+
+    #[test]
+    fn commands_and_events() {
+        let mut h = Harness::negotiated();
+        assert_eq!(
+            h.send(r#"{"execute": "query-status"}"#),
+            [r#"{"return": {"status": "prelaunch", "running": false}}"#]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "cont", "id": 1}"#),
+            [
+                r#"{"timestamp": null, "event": "RESUME"}"#,
+                r#"{"return": {}, "id": 1}"#
+            ]
+        );
+        // No event when nothing changes.
+        assert_eq!(h.send(r#"{"execute": "cont"}"#), [r#"{"return": {}}"#]);
+        assert_eq!(
+            h.send(r#"{"execute": "stop"}"#),
+            [
+                r#"{"timestamp": null, "event": "STOP"}"#,
+                r#"{"return": {}}"#
+            ]
+        );
+        assert_eq!(h.send(r#"{"execute": "stop"}"#), [r#"{"return": {}}"#]);
+        assert_eq!(
+            h.send(r#"{"execute": "query-sev-launch-measure"}"#),
+            [err(
+                "GenericError",
+                "SEV launch measurement is not available"
+            )]
+        );
+        assert_eq!(
+            h.send(r#"{"execute": "query-sev-launch-log"}"#),
+            [r#"{"return": {"steps": [1, 2]}}"#]
+        );
+        let out = h.send(r#"{"execute": "query-commands"}"#);
+        for name in command_names() {
+            assert!(
+                out[0].contains(&format!(r#"{{"name": "{name}"}}"#)),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            h.send(r#"{"execute": "query-version"}"#),
+            [r#"{"return": {"qemu": {"micro": 0, "minor": 1, "major": 10}, "package": "test"}}"#]
+        );
+        let handled = h.session.handle(
+            Ok(Json::Dict(Dict::new().with("execute", Json::str("quit")))),
+            &h.backend,
+        );
+        assert!(handled.quit);
+        assert_eq!(handled.out.len(), 2);
+        assert_eq!(write(&handled.out[0]), r#"{"return": {}}"#);
+        assert!(write(&handled.out[1]).contains(
+            r#""event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}"#
+        ));
+        assert!(h.mock.lock().unwrap().quit);
+    }
+
+    #[test]
+    fn ids_are_echoed_verbatim() {
+        let mut h = Harness::negotiated();
+        for (id, echoed) in [
+            ("1", "1"),
+            ("-1", "-1"),
+            ("18446744073709551615", "18446744073709551615"),
+            ("0.1", "0.10000000000000001"),
+            ("1e999", "null"),
+            ("'q'", r#""q""#),
+            (r#""\u00e9""#, r#""\u00E9""#),
+            ("[true, {}]", "[true, {}]"),
+        ] {
+            assert_eq!(
+                h.send(&format!(r#"{{"execute": "query-status", "id": {id}}}"#)),
+                [format!(
+                    r#"{{"return": {{"status": "prelaunch", "running": false}}, "id": {echoed}}}"#
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn poisoned_backend_still_answers() {
+        let h = Harness::negotiated();
+        let mock = h.mock.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = mock.lock().unwrap();
+            panic!("poison");
+        })
+        .join();
+        let mut h = h;
+        assert_eq!(h.send(r#"{"execute": "query-status"}"#).len(), 1);
+    }
+}

@@ -1,0 +1,444 @@
+//! A launched VM as management software sees it: QEMU's SEV state
+//! (`launch-update`, `launch-secret`, `running`), the run state
+//! (`prelaunch` under `-S`, `running`, `paused`), and the operations QMP
+//! exposes, each with QEMU's error text.
+//!
+//! SEV / SEV-ES guests are measured at creation (QEMU does it when machine
+//! init is done) and wait in `launch-secret` for secrets until the first
+//! `cont`, which runs LAUNCH_FINISH. SNP guests stay in `launch-update`
+//! until the first `cont`, which issues every queued SNP_LAUNCH_UPDATE and
+//! SNP_LAUNCH_FINISH. Without `-S` the first `cont` happens at creation.
+//!
+//! The VMM does not run vCPUs (the model has no guest code to execute);
+//! where a guest would act (asking for an SNP report, reading an injected
+//! secret) [`Vm::guest_report`] and [`Vm::guest_read`] play its part.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use sev_abi::commands::{AttestationBuffer, SevCommand};
+use sev_abi::session::LEGACY_ATTESTATION_REPORT_LEN;
+use sev_measure::LaunchLog;
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::FromZeros;
+
+use crate::certs::CertsProvider;
+use crate::guest::FirmwareGuest;
+use crate::guest_request::{extended_report, GuestReport};
+use crate::host::{Host, HostError, PlatformCertificates, PlatformInfo};
+use crate::launch::{LaunchError, Launched, Measured, SevLaunch, SnpLaunch, Updating};
+use crate::memory::host_area;
+
+/// QEMU's SevState.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SevState {
+    /// Not launched.
+    Uninit,
+    /// Updates issued (SNP: queued), not measured.
+    LaunchUpdate,
+    /// Measured; secrets may be injected.
+    LaunchSecret,
+    /// LAUNCH_FINISH done.
+    Running,
+}
+
+impl SevState {
+    /// QEMU's name (`launch-secret`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Uninit => "uninit",
+            Self::LaunchUpdate => "launch-update",
+            Self::LaunchSecret => "launch-secret",
+            Self::Running => "running",
+        }
+    }
+
+    /// QEMU's numeric value (SEV_STATE_*), which some messages print.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::Uninit => 0,
+            Self::LaunchUpdate => 1,
+            Self::LaunchSecret => 2,
+            Self::Running => 3,
+        }
+    }
+}
+
+/// QEMU's run state, as far as this VMM has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Created with `-S`, never started.
+    Prelaunch,
+    /// Running.
+    Running,
+    /// Stopped by `stop`.
+    Paused,
+    /// `quit` was requested.
+    Shutdown,
+}
+
+impl RunState {
+    /// QEMU's RunState name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Prelaunch => "prelaunch",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// An operation refused; `desc` is QEMU's text where QEMU has one (QMP
+/// reports it as a GenericError).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{desc}")]
+pub struct VmError {
+    /// The message.
+    pub desc: String,
+}
+
+impl VmError {
+    fn new(desc: impl Into<String>) -> Self {
+        Self { desc: desc.into() }
+    }
+}
+
+impl From<HostError> for VmError {
+    fn from(e: HostError) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+impl From<LaunchError> for VmError {
+    fn from(e: LaunchError) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+/// What `query-sev` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SevStatus {
+    /// PLATFORM_STATUS at launch.
+    pub platform: PlatformInfo,
+    /// The SEV state.
+    pub state: SevState,
+    /// The guest.
+    pub guest: FirmwareGuest,
+}
+
+/// What `query-sev-capabilities` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// PDH, PEK ‖ OCA ‖ CEK and the chip id.
+    pub certificates: PlatformCertificates,
+    /// C-bit position.
+    pub cbitpos: u32,
+    /// Reduced physical address bits.
+    pub reduced_phys_bits: u32,
+}
+
+enum Stage {
+    SevSecret(Box<SevLaunch<Measured>>),
+    SnpUpdate(Box<SnpLaunch<Updating>>),
+    Running(Box<Launched>),
+    /// A launch step failed; the VM is dead (QEMU exits here).
+    Failed(String),
+    /// Between two stages (only seen if a step panicked).
+    Moving,
+}
+
+/// A VM after its launch started.
+pub struct Vm {
+    stage: Stage,
+    run_state: RunState,
+    guest: FirmwareGuest,
+    platform: PlatformInfo,
+    cbitpos: u32,
+    reduced_phys_bits: u32,
+    measure_blob: Option<[u8; 48]>,
+    certs: CertsProvider,
+}
+
+impl core::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Vm")
+            .field("state", &self.sev_state())
+            .field("run_state", &self.run_state)
+            .field("guest", &self.guest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vm {
+    /// A VM whose SEV / SEV-ES launch was started: measures it (QEMU's
+    /// machine-init-done step), then waits in `launch-secret`.
+    pub fn from_sev(
+        launch: SevLaunch<Updating>,
+        cbitpos: u32,
+        reduced_phys_bits: u32,
+    ) -> Result<Self, LaunchError> {
+        let guest = launch.guest();
+        let platform = launch.platform();
+        let measured = launch.measure()?;
+        let measure_blob = Some(measured.measure_blob());
+        Ok(Self {
+            stage: Stage::SevSecret(Box::new(measured)),
+            run_state: RunState::Prelaunch,
+            guest,
+            platform,
+            cbitpos,
+            reduced_phys_bits,
+            measure_blob,
+            certs: CertsProvider::new(None),
+        })
+    }
+
+    /// A VM whose SNP launch was started (updates queued).
+    pub fn from_snp(launch: SnpLaunch<Updating>, cbitpos: u32, reduced_phys_bits: u32) -> Self {
+        Self {
+            guest: launch.guest(),
+            platform: launch.platform(),
+            stage: Stage::SnpUpdate(Box::new(launch)),
+            run_state: RunState::Prelaunch,
+            cbitpos,
+            reduced_phys_bits,
+            measure_blob: None,
+            certs: CertsProvider::new(None),
+        }
+    }
+
+    /// Supplies SNP guests' certificates from `certs` (the object's
+    /// `certs-path`).
+    #[must_use]
+    pub fn with_certs(mut self, certs: CertsProvider) -> Self {
+        self.certs = certs;
+        self
+    }
+
+    /// The SEV state.
+    pub fn sev_state(&self) -> SevState {
+        match &self.stage {
+            Stage::SevSecret(_) => SevState::LaunchSecret,
+            Stage::SnpUpdate(_) => SevState::LaunchUpdate,
+            Stage::Running(_) => SevState::Running,
+            Stage::Failed(_) | Stage::Moving => SevState::Uninit,
+        }
+    }
+
+    /// The run state.
+    pub fn run_state(&self) -> RunState {
+        self.run_state
+    }
+
+    /// The guest's firmware context.
+    pub fn guest(&self) -> FirmwareGuest {
+        self.guest
+    }
+
+    /// `query-sev`.
+    pub fn status(&self) -> SevStatus {
+        SevStatus {
+            platform: self.platform,
+            state: self.sev_state(),
+            guest: self.guest,
+        }
+    }
+
+    /// `query-sev-launch-measure`: the LAUNCH_MEASURE blob, base64.
+    pub fn launch_measure(&self) -> Result<String, VmError> {
+        self.measure_blob
+            .map(|b| B64.encode(b))
+            .ok_or_else(|| VmError::new("SEV launch measurement is not available"))
+    }
+
+    /// The launched guest, or QEMU-like refusal.
+    fn launched(&mut self) -> Option<&mut Launched> {
+        match &mut self.stage {
+            Stage::Running(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The host, in whatever stage.
+    pub fn host(&mut self) -> Result<&mut Host, VmError> {
+        match &mut self.stage {
+            Stage::SevSecret(l) => Ok(l.host()),
+            Stage::SnpUpdate(l) => Ok(l.host()),
+            Stage::Running(l) => Ok(&mut l.host),
+            Stage::Failed(why) => Err(VmError::new(format!("the launch failed: {why}"))),
+            Stage::Moving => Err(VmError::new("the VM is unusable")),
+        }
+    }
+
+    /// `sev-inject-launch-secret`: base64 header and secret, optional GPA.
+    pub fn inject_launch_secret(
+        &mut self,
+        header: &str,
+        secret: &str,
+        gpa: Option<u64>,
+    ) -> Result<(), VmError> {
+        let state = self.sev_state();
+        let Stage::SevSecret(launch) = &mut self.stage else {
+            return Err(VmError::new(format!(
+                "SEV: Not in correct state. (LSECRET) {:x}",
+                state.number()
+            )));
+        };
+        let header = B64
+            .decode(header.trim())
+            .map_err(|_| VmError::new("SEV: Failed to decode sequence header"))?;
+        let secret = B64
+            .decode(secret.trim())
+            .map_err(|_| VmError::new("SEV: Failed to decode data"))?;
+        launch.inject_secret(&header, &secret, gpa)?;
+        Ok(())
+    }
+
+    /// `query-sev-attestation-report` (legacy ATTESTATION): base64 report.
+    pub fn attestation_report(&mut self, mnonce: &str) -> Result<String, VmError> {
+        let mnonce = B64
+            .decode(mnonce.trim())
+            .map_err(|_| VmError::new("SEV: failed to decode mnonce"))?;
+        if mnonce.len() != 16 {
+            return Err(VmError::new(format!(
+                "SEV: mnonce must be 16 bytes (got {})",
+                mnonce.len()
+            )));
+        }
+        let FirmwareGuest::Legacy { handle, .. } = self.guest else {
+            return Err(VmError::new(
+                "SEV-SNP guests do not support query-sev-attestation-report: the guest requests \
+                 its own report (see x-sevkit-guest-report)",
+            ));
+        };
+        let host = self.host()?;
+        let mut b = AttestationBuffer::new_zeroed();
+        b.handle = U32::new(handle);
+        b.mnonce.copy_from_slice(&mnonce);
+        b.paddr = U64::new(host.memory().layout().host(host_area::ATTESTATION));
+        b.len = U32::new(LEGACY_ATTESTATION_REPORT_LEN as u32);
+        host.run(SevCommand::Attestation.id(), &mut b)?;
+        let report = host.get(host_area::ATTESTATION, b.len.get() as usize)?;
+        Ok(B64.encode(report))
+    }
+
+    /// `query-sev-capabilities`: PDH_CERT_EXPORT and GET_ID (with QEMU's
+    /// length queries), the C-bit and reduced physical bits.
+    pub fn capabilities(&mut self) -> Result<Capabilities, VmError> {
+        let (cbitpos, reduced_phys_bits) = (self.cbitpos, self.reduced_phys_bits);
+        let host = self.host()?;
+        Ok(Capabilities {
+            certificates: host.platform_certificates()?,
+            cbitpos,
+            reduced_phys_bits,
+        })
+    }
+
+    /// `cont`: the first one finishes the launch.
+    pub fn cont(&mut self) -> Result<(), VmError> {
+        match std::mem::replace(&mut self.stage, Stage::Moving) {
+            Stage::SevSecret(l) => self.after_finish(l.finish()),
+            Stage::SnpUpdate(l) => self.after_finish(l.finish()),
+            other @ Stage::Running(_) => {
+                self.stage = other;
+                self.run_state = RunState::Running;
+                Ok(())
+            }
+            other => {
+                let why = match &other {
+                    Stage::Failed(why) => why.clone(),
+                    _ => "unusable".into(),
+                };
+                self.stage = other;
+                Err(VmError::new(format!("the launch failed: {why}")))
+            }
+        }
+    }
+
+    fn after_finish(&mut self, result: Result<Launched, LaunchError>) -> Result<(), VmError> {
+        match result {
+            Ok(launched) => {
+                self.stage = Stage::Running(Box::new(launched));
+                self.run_state = RunState::Running;
+                Ok(())
+            }
+            Err(e) => {
+                self.stage = Stage::Failed(e.to_string());
+                Err(e.into())
+            }
+        }
+    }
+
+    /// `stop`.
+    pub fn stop(&mut self) {
+        if self.run_state == RunState::Running {
+            self.run_state = RunState::Paused;
+        }
+    }
+
+    /// `quit`.
+    pub fn quit(&mut self) {
+        self.run_state = RunState::Shutdown;
+    }
+
+    /// The VMM's launch log (complete once running; SEV: up to the measure).
+    pub fn launch_log(&mut self) -> Result<LaunchLog, VmError> {
+        match &self.stage {
+            Stage::SevSecret(l) => Ok(l.log().clone()),
+            Stage::Running(l) => Ok(l.log.clone()),
+            Stage::SnpUpdate(_) => Err(VmError::new(
+                "SEV-SNP launch log is not available before the launch finishes (cont)",
+            )),
+            Stage::Failed(why) => Err(VmError::new(format!("the launch failed: {why}"))),
+            Stage::Moving => Err(VmError::new("the VM is unusable")),
+        }
+    }
+
+    /// The launched guest's details (after `cont`).
+    pub fn launched_guest(&mut self) -> Result<&mut Launched, VmError> {
+        let state = self.sev_state();
+        self.launched().ok_or_else(|| {
+            VmError::new(format!(
+                "the guest is not running (SEV state {})",
+                state.name()
+            ))
+        })
+    }
+
+    /// The guest asks for an extended SNP report (see
+    /// [`crate::guest_request::extended_report`]): only once it runs.
+    pub fn guest_report(
+        &mut self,
+        report_data: [u8; 64],
+        certs_pages: Option<u64>,
+    ) -> Result<GuestReport, VmError> {
+        let guest = self.guest;
+        if !guest.is_snp() {
+            return Err(VmError::new("guest requests need an SEV-SNP guest"));
+        }
+        let certs = self.certs.clone();
+        let launched = self.launched_guest()?;
+        let secrets = launched
+            .secrets_gpa
+            .ok_or_else(|| VmError::new("the firmware image has no SNP secrets page"))?;
+        extended_report(
+            &mut launched.host,
+            guest,
+            secrets,
+            &certs,
+            report_data,
+            certs_pages,
+        )
+        .map_err(|e| VmError::new(e.to_string()))
+    }
+
+    /// What the guest reads at `gpa` (a private access: it sees its own
+    /// plaintext). The demo's guest uses it to read its injected secret.
+    pub fn guest_read(&mut self, gpa: u64, len: usize) -> Result<Vec<u8>, VmError> {
+        let asid = self.guest.asid();
+        let host = self.host()?;
+        let mut out = vec![0u8; len];
+        host.guest_access(asid, gpa, &mut out, false, true)?;
+        Ok(out)
+    }
+}

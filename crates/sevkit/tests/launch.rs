@@ -1,0 +1,762 @@
+//! `sevkit launch` end to end, judged by the peers: for each of Debian's
+//! OVMF builds, SEV and SEV-ES launches whose LAUNCH_MEASURE blob
+//! `sevctl measurement build` and `sevkit measure sev-launch` accept (with
+//! the owner's session from `sevctl session`), SNP launches whose report
+//! measurement equals `sev-snp-measure`'s, QEMU's QMP client driving a
+//! launch (measure, inject a secret, cont, xp), property errors caught
+//! before any firmware command, and the certificates an SNP guest gets.
+
+#![allow(clippy::too_many_lines)] // each scenario reads as one sequence of steps
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use common::{chip_file, CHIP_FILE, SEVKIT};
+use serde_json::{json, Value};
+
+const VCPU_TYPE: &str = "EPYC-Milan";
+const DEBIAN_OVMF: [&str; 3] = [
+    "/usr/share/ovmf/OVMF.fd",
+    "/usr/share/OVMF/OVMF_CODE.fd",
+    "/usr/share/OVMF/OVMF_CODE_4M.fd",
+];
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run(program: &str, args: &[&str], dir: &Path) -> Output {
+    Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+fn ok(program: &str, args: &[&str], dir: &Path) -> String {
+    let out = run(program, args, dir);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A state directory with the cached chip, initialized, its PDH exported.
+fn platform() -> (tempfile::TempDir, PathBuf) {
+    let state = tempfile::tempdir().unwrap();
+    std::fs::copy(chip_file(), state.path().join(CHIP_FILE)).unwrap();
+    ok(
+        SEVKIT,
+        &["firmware", "init", "--state", s(state.path())],
+        state.path(),
+    );
+    let certs = state.path().join("certs");
+    ok(
+        SEVKIT,
+        &[
+            "firmware",
+            "export",
+            "--state",
+            s(state.path()),
+            "--out",
+            s(&certs),
+        ],
+        state.path(),
+    );
+    (state, certs.join("pdh.cert"))
+}
+
+/// `(api_major, api_minor, build, LAUNCH_MEASURE blob base64)` from
+/// `sevkit launch`'s report.
+fn launch_report(out: &str) -> (String, String, String, String) {
+    let line = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in:\n{out}"))
+            .trim()
+            .to_owned()
+    };
+    let api = line("AMD-SP: API ");
+    let (version, build) = api.split_once(" build ").unwrap();
+    let (major, minor) = version.split_once('.').unwrap();
+    (
+        major.into(),
+        minor.into(),
+        build.into(),
+        line("query-sev-launch-measure: "),
+    )
+}
+
+fn sev_object(policy: u32, dir: &Path) -> String {
+    format!(
+        "sev-guest,id=sev0,policy={policy:#x},cbitpos=51,reduced-phys-bits=1,dh-cert-file={},\
+         session-file={}",
+        s(&dir.join("X_godh.b64")),
+        s(&dir.join("X_session.b64"))
+    )
+}
+
+#[test]
+#[cfg_attr(
+    not(all(sevkit_sevctl, sevkit_debian_ovmf)),
+    ignore = "needs sevctl and Debian's ovmf (installed by .ci/run)"
+)]
+fn sev_and_sev_es_launches_of_debian_ovmf_verify_with_sevctl_and_sevkit() {
+    let (state, pdh) = platform();
+    for image in DEBIAN_OVMF {
+        for (policy, vcpus) in [(0x1u32, 1u32), (0x5, 1), (0x5, 4)] {
+            let what = format!("{image} policy {policy:#x} {vcpus} vCPUs");
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            // The owner: a session for this platform's PDH (sevctl).
+            ok(
+                "sevctl",
+                &["session", "--name", "X", s(&pdh), &policy.to_string()],
+                d,
+            );
+            let out = ok(
+                SEVKIT,
+                &[
+                    "launch",
+                    "--state",
+                    s(state.path()),
+                    "-machine",
+                    "q35,confidential-guest-support=sev0",
+                    "-object",
+                    &sev_object(policy, d),
+                    "-bios",
+                    image,
+                    "-smp",
+                    &vcpus.to_string(),
+                    "-m",
+                    "512M",
+                    "-cpu",
+                    VCPU_TYPE,
+                ],
+                d,
+            );
+            let (major, minor, build, blob) = launch_report(&out);
+            assert_eq!(B64.decode(&blob).unwrap().len(), 48, "{what}");
+            let tik = d.join("X_tik.bin");
+            let policy_hex = format!("{policy:#x}");
+            // sevkit's owner tool accepts the blob ...
+            let mut ours = vec![
+                "measure",
+                "sev-launch",
+                "--tik",
+                s(&tik),
+                "--api-major",
+                &major,
+                "--api-minor",
+                &minor,
+                "--build",
+                &build,
+                "--policy",
+                &policy_hex,
+                "--ovmf",
+                image,
+                "--launch-measure-blob",
+                &blob,
+            ];
+            let n = vcpus.to_string();
+            if policy & 0x4 != 0 {
+                ours.extend(["--vcpus", &n, "--vcpu-type", VCPU_TYPE, "--legacy-fpu"]);
+            }
+            let verdict = ok(SEVKIT, &ours, d);
+            assert!(verdict.starts_with("OK"), "{what}: {verdict}");
+            // ... and sevctl recomputes exactly the firmware's blob, with its
+            // own VMSAs for SEV-ES (`sevctl vmsa build`: Milan is 25/1/1).
+            let mut theirs = vec![
+                "measurement",
+                "build",
+                "--api-major",
+                &major,
+                "--api-minor",
+                &minor,
+                "--build-id",
+                &build,
+                "--policy",
+                &policy_hex,
+                "--tik",
+                s(&tik),
+                "--launch-measure-blob",
+                &blob,
+                "--firmware",
+                image,
+            ];
+            let vmsa0 = d.join("vmsa0.bin");
+            let vmsa1 = d.join("vmsa1.bin");
+            if policy & 0x4 != 0 {
+                for (cpu, file) in [("0", &vmsa0), ("1", &vmsa1)] {
+                    ok(
+                        "sevctl",
+                        &[
+                            "vmsa",
+                            "build",
+                            s(file),
+                            "--cpu",
+                            cpu,
+                            "--userspace",
+                            "qemu",
+                            "--family",
+                            "25",
+                            "--model",
+                            "1",
+                            "--stepping",
+                            "1",
+                            "--firmware",
+                            image,
+                        ],
+                        d,
+                    );
+                }
+                theirs.extend([
+                    "--num-cpus",
+                    &n,
+                    "--vmsa-cpu0",
+                    s(&vmsa0),
+                    "--vmsa-cpu1",
+                    s(&vmsa1),
+                ]);
+            }
+            let sevctl = ok("sevctl", &theirs, d);
+            assert_eq!(sevctl.trim(), blob, "{what}: sevctl measurement build");
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(all(sevkit_sev_snp_measure, sevkit_debian_ovmf)),
+    ignore = "needs sev-snp-measure and Debian's ovmf (installed by .ci/run)"
+)]
+fn snp_launches_of_debian_ovmf_report_sev_snp_measures_measurement() {
+    let (state, _) = platform();
+    for image in DEBIAN_OVMF {
+        let has_metadata = sev_measure::OvmfImage::parse(&std::fs::read(image).unwrap())
+            .unwrap()
+            .metadata()
+            .is_some();
+        for vcpus in [1u32, 4] {
+            let what = format!("{image} {vcpus} vCPUs");
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            let host_data = B64.encode([0xA5u8; 32]);
+            let object = format!(
+                "sev-snp-guest,id=sev0,policy=0x30000,cbitpos=51,reduced-phys-bits=1,host-data={host_data}"
+            );
+            let out_dir = d.join("guest");
+            let out = run(
+                SEVKIT,
+                &[
+                    "launch",
+                    "--state",
+                    s(state.path()),
+                    "--guest-report",
+                    s(&out_dir),
+                    "-machine",
+                    "q35,confidential-guest-support=sev0",
+                    "-object",
+                    &object,
+                    "-bios",
+                    image,
+                    "-smp",
+                    &vcpus.to_string(),
+                    "-m",
+                    "1G",
+                    "-cpu",
+                    VCPU_TYPE,
+                ],
+                d,
+            );
+            if !has_metadata {
+                // QEMU refuses it the same way: SNP needs OVMF's SEV metadata.
+                assert_eq!(out.status.code(), Some(2), "{what}");
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    err.contains("Failed to locate SEV metadata header"),
+                    "{what}: {err}"
+                );
+                continue;
+            }
+            assert!(
+                out.status.success(),
+                "{what}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let report = std::fs::read(out_dir.join("report.bin")).unwrap();
+            assert_eq!(report.len(), 1184, "{what}");
+            let peer = ok(
+                "sev-snp-measure",
+                &[
+                    "--mode",
+                    "snp",
+                    "--vcpus",
+                    &vcpus.to_string(),
+                    "--vcpu-type",
+                    VCPU_TYPE,
+                    "--ovmf",
+                    image,
+                ],
+                d,
+            );
+            assert_eq!(hex::encode(&report[0x90..0xC0]), peer.trim(), "{what}");
+            assert_eq!(report[0xC0..0xE0], [0xA5u8; 32], "{what}: HOST_DATA");
+        }
+    }
+}
+
+#[test]
+fn invalid_properties_are_refused_before_any_firmware_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let image = d.join("fw.bin");
+    std::fs::write(&image, sev_vmm::demo_image::demo_image()).unwrap();
+    // The firmware socket does not exist: reaching the AMD-SP would fail
+    // with a connection error, so a property error proves it came first.
+    let socket = d.join("no-such-firmware.sock");
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,host-data=AAAA",
+            "host-data",
+            "",
+        ),
+        (
+            "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,id-block=AAAA",
+            "id-block",
+            "",
+        ),
+        (
+            "sev-guest,id=sev0,cbitpos=47,reduced-phys-bits=1",
+            "cbitpos",
+            "cbitpos check failed",
+        ),
+        (
+            "sev-guest,id=sev0,cbitpos=51,reduced-phys-bits=64",
+            "reduced-phys-bits",
+            "reduced_phys_bits",
+        ),
+        (
+            "sev-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,colour=blue",
+            "colour",
+            "",
+        ),
+        (
+            "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,handle=3",
+            "handle",
+            "",
+        ),
+    ];
+    for (object, property, text) in cases {
+        let out = run(
+            SEVKIT,
+            &[
+                "launch",
+                "--firmware-socket",
+                s(&socket),
+                "-machine",
+                "q35,confidential-guest-support=sev0",
+                "-object",
+                object,
+                "-bios",
+                s(&image),
+            ],
+            d,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{object}: {err}");
+        assert!(
+            err.contains(property),
+            "{object}: the message names {property}: {err}"
+        );
+        assert!(err.contains(text), "{object}: {err}");
+        assert!(
+            !err.contains("no-such-firmware"),
+            "{object}: reached the AMD-SP: {err}"
+        );
+    }
+    // SNP with SMM on.
+    let out = run(
+        SEVKIT,
+        &[
+            "launch",
+            "--firmware-socket",
+            s(&socket),
+            "-machine",
+            "q35,confidential-guest-support=sev0,smm=on",
+            "-object",
+            "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1",
+            "-bios",
+            s(&image),
+        ],
+        d,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SEV-SNP does not support SMM."), "{err}");
+    // A valid line does reach the (missing) AMD-SP.
+    let out = run(
+        SEVKIT,
+        &[
+            "launch",
+            "--firmware-socket",
+            s(&socket),
+            "-machine",
+            "q35,confidential-guest-support=sev0",
+            "-object",
+            "sev-guest,id=sev0,cbitpos=51,reduced-phys-bits=1",
+            "-bios",
+            s(&image),
+        ],
+        d,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-firmware"));
+}
+
+/// `sevkit launch ... -S -qmp unix:SOCK` as a child.
+struct Vmm {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Vmm {
+    fn start(dir: &Path, state: &Path, object: &str, image: &str) -> Self {
+        let socket = dir.join("qmp.sock");
+        let child = Command::new(SEVKIT)
+            .args([
+                "launch",
+                "--state",
+                s(state),
+                "-machine",
+                "q35,confidential-guest-support=sev0",
+            ])
+            .args([
+                "-object", object, "-bios", image, "-smp", "2", "-m", "512M", "-S",
+            ])
+            .args(["-cpu", VCPU_TYPE, "-qmp"])
+            .arg(format!("unix:{},server=on,wait=off", s(&socket)))
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The socket is bound before the launch; wait for it to appear.
+        for _ in 0..600 {
+            if socket.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, socket }
+    }
+
+    /// Runs `steps` with QEMU's client (`drive.py`); one JSON value per
+    /// output line.
+    fn drive(&self, steps: &Value) -> Vec<Value> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sev-vmm/tests/qmp/drive.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(&self.socket)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(steps.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "drive.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Vmm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn step(out: &[Value], i: usize) -> &Value {
+    out.iter()
+        .find(|v| v["step"] == json!(i) && (v.get("return").is_some() || v.get("error").is_some()))
+        .unwrap_or_else(|| panic!("no answer to step {i}: {out:?}"))
+}
+
+#[test]
+#[cfg_attr(
+    not(all(sevkit_qemu_qmp, sevkit_debian_ovmf)),
+    ignore = "needs PyPI qemu.qmp and Debian's ovmf (installed by .ci/run)"
+)]
+fn qemu_qmp_drives_an_sev_launch_with_secret_and_debug() {
+    let (state, pdh) = platform();
+    let image = DEBIAN_OVMF[0];
+    let ovmf = std::fs::read(image).unwrap();
+    let base = 0x1_0000_0000u64 - ovmf.len() as u64;
+    for nodbg in [false, true] {
+        let policy = if nodbg { 0x5 } else { 0x4 };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        ok(
+            SEVKIT,
+            &[
+                "session",
+                "--pdh",
+                s(&pdh),
+                "--policy",
+                &format!("{policy:#x}"),
+                "--name",
+                "X",
+                "--out",
+                s(d),
+            ],
+            d,
+        );
+        let vmm = Vmm::start(d, state.path(), &sev_object(policy, d), image);
+        let out = vmm.drive(&json!([
+            {"execute": "query-status"},
+            {"execute": "query-sev"},
+            {"execute": "query-sev-launch-measure"},
+            {"execute": "query-sev-capabilities"},
+            {"execute": "sev-inject-launch-secret", "arguments": {"packet-header": 5, "secret": "AA=="}},
+            {"execute": "query-sev-attestation-report", "arguments": {"mnonce": "AAAA"}},
+        ]));
+        assert_eq!(
+            step(&out, 0)["return"],
+            json!({"status": "prelaunch", "running": false})
+        );
+        let sev = &step(&out, 1)["return"];
+        assert_eq!(sev["sev-type"], "sev");
+        assert_eq!(sev["state"], "launch-secret");
+        assert_eq!(sev["policy"], json!(policy));
+        assert!(sev["handle"].as_u64().unwrap() > 0);
+        let blob = step(&out, 2)["return"]["data"].as_str().unwrap().to_owned();
+        let caps = &step(&out, 3)["return"];
+        assert_eq!(
+            B64.decode(caps["pdh"].as_str().unwrap()).unwrap(),
+            std::fs::read(&pdh).unwrap()
+        );
+        assert_eq!(caps["cbitpos"], 51);
+        assert_eq!(step(&out, 4)["error"]["class"], "GenericError");
+        assert_eq!(
+            step(&out, 5)["error"]["desc"],
+            "SEV: mnonce must be 16 bytes (got 3)"
+        );
+
+        // The owner builds a secret for this measurement; QMP injects it.
+        std::fs::write(d.join("owner-secret"), b"a secret from the owner").unwrap();
+        ok(
+            SEVKIT,
+            &[
+                "secret",
+                "build",
+                "--tek",
+                s(&d.join("X_tek.bin")),
+                "--tik",
+                s(&d.join("X_tik.bin")),
+                "--launch-measure-blob",
+                &blob,
+                "--secret",
+                &format!(
+                    "736b6576-6465-6d6f-2d73-656372657421:{}",
+                    s(&d.join("owner-secret"))
+                ),
+                "--header",
+                s(&d.join("hdr.bin")),
+                "--payload",
+                s(&d.join("sec.bin")),
+            ],
+            d,
+        );
+        let hdr = B64.encode(std::fs::read(d.join("hdr.bin")).unwrap());
+        let sec = B64.encode(std::fs::read(d.join("sec.bin")).unwrap());
+        let out = vmm.drive(&json!([
+            {"execute": "sev-inject-launch-secret", "arguments": {"packet-header": hdr.trim(), "secret": sec.trim()}},
+            {"execute": "cont"},
+            {"wait_event": "RESUME"},
+            {"execute": "query-sev"},
+            {"execute": "human-monitor-command", "arguments": {"command-line": format!("xp /16xb {:#x}", base + 0x28)}},
+            {"execute": "sev-inject-launch-secret", "arguments": {"packet-header": hdr.trim(), "secret": sec.trim()}},
+            {"execute": "query-sev-launch-log"},
+        ]));
+        assert_eq!(step(&out, 0)["return"], json!({}), "{out:?}");
+        assert_eq!(step(&out, 3)["return"]["state"], "running");
+        let xp = step(&out, 4)["return"].as_str().unwrap().to_owned();
+        assert_eq!(
+            step(&out, 5)["error"]["desc"],
+            "SEV: Not in correct state. (LSECRET) 3"
+        );
+        let log = &step(&out, 6)["return"];
+        assert_eq!(log["entries"][0]["region"], "ovmf");
+        // `sevkit debug read` goes through the same debug API.
+        let read = run(
+            SEVKIT,
+            &[
+                "debug",
+                "read",
+                "--qmp",
+                s(&vmm.socket),
+                "--gpa",
+                &format!("{:#x}", base + 0x28),
+                "--len",
+                "16",
+            ],
+            d,
+        );
+        if nodbg {
+            assert!(
+                xp.contains("POLICY_FAILURE") && xp.contains("NODBG"),
+                "{xp}"
+            );
+            assert_eq!(read.status.code(), Some(2));
+            assert!(String::from_utf8_lossy(&read.stderr).contains("NODBG"));
+        } else {
+            // OVMF's first firmware volume header: "_FVH" at offset 0x28.
+            let plain = &ovmf[0x28..0x38];
+            // QEMU prints 8 bytes per line in the `b` size.
+            let shown: Vec<u8> = xp
+                .lines()
+                .filter_map(|l| l.split_once(": ").map(|(_, v)| v.to_owned()))
+                .flat_map(|v| {
+                    v.split_whitespace()
+                        .map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).unwrap())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            assert_eq!(shown, plain, "{xp}");
+            assert!(xp.ends_with("\r\n"), "HMP lines end in CRLF: {xp:?}");
+            assert!(read.status.success());
+            assert!(String::from_utf8_lossy(&read.stdout).contains(&hex::encode(plain)));
+        }
+        let out = vmm.drive(&json!([{"execute": "quit"}, {"disconnect": true}]));
+        assert_eq!(step(&out, 0)["return"], json!({}));
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(all(
+        sevkit_qemu_qmp,
+        sevkit_debian_ovmf,
+        sevkit_sev_snp_measure,
+        sevkit_snpguest
+    )),
+    ignore = "needs PyPI qemu.qmp, Debian's ovmf, sev-snp-measure and snpguest (installed by .ci/run)"
+)]
+fn qemu_qmp_drives_an_snp_launch_and_the_guest_gets_certificates_from_certs_path() {
+    let (state, _) = platform();
+    let image = DEBIAN_OVMF[0];
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The host's certificate file for this chip (the emulated KDS's chain).
+    let kds = d.join("kds");
+    ok(
+        SEVKIT,
+        &[
+            "attest",
+            "--firmware",
+            image,
+            "--state",
+            s(state.path()),
+            "--out",
+            s(&kds),
+        ],
+        d,
+    );
+    let certs_file = std::fs::read(kds.join("certs.bin")).unwrap();
+    assert!(
+        certs_file.len() > 4096,
+        "the table spans two pages, so the guest must retry"
+    );
+    let object = format!(
+        "sev-snp-guest,id=sev0,policy=0x30000,cbitpos=51,reduced-phys-bits=1,certs-path={}",
+        s(&kds.join("certs.bin"))
+    );
+    let vmm = Vmm::start(d, state.path(), &object, image);
+    let nonce = [0x5Au8; 64];
+    let out = vmm.drive(&json!([
+        {"execute": "query-sev"},
+        {"execute": "query-sev-launch-measure"},
+        {"execute": "x-sevkit-guest-report"},
+        {"execute": "cont"},
+        {"wait_event": "RESUME"},
+        {"execute": "query-sev"},
+        {"execute": "x-sevkit-guest-report", "arguments": {"report-data": B64.encode(nonce), "certs-pages": 1}},
+        {"execute": "query-sev-launch-log"},
+        {"execute": "human-monitor-command", "arguments": {"command-line": "xp /4xw 0x80d000"}},
+    ]));
+    let sev = &step(&out, 0)["return"];
+    assert_eq!(sev["sev-type"], "sev-snp");
+    assert_eq!(sev["state"], "launch-update");
+    assert_eq!(sev["snp-policy"], json!(0x30000));
+    assert_eq!(
+        step(&out, 1)["error"]["desc"],
+        "SEV launch measurement is not available"
+    );
+    assert_eq!(step(&out, 2)["error"]["class"], "GenericError");
+    assert_eq!(step(&out, 5)["return"]["state"], "running");
+    let got = &step(&out, 6)["return"];
+    let report = B64.decode(got["report"].as_str().unwrap()).unwrap();
+    let certs = B64.decode(got["certs"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        certs, certs_file,
+        "the guest got the certs-path table, whole"
+    );
+    assert_eq!(report[0x50..0x90], nonce);
+    let peer = ok(
+        "sev-snp-measure",
+        &[
+            "--mode",
+            "snp",
+            "--vcpus",
+            "2",
+            "--vcpu-type",
+            VCPU_TYPE,
+            "--ovmf",
+            image,
+        ],
+        d,
+    );
+    assert_eq!(hex::encode(&report[0x90..0xC0]), peer.trim());
+    let log = &step(&out, 7)["return"];
+    assert_eq!(
+        log["entries"].as_array().unwrap().last().unwrap()["digest_after"],
+        peer.trim()
+    );
+    // The secrets page is private and the policy forbids debugging.
+    let xp = step(&out, 8)["return"].as_str().unwrap();
+    assert!(xp.contains("POLICY_FAILURE"), "{xp}");
+    // snpguest checks the report against the chain the guest received.
+    let report_path = d.join("report.bin");
+    std::fs::write(&report_path, &report).unwrap();
+    let verified = run(
+        "snpguest",
+        &["verify", "attestation", s(&kds), s(&report_path)],
+        d,
+    );
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    vmm.drive(&json!([{"execute": "quit"}, {"disconnect": true}]));
+}
