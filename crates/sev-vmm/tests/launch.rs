@@ -45,6 +45,16 @@ fn sev_es_launch_matches_prediction_and_firmware_log() {
     let fw_log = fw.lock().unwrap().launch_log(handle).unwrap().clone();
     assert_eq!(fw_log.final_digest(), Some(&predicted.digest[..]));
     assert_eq!(launched.log.final_digest(), Some(&predicted.digest[..]));
+    // Entry by entry: the VMM's log is the prediction's, and the firmware
+    // measured the same blobs with the same running digests.
+    assert_eq!(launched.log.first_divergence(&predicted.log), None);
+    let digests = |log: &sev_measure::LaunchLog| {
+        log.entries
+            .iter()
+            .map(|e| (e.content_hash.clone(), e.digest_after.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(digests(&fw_log), digests(&launched.log));
 }
 
 #[test]
@@ -78,4 +88,174 @@ fn snp_launch_matches_prediction() {
         fw.snp_guest(gctx_paddr).unwrap().ld.to_vec(),
         predicted.digest
     );
+}
+
+mod vm_states {
+    use sev_abi::product::Product;
+    use sev_vmm::backend::hmp;
+    use sev_vmm::config::VmConfig;
+    use sev_vmm::machine::{MachineError, MachinePlan};
+    use sev_vmm::vm::{RunState, SevState};
+    use sev_vmm::GuestMemory;
+
+    fn args(dir: &std::path::Path, object: &str, paused: bool) -> Vec<String> {
+        let image = dir.join("fw.bin");
+        std::fs::write(&image, sev_vmm::demo_image::demo_image()).unwrap();
+        let mut a: Vec<String> = [
+            "-machine",
+            "q35,confidential-guest-support=sev0",
+            "-object",
+            object,
+            "-bios",
+            image.to_str().unwrap(),
+            "-smp",
+            "2",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        if paused {
+            a.push("-S".into());
+        }
+        a
+    }
+
+    fn vm(object: &str, paused: bool, seed: u8) -> sev_vmm::vm::Vm {
+        let dir = tempfile::tempdir().unwrap();
+        let config = VmConfig::from_qemu_args(&args(dir.path(), object, paused)).unwrap();
+        let plan = MachinePlan::new(&config, Product::Genoa).unwrap();
+        let fw = super::common::firmware(seed);
+        let memory = GuestMemory::new(plan.layout).unwrap();
+        let sp = sev_firmware_server::InProcess::shared(fw, memory.system_handle().unwrap());
+        plan.launch(sev_vmm::host::Host::new(Box::new(sp), memory))
+            .unwrap()
+    }
+
+    #[test]
+    fn sev_es_vm_waits_for_secrets_then_runs() {
+        let mut vm = vm(
+            "sev-guest,id=sev0,policy=0x5,cbitpos=51,reduced-phys-bits=1",
+            true,
+            11,
+        );
+        assert_eq!(
+            (vm.sev_state(), vm.run_state()),
+            (SevState::LaunchSecret, RunState::Prelaunch)
+        );
+        assert_eq!(vm.launch_measure().unwrap().len(), 64, "base64 of 48 bytes");
+        // A packet for another measurement: the firmware's BAD_MEASUREMENT.
+        let header = base64_of(&[0u8; 0x34]);
+        let err = vm
+            .inject_launch_secret(&header, &base64_of(&[0u8; 32]), None)
+            .unwrap_err();
+        assert!(err.desc.contains("BAD_MEASUREMENT"), "{err}");
+        let err = vm
+            .inject_launch_secret("not base64!", "AA==", None)
+            .unwrap_err();
+        assert_eq!(err.desc, "SEV: Failed to decode sequence header");
+        assert!(
+            vm.guest_report([0; 64], None).is_err(),
+            "SEV-ES guests make no SNP requests"
+        );
+        let info = hmp(&mut vm, "info sev").unwrap();
+        assert!(
+            info.contains("state: launch-secret\r\n") && info.contains("debug: off\r\n"),
+            "{info}"
+        );
+        assert_eq!(
+            hmp(&mut vm, "frobnicate 1").unwrap(),
+            "unknown command: 'frobnicate'\r\n"
+        );
+        vm.cont().unwrap();
+        assert_eq!(
+            (vm.sev_state(), vm.run_state()),
+            (SevState::Running, RunState::Running)
+        );
+        let err = vm.inject_launch_secret(&header, "AA==", None).unwrap_err();
+        assert_eq!(err.desc, "SEV: Not in correct state. (LSECRET) 3");
+        vm.stop();
+        assert_eq!(vm.run_state(), RunState::Paused);
+        vm.cont().unwrap();
+        assert_eq!(vm.run_state(), RunState::Running);
+        // The measurement stays available once running, as in QEMU.
+        assert!(vm.launch_measure().is_ok());
+        let report = vm.attestation_report(&base64_of(&[7u8; 16])).unwrap();
+        assert!(!report.is_empty());
+        assert_eq!(
+            vm.attestation_report(&base64_of(&[7u8; 15]))
+                .unwrap_err()
+                .desc,
+            "SEV: mnonce must be 16 bytes (got 15)"
+        );
+    }
+
+    #[test]
+    fn snp_vm_finishes_at_cont_and_its_guest_gets_a_report() {
+        let mut vm = vm(
+            "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1",
+            true,
+            12,
+        );
+        assert_eq!(vm.sev_state(), SevState::LaunchUpdate);
+        assert_eq!(
+            vm.launch_measure().unwrap_err().desc,
+            "SEV launch measurement is not available"
+        );
+        assert!(vm.launch_log().is_err(), "not before the launch finishes");
+        assert!(vm.guest_report([0; 64], None).is_err(), "not before cont");
+        vm.cont().unwrap();
+        assert_eq!(vm.sev_state(), SevState::Running);
+        let got = vm.guest_report([9; 64], Some(1)).unwrap();
+        assert_eq!(got.report.len(), 1184);
+        assert_eq!(got.report[0x50..0x90], [9u8; 64]);
+        assert_eq!(got.certs, vec![0u8; 24], "no certs-path: the empty table");
+        assert_eq!(got.pages_offered, vec![1]);
+        let log = vm.launch_log().unwrap();
+        assert_eq!(log.final_digest().unwrap(), &got.report[0x90..0xC0]);
+        assert!(vm.attestation_report(&base64_of(&[0u8; 16])).is_err());
+    }
+
+    #[test]
+    fn plans_refuse_what_cannot_launch() {
+        let dir = tempfile::tempdir().unwrap();
+        let object = "sev-guest,id=sev0,cbitpos=51,reduced-phys-bits=1";
+        let mut a = args(dir.path(), object, false);
+        let bios = a.iter().position(|x| x == "-bios").unwrap();
+        a[bios + 1] = dir.path().join("missing.fd").to_str().unwrap().into();
+        let config = VmConfig::from_qemu_args(&a).unwrap();
+        let err = MachinePlan::new(&config, Product::Genoa).unwrap_err();
+        assert!(
+            matches!(err, MachineError::File { what: "-bios", .. }),
+            "{err}"
+        );
+        let plain = VmConfig::from_qemu_args(&["-smp", "1"]).unwrap();
+        let err = MachinePlan::new(&plain, Product::Genoa).unwrap_err();
+        assert!(
+            err.to_string().contains("confidential-guest-support"),
+            "{err}"
+        );
+        // SNP on a product without it (Rome): QEMU's KVM check, before any command.
+        let snp = VmConfig::from_qemu_args(&args(
+            dir.path(),
+            "sev-snp-guest,id=sev0,cbitpos=47,reduced-phys-bits=1",
+            false,
+        ))
+        .unwrap();
+        assert!(MachinePlan::new(&snp, Product::Rome).is_err());
+        // A session file that is not base64.
+        std::fs::write(dir.path().join("s.b64"), "@@@").unwrap();
+        let with_session = format!(
+            "{object},session-file={},dh-cert-file={}",
+            dir.path().join("s.b64").display(),
+            dir.path().join("s.b64").display()
+        );
+        let config = VmConfig::from_qemu_args(&args(dir.path(), &with_session, false)).unwrap();
+        let err = MachinePlan::new(&config, Product::Genoa).unwrap_err();
+        assert!(err.to_string().contains("not base64"), "{err}");
+    }
+
+    fn base64_of(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
 }

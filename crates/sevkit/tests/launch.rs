@@ -760,3 +760,131 @@ fn qemu_qmp_drives_an_snp_launch_and_the_guest_gets_certificates_from_certs_path
     );
     vmm.drive(&json!([{"execute": "quit"}, {"disconnect": true}]));
 }
+
+#[test]
+#[cfg_attr(
+    not(all(sevkit_sev_snp_measure, sevkit_debian_ovmf)),
+    ignore = "needs sev-snp-measure and Debian's ovmf (installed by .ci/run)"
+)]
+fn launches_through_the_firmware_daemon() {
+    // One daemon per launch: an SNP guest's RMP is keyed by system
+    // address, and each client brings its own memory (see docs/VMM.md).
+    let image = DEBIAN_OVMF[0];
+    for snp in [false, true] {
+        let state = tempfile::tempdir().unwrap();
+        std::fs::copy(chip_file(), state.path().join(CHIP_FILE)).unwrap();
+        let daemon = common::Daemon::start(state.path(), &[]);
+        for _ in 0..600 {
+            if daemon.socket.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let object = if snp {
+            "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1"
+        } else {
+            "sev-guest,id=sev0,policy=0x5,cbitpos=51,reduced-phys-bits=1"
+        };
+        let out_dir = d.join("guest");
+        let mut args = vec!["launch", "--firmware-socket", s(&daemon.socket)];
+        if snp {
+            args.extend(["--guest-report", s(&out_dir)]);
+        }
+        args.extend([
+            "-machine",
+            "q35,confidential-guest-support=sev0",
+            "-object",
+            object,
+            "-bios",
+            image,
+            "-smp",
+            "2",
+            "-cpu",
+            VCPU_TYPE,
+        ]);
+        let out = ok(SEVKIT, &args, d);
+        if snp {
+            // The RMP updates and the guest's own accesses crossed the socket.
+            let report = std::fs::read(out_dir.join("report.bin")).unwrap();
+            let peer = ok(
+                "sev-snp-measure",
+                &[
+                    "--mode",
+                    "snp",
+                    "--vcpus",
+                    "2",
+                    "--vcpu-type",
+                    VCPU_TYPE,
+                    "--ovmf",
+                    image,
+                ],
+                d,
+            );
+            assert_eq!(hex::encode(&report[0x90..0xC0]), peer.trim());
+        } else {
+            let (_, _, _, blob) = launch_report(&out);
+            assert_eq!(B64.decode(blob).unwrap().len(), 48);
+            // The digest the VMM had measured is `sevkit measure`'s (with
+            // QEMU's default legacy VM type's VMSAs).
+            let expected = out
+                .lines()
+                .find_map(|l| l.strip_prefix("launch digest (expected): "))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let predicted = ok(
+                SEVKIT,
+                &[
+                    "measure",
+                    "--mode",
+                    "seves",
+                    "--vcpus",
+                    "2",
+                    "--vcpu-type",
+                    VCPU_TYPE,
+                    "--legacy-fpu",
+                    "--ovmf",
+                    image,
+                ],
+                d,
+            );
+            assert_eq!(expected, predicted.trim());
+        }
+    }
+}
+
+#[test]
+fn the_demo_runs_and_every_check_passes() {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sevkit-demo-cache");
+    let out = Command::new(SEVKIT)
+        .args(["demo", "--vcpus", "2"])
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("MNONCE; TIK): OK"), "{text}");
+    assert!(
+        text.contains("reads its secret area: \"disk passphrase"),
+        "{text}"
+    );
+    assert!(text.contains("host data: OK"), "{text}");
+    assert!(text.contains("the host answers it needs 2"), "{text}");
+    assert!(
+        !text.contains("MISMATCH") && !text.contains("FAILED"),
+        "{text}"
+    );
+    // The owner's prediction and the report agree, printed side by side.
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.split_once(prefix).map(|(_, v)| v.trim().to_owned()))
+            .unwrap()
+    };
+    assert_eq!(value("predicted measurement"), value("report measurement"));
+}
