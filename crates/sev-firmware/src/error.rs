@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use sev_abi::product::{Product, TcbVersion};
+
 pub use crate::store::StoreError;
 
 /// Minting or encoding identity keys failed.
@@ -40,4 +42,34 @@ pub enum FirmwareError {
     /// The configuration is inconsistent.
     #[error("invalid firmware configuration: {0}")]
     Config(String),
+    /// The current SNP TCB (`FirmwareConfig::snp_tcb`) is below the TCB an
+    /// SNP_COMMIT committed, in at least one component: the anti-rollback
+    /// refuses to run firmware older than the committed version.
+    #[error(
+        "{path}: SNP_COMMIT committed TCB {committed} ({}), and the configured current SNP TCB \
+         {current} ({}) is below it in at least one component; refusing to start (anti-rollback: \
+         firmware older than the committed version does not run): configure an SNP TCB of at \
+         least the committed one",
+        .committed.decode(.product.tcb_layout()),
+        .current.decode(.product.tcb_layout())
+    )]
+    TcbRollback {
+        /// The SNP state file.
+        path: PathBuf,
+        /// The committed TCB it holds.
+        committed: TcbVersion,
+        /// The configured current TCB.
+        current: TcbVersion,
+        /// The emulated product (the TCB layout).
+        product: Product,
+    },
+    /// The SNP state file does not fit this firmware (written for another
+    /// product, or an SNP_CONFIG reported TCB above the current TCB).
+    #[error("{path}: {reason}; refusing to start with it (the file is left untouched)")]
+    SnpStateMismatch {
+        /// The SNP state file.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
 }

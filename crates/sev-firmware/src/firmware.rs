@@ -36,7 +36,7 @@ use crate::guest::{Activation, AsidPool, Guest, GuestState};
 use crate::identity::{sign, ChipIdentity, PlatformKeys};
 use crate::memory::SystemMemory;
 use crate::snp::keys::ChipEndorsementKeys;
-use crate::snp::platform::SnpPlatform;
+use crate::snp::platform::{default_tcb, tcb_le, SnpPersisted, SnpPlatform};
 use crate::store::{self, StateKind, StoreError};
 
 /// API major version the model reports by default.
@@ -113,8 +113,9 @@ pub struct FirmwareConfig {
     pub min_sev_asid: u32,
     /// Most guests at once.
     pub max_guests: u32,
-    /// Where the identity persists (`chip.sevfw`, `platform.sevfw`); `None`
-    /// keeps it in memory only.
+    /// Where the identity and the SNP platform's persistent state persist
+    /// (`chip.sevfw`, `platform.sevfw`, `snp.sevfw`); `None` keeps them in
+    /// memory only.
     pub state_dir: Option<PathBuf>,
     /// Seed of the deterministic mode: every key, nonce and VEK comes from
     /// ChaCha20 seeded with it, so runs are byte-identical. `None` uses the
@@ -129,8 +130,12 @@ pub struct FirmwareConfig {
     /// The processor generation emulated for SEV-SNP (TCB layout, chip id
     /// length, C-bit position, FMS). Genoa by default.
     pub product: Product,
-    /// The SNP current (and initially reported and committed) TCB; `None`
-    /// takes the product's default ([`crate::snp::platform::default_tcb`]).
+    /// The SNP current TCB (also the committed one, and so the reported one,
+    /// until an SNP_COMMIT or SNP_CONFIG says otherwise); `None` takes the
+    /// product's default ([`crate::snp::platform::default_tcb`]). With a
+    /// state directory holding a committed TCB (SNP_COMMIT of an earlier
+    /// run), it must not be below that one in any component
+    /// ([`FirmwareError::TcbRollback`]).
     pub snp_tcb: Option<TcbVersion>,
 }
 
@@ -219,7 +224,10 @@ impl Firmware {
     /// when there is no state directory.
     ///
     /// A state file that is foreign, of another version, or corrupted is
-    /// refused ([`FirmwareError::Store`]) and left untouched.
+    /// refused ([`FirmwareError::Store`]) and left untouched, as is an SNP
+    /// state file of another product ([`FirmwareError::SnpStateMismatch`])
+    /// or whose committed TCB is above the configured current TCB
+    /// ([`FirmwareError::TcbRollback`]).
     pub fn open(config: FirmwareConfig) -> Result<Self, FirmwareError> {
         config.validate()?;
         let mut rng = make_rng(&config);
@@ -297,8 +305,12 @@ impl Firmware {
             }
             None => None,
         };
+        let saved = match &config.state_dir {
+            Some(dir) => load_snp(dir, &chip, &config)?,
+            None => SnpPersisted::default(),
+        };
         let asids = AsidPool::new(config.max_asid, config.min_sev_asid);
-        let snp = SnpPlatform::new(config.product, config.snp_tcb);
+        let snp = SnpPlatform::new(config.product, config.snp_tcb, saved);
         let snp_keys = ChipEndorsementKeys::new(&chip);
         Ok(Self {
             snp,
@@ -512,6 +524,24 @@ impl Firmware {
             }
         }
         self.keys = Some(keys);
+        Ok(())
+    }
+
+    /// Persists the SNP platform's persistent state `saved` (the caller
+    /// installs it when this succeeds). Nothing is written when `saved` is
+    /// what is already persisted, or without a state directory; a failed
+    /// write answers HWERROR_PLATFORM (the caller then changes nothing).
+    pub(crate) fn persist_snp(&mut self, saved: SnpPersisted) -> Status {
+        if saved == self.snp.persisted() {
+            return Ok(());
+        }
+        if let Some(dir) = &self.config.state_dir {
+            let payload = saved.to_payload(self.chip.chip_id(), self.snp.product);
+            if let Err(e) = store::save(dir, StateKind::Snp, &payload) {
+                self.last_error = Some(e.to_string());
+                return Err(FirmwareStatus::HWERROR_PLATFORM);
+            }
+        }
         Ok(())
     }
 
@@ -1163,20 +1193,91 @@ fn load_chip(dir: &std::path::Path) -> Result<Option<ChipIdentity>, FirmwareErro
 }
 
 /// A platform store without its chip cannot be used (its PEK is endorsed
-/// by a CEK that no longer exists), and must not be silently replaced.
+/// by a CEK that no longer exists), and must not be silently replaced; nor
+/// can an SNP state file (its committed TCB binds that chip).
 fn refuse_orphan_platform(dir: &std::path::Path) -> Result<(), FirmwareError> {
-    let platform = dir.join(StateKind::Platform.file_name());
-    if platform.exists() {
-        return Err(StoreError::Corrupted {
-            path: dir.join(StateKind::Chip.file_name()),
-            reason: format!(
-                "missing, while {} exists (its PEK is endorsed by that chip)",
-                platform.display()
-            ),
+    for (kind, why) in [
+        (StateKind::Platform, "its PEK is endorsed by that chip"),
+        (
+            StateKind::Snp,
+            "its committed TCB and SNP configuration belong to that chip",
+        ),
+    ] {
+        let file = dir.join(kind.file_name());
+        if file.exists() {
+            return Err(StoreError::Corrupted {
+                path: dir.join(StateKind::Chip.file_name()),
+                reason: format!("missing, while {} exists ({why})", file.display()),
+            }
+            .into());
         }
-        .into());
     }
     Ok(())
+}
+
+/// Loads `snp.sevfw` (nothing persisted when there is none) and checks it
+/// against the chip and the configuration: the chip id and product it was
+/// written for, the anti-rollback (the current TCB not below the committed
+/// one in any component), and an SNP_CONFIG reported TCB not above the
+/// current TCB (what SNP_CONFIG itself enforces).
+fn load_snp(
+    dir: &std::path::Path,
+    chip: &ChipIdentity,
+    config: &FirmwareConfig,
+) -> Result<SnpPersisted, FirmwareError> {
+    store::remove_stale_temp(dir, StateKind::Snp)?;
+    let Some(payload) = store::load(dir, StateKind::Snp)? else {
+        return Ok(SnpPersisted::default());
+    };
+    let path = dir.join(StateKind::Snp.file_name());
+    let corrupted = |reason: String| StoreError::Corrupted {
+        path: path.clone(),
+        reason,
+    };
+    let (saved, chip_id, product) = SnpPersisted::from_payload(&payload).map_err(corrupted)?;
+    if &chip_id != chip.chip_id() {
+        return Err(corrupted(
+            "its chip id is not this chip's (an SNP state file from another chip?)".into(),
+        )
+        .into());
+    }
+    if product != config.product {
+        return Err(FirmwareError::SnpStateMismatch {
+            path,
+            reason: format!(
+                "written by a firmware emulating {product}, this one emulates {} (TCB versions \
+                 of one product mean nothing to another)",
+                config.product
+            ),
+        });
+    }
+    let current = config
+        .snp_tcb
+        .unwrap_or_else(|| default_tcb(config.product));
+    if let Some(committed) = saved.committed_tcb {
+        if !tcb_le(committed, current) {
+            return Err(FirmwareError::TcbRollback {
+                path,
+                committed,
+                current,
+                product,
+            });
+        }
+    }
+    if let Some(c) = saved.config {
+        if !tcb_le(c.reported_tcb, current) {
+            return Err(FirmwareError::SnpStateMismatch {
+                path,
+                reason: format!(
+                    "its SNP_CONFIG reported TCB {} is above the configured current SNP TCB {} \
+                     in at least one component (SNP_CONFIG never allows that): configure an SNP \
+                     TCB of at least the reported one",
+                    c.reported_tcb, current
+                ),
+            });
+        }
+    }
+    Ok(saved)
 }
 
 /// Reads a command buffer's structure from the front of `buf`.

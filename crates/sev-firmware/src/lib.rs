@@ -32,7 +32,9 @@
 //!   [`Firmware::pvalidate`]); SNP_GCTX_CREATE, SNP_LAUNCH_START / UPDATE
 //!   (every page type, the SHA-384 PAGE_INFO chain) / FINISH (ID block and
 //!   ID auth), SNP_ACTIVATE(_EX), SNP_GUEST_STATUS, SNP_DECOMMISSION,
-//!   SNP_DBG_DECRYPT / ENCRYPT, SNP_PAGE_RECLAIM, SNP_GUEST_REQUEST.
+//!   SNP_DBG_DECRYPT / ENCRYPT, SNP_PAGE_RECLAIM, SNP_GUEST_REQUEST. The
+//!   committed TCB and the SNP_CONFIG persist in the state directory
+//!   (`snp.sevfw`); a current TCB below the committed one is refused.
 //!
 //! Not modelled (answer `UNSUPPORTED`): SEND_* / RECEIVE_* migration,
 //! DOWNLOAD_FIRMWARE, RING_BUFFER, COPY, SWAP_*, SNP page swap / move /

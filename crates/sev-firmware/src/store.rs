@@ -5,7 +5,8 @@
 //! ```text
 //! 0x00 magic[8]        "SEVKITFW"
 //! 0x08 u32 version     FORMAT_VERSION
-//! 0x0C u32 kind        1 = chip (fuses + emulated AMD root), 2 = platform (OCA/PEK/PDH)
+//! 0x0C u32 kind        1 = chip (fuses + emulated AMD root), 2 = platform (OCA/PEK/PDH),
+//!                      3 = SNP (committed TCB, SNP_CONFIG)
 //! 0x10 u64 length      payload length
 //! 0x18 payload[length]
 //!      sha256[32]      over every byte before it
@@ -47,6 +48,10 @@ pub enum StateKind {
     /// The platform's persistent store: OCA, PEK and PDH. Deleted by
     /// PLATFORM_RESET.
     Platform = 2,
+    /// The SNP platform's persistent state: the TCB SNP_COMMIT committed
+    /// and the configuration SNP_CONFIG set (reported TCB, MASK_CHIP_ID,
+    /// MASK_CHIP_KEY). Survives PLATFORM_RESET.
+    Snp = 3,
 }
 
 impl StateKind {
@@ -55,6 +60,7 @@ impl StateKind {
         match self {
             Self::Chip => "chip.sevfw",
             Self::Platform => "platform.sevfw",
+            Self::Snp => "snp.sevfw",
         }
     }
 
@@ -62,6 +68,7 @@ impl StateKind {
         match self {
             Self::Chip => "chip",
             Self::Platform => "platform",
+            Self::Snp => "SNP",
         }
     }
 }
@@ -192,6 +199,7 @@ pub fn decode(
             found: match found {
                 1 => StateKind::Chip.name(),
                 2 => StateKind::Platform.name(),
+                3 => StateKind::Snp.name(),
                 _ => "unknown",
             },
         });
@@ -369,6 +377,10 @@ mod tests {
             load(d, StateKind::Platform),
             Err(StoreError::WrongKind { .. })
         ));
+        // An SNP state file where the platform file should be.
+        fs::write(&path, &encode(StateKind::Snp, b"x")[..]).unwrap();
+        let err = load(d, StateKind::Platform).unwrap_err();
+        assert!(err.to_string().contains("holds SNP state"), "{err}");
 
         remove(d, StateKind::Platform).unwrap();
         assert!(!path.exists());

@@ -41,7 +41,7 @@ use zeroize::Zeroizing;
 use super::cpuid::{self, CpuidPlatform};
 use super::keys::VlekLoadError;
 use super::platform::{
-    c_bit_position, SnpPlatformState, TSC_FACTOR, TSC_REF_KHZ, VMSA_TWEAK_BITMAP,
+    c_bit_position, tcb_le, SnpConfig, SnpPlatformState, TSC_FACTOR, TSC_REF_KHZ, VMSA_TWEAK_BITMAP,
 };
 use super::rmp::{PageSize, PageState, PvalidateOutcome, RmpEntry, RmpError, RmpUpdate, PAGE_4K};
 use super::{
@@ -147,14 +147,6 @@ pub fn tsc_scale(desired_khz: u32) -> u64 {
     (int << 32) | (frac & 0xFFFF_FFFF)
 }
 
-/// One TCB is not above another in any component (byte by byte).
-fn tcb_le(a: TcbVersion, b: TcbVersion) -> bool {
-    a.to_le_bytes()
-        .iter()
-        .zip(b.to_le_bytes())
-        .all(|(x, y)| *x <= y)
-}
-
 /// A page address without flags in bits 11:0.
 fn page_addr(paddr: u64) -> Status<u64> {
     if paddr.is_multiple_of(PAGE_4K) {
@@ -190,11 +182,11 @@ impl Firmware {
         SnpPlatformView {
             product: self.snp.product,
             current_tcb: self.snp.current_tcb,
-            reported_tcb: self.snp.reported_tcb,
+            reported_tcb: self.snp.reported_tcb(),
             committed_tcb: self.snp.committed_tcb,
             chip_id: self.snp_keys.report_chip_id(self.snp.product),
-            mask_chip_id: self.snp.mask_chip_id,
-            mask_chip_key: self.snp.mask_chip_key,
+            mask_chip_id: self.snp.mask_chip_id(),
+            mask_chip_key: self.snp.mask_chip_key(),
             api_major: self.config.api_major,
             api_minor: self.config.api_minor,
             build: self.config.build,
@@ -298,10 +290,7 @@ impl Firmware {
                     mem,
                 )
             }
-            C::SnpShutdown => {
-                self.snp.shutdown();
-                Ok(())
-            }
+            C::SnpShutdown => self.snp_shutdown(),
             C::SnpShutdownEx => {
                 let b: SnpShutdownExBuffer = parse(buf)?;
                 if b.length.get() != SNP_SHUTDOWN_EX_LENGTH {
@@ -310,8 +299,7 @@ impl Firmware {
                 if b.flags.get() & !3 != 0 {
                     return Err(FirmwareStatus::INVALID_PARAM);
                 }
-                self.snp.shutdown();
-                Ok(())
+                self.snp_shutdown()
             }
             C::SnpPlatformStatus => self.snp_platform_status(buf, mem),
             C::SnpDfFlush => {
@@ -324,7 +312,11 @@ impl Firmware {
                 if b.length.get() != SNP_COMMIT_LENGTH {
                     return Err(FirmwareStatus::INVALID_LENGTH);
                 }
+                let mut saved = self.snp.persisted();
+                saved.committed_tcb = Some(self.snp.current_tcb);
+                self.persist_snp(saved)?;
                 self.snp.committed_tcb = self.snp.current_tcb;
+                self.snp.commit_recorded = true;
                 Ok(())
             }
             C::SnpFeatureInfo => self.snp_feature_info(buf, mem),
@@ -429,10 +421,10 @@ impl Firmware {
         };
         out.build_id = U32::new(u32::from(self.config.build));
         let mut flags = SNP_STATUS_FEATURE_INFO;
-        if self.snp.mask_chip_id {
+        if self.snp.mask_chip_id() {
             flags |= SNP_STATUS_MASK_CHIP_ID;
         }
-        if self.snp.mask_chip_key {
+        if self.snp.mask_chip_key() {
             flags |= SNP_STATUS_MASK_CHIP_KEY;
         }
         if self.snp_keys.vlek_tcb().is_some() {
@@ -450,7 +442,7 @@ impl Firmware {
                 .count() as u32,
         );
         out.current_tcb = U64::new(self.snp.current_tcb.raw());
-        out.reported_tcb = U64::new(self.snp.reported_tcb.raw());
+        out.reported_tcb = U64::new(self.snp.reported_tcb().raw());
         write_mem(mem, b.status_paddr.get(), out.as_bytes())
     }
 
@@ -470,9 +462,25 @@ impl Firmware {
         if !tcb_le(reported, self.snp.current_tcb) {
             return Err(FirmwareStatus::INVALID_CONFIG);
         }
-        self.snp.reported_tcb = reported;
-        self.snp.mask_chip_id = flags & SNP_CONFIG_MASK_CHIP_ID != 0;
-        self.snp.mask_chip_key = flags & SNP_CONFIG_MASK_CHIP_KEY != 0;
+        let config = SnpConfig {
+            reported_tcb: reported,
+            mask_chip_id: flags & SNP_CONFIG_MASK_CHIP_ID != 0,
+            mask_chip_key: flags & SNP_CONFIG_MASK_CHIP_KEY != 0,
+        };
+        let mut saved = self.snp.persisted();
+        saved.config = Some(config);
+        self.persist_snp(saved)?;
+        self.snp.config = Some(config);
+        Ok(())
+    }
+
+    /// SNP_SHUTDOWN(_EX): the SNP_CONFIG reset is persisted first; when that
+    /// write fails nothing changes (HWERROR_PLATFORM).
+    fn snp_shutdown(&mut self) -> Status {
+        let mut saved = self.snp.persisted();
+        saved.config = None;
+        self.persist_snp(saved)?;
+        self.snp.shutdown();
         Ok(())
     }
 

@@ -169,7 +169,7 @@ pub struct SnpPlatformView {
     pub product: Product,
     /// Current TCB (of the running firmware).
     pub current_tcb: TcbVersion,
-    /// Reported TCB (SNP_CONFIG; the current one by default).
+    /// Reported TCB (SNP_CONFIG; the committed one by default).
     pub reported_tcb: TcbVersion,
     /// Committed TCB (SNP_COMMIT).
     pub committed_tcb: TcbVersion,
