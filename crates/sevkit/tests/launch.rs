@@ -888,3 +888,153 @@ fn the_demo_runs_and_every_check_passes() {
     };
     assert_eq!(value("predicted measurement"), value("report measurement"));
 }
+
+#[test]
+#[cfg_attr(
+    not(all(sevkit_sev_snp_measure, sevkit_debian_ovmf)),
+    ignore = "needs sev-snp-measure (with snp-create-id-block) and Debian's ovmf (installed by .ci/run)"
+)]
+fn snp_launch_with_an_id_block_signed_by_snp_create_id_block() {
+    let (state, _) = platform();
+    let image = DEBIAN_OVMF[0];
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The owner's ID and author keys (P-384, PKCS#8 PEM), made with the
+    // `cryptography` package sev-snp-measure itself depends on.
+    let keygen = "from cryptography.hazmat.primitives.asymmetric import ec\n\
+                  from cryptography.hazmat.primitives import serialization as s\n\
+                  for n in ('id', 'author'):\n\
+                  \x20   k = ec.generate_private_key(ec.SECP384R1())\n\
+                  \x20   open(n + '.pem', 'wb').write(k.private_bytes(s.Encoding.PEM, \
+                  s.PrivateFormat.PKCS8, s.NoEncryption()))\n";
+    ok("python3", &["-c", keygen], d);
+    let measurement = ok(
+        "sev-snp-measure",
+        &[
+            "--mode",
+            "snp",
+            "--vcpus",
+            "2",
+            "--vcpu-type",
+            VCPU_TYPE,
+            "--ovmf",
+            image,
+            "--output-format",
+            "base64",
+        ],
+        d,
+    );
+    let measurement = measurement.trim();
+    let launch = |id_args: &str| {
+        let object = format!(
+            "sev-snp-guest,id=sev0,policy=0x30000,cbitpos=51,reduced-phys-bits=1,{id_args}"
+        );
+        let out_dir = d.join("guest");
+        let out = run(
+            SEVKIT,
+            &[
+                "launch",
+                "--state",
+                s(state.path()),
+                "--guest-report",
+                s(&out_dir),
+                "-machine",
+                "q35,confidential-guest-support=sev0",
+                "-object",
+                &object,
+                "-bios",
+                image,
+                "-smp",
+                "2",
+                "-cpu",
+                VCPU_TYPE,
+            ],
+            d,
+        );
+        (out, out_dir.join("report.bin"))
+    };
+    // snp-create-id-block signs with both keys; the author key counts only
+    // with author-key-enabled=on.
+    let args = [
+        "--measurement",
+        measurement,
+        "--idkey",
+        "id.pem",
+        "--authorkey",
+        "author.pem",
+    ];
+    let created = ok("snp-create-id-block", &args, d);
+    let digest = |name: &str| {
+        created
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| B64.decode(v.trim()).unwrap())
+            .unwrap()
+    };
+    let id_args = created.lines().next().unwrap().trim();
+    for author in [false, true] {
+        let id_args = if author {
+            format!("{id_args},author-key-enabled=on")
+        } else {
+            id_args.to_owned()
+        };
+        let (out, report) = launch(&id_args);
+        assert!(
+            out.status.success(),
+            "{id_args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = std::fs::read(report).unwrap();
+        assert_eq!(
+            report[0xE0..0x110],
+            digest("id_key_hash: ")[..],
+            "ID_KEY_DIGEST"
+        );
+        let expected_author = if author {
+            digest("author_key: ")
+        } else {
+            vec![0u8; 48]
+        };
+        assert_eq!(
+            report[0x110..0x140],
+            expected_author[..],
+            "AUTHOR_KEY_DIGEST"
+        );
+    }
+    // An ID block signed for another measurement: SNP_LAUNCH_FINISH refuses it.
+    let other = ok(
+        "sev-snp-measure",
+        &[
+            "--mode",
+            "snp",
+            "--vcpus",
+            "3",
+            "--vcpu-type",
+            VCPU_TYPE,
+            "--ovmf",
+            image,
+            "--output-format",
+            "base64",
+        ],
+        d,
+    );
+    let wrong = ok(
+        "snp-create-id-block",
+        &[
+            "--measurement",
+            other.trim(),
+            "--idkey",
+            "id.pem",
+            "--authorkey",
+            "author.pem",
+        ],
+        d,
+    );
+    let (out, _) = launch(wrong.lines().next().unwrap().trim());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SNP_LAUNCH_FINISH") && err.contains("BAD_MEASUREMENT"),
+        "{err}"
+    );
+}
