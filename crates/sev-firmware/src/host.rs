@@ -146,13 +146,19 @@ impl Firmware {
                 } else if entry.assigned {
                     return Ok(GUEST_ACCESS_RMP_FAULT);
                 }
-                page += PAGE;
+                // The top page of the address space ends the scan.
+                let Some(next) = page.checked_add(PAGE) else {
+                    break;
+                };
+                page = next;
             }
         }
         // Whole 16-byte blocks cover the access (the XEX block size).
         let start = spa - spa % 16;
-        let span = usize::try_from(end.next_multiple_of(16) - start)
-            .map_err(|_| FirmwareStatus::INVALID_PARAM)?;
+        let block_end = end
+            .checked_next_multiple_of(16)
+            .ok_or(FirmwareStatus::INVALID_ADDRESS)?;
+        let span = usize::try_from(block_end - start).map_err(|_| FirmwareStatus::INVALID_PARAM)?;
         let mut blocks = Zeroizing::new(vec![0u8; span]);
         read_into(mem, start, &mut blocks)?;
         if private {

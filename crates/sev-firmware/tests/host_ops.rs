@@ -365,3 +365,62 @@ fn snp_rmp_instructions_and_guest_access() {
         FirmwareStatus::INVALID_PARAM
     );
 }
+
+/// Found by the `host_ops` fuzz target: accesses in the last page and the
+/// last block of the address space answered without overflowing.
+#[test]
+fn accesses_at_the_top_of_the_address_space_do_not_overflow() {
+    let mut fw = firmware(43);
+    let mut mem = memory();
+    assert_eq!(
+        fw.execute(SnpCommand::SnpInit.id(), &mut [], &mut mem),
+        FirmwareStatus::SUCCESS
+    );
+    assert_eq!(
+        rmp(&mut fw, &mut mem, GCTX, 0, 0, RMP_ASSIGNED | RMP_IMMUTABLE),
+        0
+    );
+    let mut gctx = SnpPaddrBuffer {
+        paddr: U64::new(GCTX),
+    };
+    assert_eq!(
+        fw.execute(
+            SnpCommand::SnpGctxCreate.id(),
+            gctx.as_mut_bytes(),
+            &mut mem
+        ),
+        FirmwareStatus::SUCCESS
+    );
+    let mut start = SnpLaunchStartBuffer::new_zeroed();
+    start.gctx_paddr = U64::new(GCTX);
+    start.policy = U64::new(0x30000);
+    assert_eq!(
+        fw.execute(
+            SnpCommand::SnpLaunchStart.id(),
+            start.as_mut_bytes(),
+            &mut mem
+        ),
+        FirmwareStatus::SUCCESS
+    );
+    let mut act = SnpActivateBuffer {
+        gctx_paddr: U64::new(GCTX),
+        asid: U32::new(ASID),
+    };
+    assert_eq!(
+        fw.execute(SnpCommand::SnpActivate.id(), act.as_mut_bytes(), &mut mem),
+        FirmwareStatus::SUCCESS
+    );
+    for (spa, len) in [
+        (0xFFFF_FFFF_FFFF_F000u64, 16u32),
+        (0xFFFF_FFFF_FFFF_FFF1, 4),
+    ] {
+        let mut b = GuestAccessOp {
+            spa: U64::new(spa),
+            asid: U32::new(ASID),
+            len: U32::new(len),
+            ..GuestAccessOp::default()
+        };
+        let status = op(&mut fw, HostOp::GuestAccess, &mut b, &mut mem);
+        assert_eq!(status, FirmwareStatus::INVALID_ADDRESS, "{spa:#x}+{len}");
+    }
+}
