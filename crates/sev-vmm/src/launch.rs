@@ -182,8 +182,6 @@ pub struct SnpLaunch<S> {
     snp: SnpSpec,
     guest: FirmwareGuest,
     platform: PlatformInfo,
-    /// GPA ranges queued as NORMAL pages (QEMU queues them until finish).
-    queued: Vec<(String, u64, Vec<u8>)>,
     _stage: S,
 }
 
@@ -358,8 +356,10 @@ impl SevLaunch<Updating> {
         };
 
         // The firmware, encrypted in place (pc_sysfw: sev_encrypt_flash).
-        let data = launch.spec.image.clone();
-        launch.update_data("ovmf", firmware_gpa, &data)?;
+        let image = std::mem::take(&mut launch.spec.image);
+        let updated = launch.update_data("ovmf", firmware_gpa, &image);
+        launch.spec.image = image;
+        updated?;
         // The kernel hashes table (x86_load_linux with kernel-hashes=on).
         if let Some(hashes) = launch.spec.kernel_hashes {
             let area = hash_area.ok_or_else(|| {
@@ -624,9 +624,10 @@ impl SnpLaunch<Updating> {
             asid,
             policy: snp.policy,
         };
-        let data = spec.image.clone();
+        // Loaded now (pc_sysfw), measured at the first `cont` (QEMU queues
+        // the update until then).
         host.memory_mut()
-            .host_write(firmware_gpa, &data)
+            .host_write(firmware_gpa, &spec.image)
             .map_err(HostError::from)?;
         Ok(Self {
             host,
@@ -634,7 +635,6 @@ impl SnpLaunch<Updating> {
             snp,
             guest,
             platform,
-            queued: vec![("ovmf".into(), firmware_gpa, data)],
             _stage: Updating,
         })
     }
@@ -665,14 +665,23 @@ impl SnpLaunch<Updating> {
         else {
             unreachable!()
         };
-        let image_bytes = self.spec.image.clone();
-        let image = OvmfImage::parse(&image_bytes).map_err(image_err)?;
         let mut digest = SnpLaunchDigest::new();
-        // The queued firmware pages.
-        for (region, gpa, data) in std::mem::take(&mut self.queued) {
-            self.update_pages(&mut digest, &region, gpa, &data, PageType::Normal)?;
-        }
-        let secrets_gpa = self.metadata_pages(&mut digest, &image)?;
+        // The firmware pages loaded at start, then the metadata pages.
+        let image_bytes = std::mem::take(&mut self.spec.image);
+        let measured = OvmfImage::parse(&image_bytes)
+            .map_err(image_err)
+            .and_then(|image| {
+                self.update_pages(
+                    &mut digest,
+                    "ovmf",
+                    image.gpa(),
+                    image.data(),
+                    PageType::Normal,
+                )?;
+                self.metadata_pages(&mut digest, &image)
+            });
+        self.spec.image = image_bytes;
+        let secrets_gpa = measured?;
         // VMSAs (KVM does these inside KVM_SEV_SNP_LAUNCH_FINISH).
         let pages = reset_vmsas(&self.spec, true, FpuState::Init2)?;
         for (i, page) in pages.iter().enumerate() {
@@ -753,6 +762,7 @@ impl SnpLaunch<Updating> {
                 SectionKind::Cpuid => {
                     let page = cpuid_page_for_signature(self.spec.vcpu_sig, self.spec.host_cpuid)
                         .map_err(|e| LaunchError::Input(format!("CPUID page: {e}")))?;
+                    self.load(kind.name(), gpa, &page)?;
                     self.update_pages(digest, kind.name(), gpa, &page, PageType::Cpuid)?;
                 }
                 SectionKind::SnpKernelHashes => match self.spec.kernel_hashes {
@@ -775,6 +785,7 @@ impl SnpLaunch<Updating> {
                                     area.base, area.size
                                 ))
                             })?;
+                        self.load(kind.name(), gpa, &page)?;
                         self.update_pages(digest, kind.name(), gpa, &page, PageType::Normal)?;
                     }
                 },
@@ -799,9 +810,31 @@ impl SnpLaunch<Updating> {
         Ok(())
     }
 
-    /// Loads `data` at `gpa` (when it has content), assigns each page to
-    /// the guest (KVM_SET_MEMORY_ATTRIBUTES private + RMPUPDATE) and
-    /// SNP_LAUNCH_UPDATEs it.
+    /// Writes a page the VMM builds (CPUID, kernel hashes) into guest
+    /// memory before it is launched.
+    fn load(&mut self, region: &str, gpa: u64, data: &[u8]) -> Result<(), LaunchError> {
+        self.check_guest_range(region, gpa, data.len())?;
+        self.host
+            .memory_mut()
+            .host_write(gpa, data)
+            .map_err(HostError::from)?;
+        Ok(())
+    }
+
+    fn check_guest_range(&self, region: &str, gpa: u64, len: usize) -> Result<(), LaunchError> {
+        if self.host.memory().layout().is_guest(gpa, len as u64) {
+            Ok(())
+        } else {
+            Err(LaunchError::Image(format!(
+                "{region} at {gpa:#x}+{len:#x} is outside guest memory"
+            )))
+        }
+    }
+
+    /// Assigns each page of `gpa..gpa + data.len()` to the guest
+    /// (KVM_SET_MEMORY_ATTRIBUTES private + RMPUPDATE) and
+    /// SNP_LAUNCH_UPDATEs it; `data` is what those pages hold (already in
+    /// memory for NORMAL and CPUID pages), for the VMM's launch log.
     fn update_pages(
         &mut self,
         digest: &mut SnpLaunchDigest,
@@ -813,18 +846,7 @@ impl SnpLaunch<Updating> {
         let FirmwareGuest::Snp { asid, .. } = self.guest else {
             unreachable!()
         };
-        if !self.host.memory().layout().is_guest(gpa, data.len() as u64) {
-            return Err(LaunchError::Image(format!(
-                "{region} at {gpa:#x}+{:#x} is outside guest memory",
-                data.len()
-            )));
-        }
-        if matches!(page_type, PageType::Normal | PageType::Cpuid) {
-            self.host
-                .memory_mut()
-                .host_write(gpa, data)
-                .map_err(HostError::from)?;
-        }
+        self.check_guest_range(region, gpa, data.len())?;
         self.host
             .memory_mut()
             .set_private(gpa, data.len() as u64, true);
