@@ -95,6 +95,59 @@ fn launch_report(out: &str) -> (String, String, String, String) {
     )
 }
 
+/// `sev-snp-measure --mode snp` of `image` for `vcpus` vCPUs of
+/// [`VCPU_TYPE`]: the digest in `format` (`hex` or `base64`).
+fn snp_measure(image: &str, vcpus: u32, format: &str, dir: &Path) -> String {
+    let vcpus = vcpus.to_string();
+    let args = [
+        "--mode",
+        "snp",
+        "--vcpus",
+        &vcpus,
+        "--vcpu-type",
+        VCPU_TYPE,
+        "--ovmf",
+        image,
+        "--output-format",
+        format,
+    ];
+    ok("sev-snp-measure", &args, dir).trim().to_owned()
+}
+
+/// `sevkit launch` of an SNP guest `object` from `image` on `vcpus` vCPUs
+/// with the chip in `state`; the simulated guest's report and certificates
+/// go to `out_dir`.
+fn launch_snp_guest(
+    state: &Path,
+    out_dir: &Path,
+    object: &str,
+    image: &str,
+    vcpus: u32,
+    dir: &Path,
+) -> Output {
+    let vcpus = vcpus.to_string();
+    let args = [
+        "launch",
+        "--state",
+        s(state),
+        "--guest-report",
+        s(out_dir),
+        "-machine",
+        "q35,confidential-guest-support=sev0",
+        "-object",
+        object,
+        "-bios",
+        image,
+        "-smp",
+        &vcpus,
+        "-m",
+        "1G",
+        "-cpu",
+        VCPU_TYPE,
+    ];
+    run(SEVKIT, &args, dir)
+}
+
 fn sev_object(policy: u32, dir: &Path) -> String {
     format!(
         "sev-guest,id=sev0,policy={policy:#x},cbitpos=51,reduced-phys-bits=1,dh-cert-file={},\
@@ -254,29 +307,7 @@ fn snp_launches_of_debian_ovmf_report_sev_snp_measures_measurement() {
                 "sev-snp-guest,id=sev0,policy=0x30000,cbitpos=51,reduced-phys-bits=1,host-data={host_data}"
             );
             let out_dir = d.join("guest");
-            let out = run(
-                SEVKIT,
-                &[
-                    "launch",
-                    "--state",
-                    s(state.path()),
-                    "--guest-report",
-                    s(&out_dir),
-                    "-machine",
-                    "q35,confidential-guest-support=sev0",
-                    "-object",
-                    &object,
-                    "-bios",
-                    image,
-                    "-smp",
-                    &vcpus.to_string(),
-                    "-m",
-                    "1G",
-                    "-cpu",
-                    VCPU_TYPE,
-                ],
-                d,
-            );
+            let out = launch_snp_guest(state.path(), &out_dir, &object, image, vcpus, d);
             if !has_metadata {
                 // QEMU refuses it the same way: SNP needs OVMF's SEV metadata.
                 assert_eq!(out.status.code(), Some(2), "{what}");
@@ -294,21 +325,8 @@ fn snp_launches_of_debian_ovmf_report_sev_snp_measures_measurement() {
             );
             let report = std::fs::read(out_dir.join("report.bin")).unwrap();
             assert_eq!(report.len(), 1184, "{what}");
-            let peer = ok(
-                "sev-snp-measure",
-                &[
-                    "--mode",
-                    "snp",
-                    "--vcpus",
-                    &vcpus.to_string(),
-                    "--vcpu-type",
-                    VCPU_TYPE,
-                    "--ovmf",
-                    image,
-                ],
-                d,
-            );
-            assert_eq!(hex::encode(&report[0x90..0xC0]), peer.trim(), "{what}");
+            let peer = snp_measure(image, vcpus, "hex", d);
+            assert_eq!(hex::encode(&report[0x90..0xC0]), peer, "{what}");
             assert_eq!(report[0xC0..0xE0], [0xA5u8; 32], "{what}: HOST_DATA");
         }
     }
@@ -721,25 +739,12 @@ fn qemu_qmp_drives_an_snp_launch_and_the_guest_gets_certificates_from_certs_path
         "the guest got the certs-path table, whole"
     );
     assert_eq!(report[0x50..0x90], nonce);
-    let peer = ok(
-        "sev-snp-measure",
-        &[
-            "--mode",
-            "snp",
-            "--vcpus",
-            "2",
-            "--vcpu-type",
-            VCPU_TYPE,
-            "--ovmf",
-            image,
-        ],
-        d,
-    );
-    assert_eq!(hex::encode(&report[0x90..0xC0]), peer.trim());
+    let peer = snp_measure(image, 2, "hex", d);
+    assert_eq!(hex::encode(&report[0x90..0xC0]), peer);
     let log = &step(&out, 7)["return"];
     assert_eq!(
         log["entries"].as_array().unwrap().last().unwrap()["digest_after"],
-        peer.trim()
+        peer
     );
     // The secrets page is private and the policy forbids debugging.
     let xp = step(&out, 8)["return"].as_str().unwrap();
@@ -808,21 +813,8 @@ fn launches_through_the_firmware_daemon() {
         if snp {
             // The RMP updates and the guest's own accesses crossed the socket.
             let report = std::fs::read(out_dir.join("report.bin")).unwrap();
-            let peer = ok(
-                "sev-snp-measure",
-                &[
-                    "--mode",
-                    "snp",
-                    "--vcpus",
-                    "2",
-                    "--vcpu-type",
-                    VCPU_TYPE,
-                    "--ovmf",
-                    image,
-                ],
-                d,
-            );
-            assert_eq!(hex::encode(&report[0x90..0xC0]), peer.trim());
+            let peer = snp_measure(image, 2, "hex", d);
+            assert_eq!(hex::encode(&report[0x90..0xC0]), peer);
         } else {
             let (_, _, _, blob) = launch_report(&out);
             assert_eq!(B64.decode(blob).unwrap().len(), 48);
@@ -908,49 +900,14 @@ fn snp_launch_with_an_id_block_signed_by_snp_create_id_block() {
                   \x20   open(n + '.pem', 'wb').write(k.private_bytes(s.Encoding.PEM, \
                   s.PrivateFormat.PKCS8, s.NoEncryption()))\n";
     ok("python3", &["-c", keygen], d);
-    let measurement = ok(
-        "sev-snp-measure",
-        &[
-            "--mode",
-            "snp",
-            "--vcpus",
-            "2",
-            "--vcpu-type",
-            VCPU_TYPE,
-            "--ovmf",
-            image,
-            "--output-format",
-            "base64",
-        ],
-        d,
-    );
-    let measurement = measurement.trim();
+    let measurement = snp_measure(image, 2, "base64", d);
+    let measurement = measurement.as_str();
     let launch = |id_args: &str| {
         let object = format!(
             "sev-snp-guest,id=sev0,policy=0x30000,cbitpos=51,reduced-phys-bits=1,{id_args}"
         );
         let out_dir = d.join("guest");
-        let out = run(
-            SEVKIT,
-            &[
-                "launch",
-                "--state",
-                s(state.path()),
-                "--guest-report",
-                s(&out_dir),
-                "-machine",
-                "q35,confidential-guest-support=sev0",
-                "-object",
-                &object,
-                "-bios",
-                image,
-                "-smp",
-                "2",
-                "-cpu",
-                VCPU_TYPE,
-            ],
-            d,
-        );
+        let out = launch_snp_guest(state.path(), &out_dir, &object, image, 2, d);
         (out, out_dir.join("report.bin"))
     };
     // snp-create-id-block signs with both keys; the author key counts only
@@ -1002,27 +959,12 @@ fn snp_launch_with_an_id_block_signed_by_snp_create_id_block() {
         );
     }
     // An ID block signed for another measurement: SNP_LAUNCH_FINISH refuses it.
-    let other = ok(
-        "sev-snp-measure",
-        &[
-            "--mode",
-            "snp",
-            "--vcpus",
-            "3",
-            "--vcpu-type",
-            VCPU_TYPE,
-            "--ovmf",
-            image,
-            "--output-format",
-            "base64",
-        ],
-        d,
-    );
+    let other = snp_measure(image, 3, "base64", d);
     let wrong = ok(
         "snp-create-id-block",
         &[
             "--measurement",
-            other.trim(),
+            &other,
             "--idkey",
             "id.pem",
             "--authorkey",
