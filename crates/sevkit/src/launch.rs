@@ -178,7 +178,7 @@ pub struct DebugReadArgs {
     /// The VM's QMP socket.
     #[arg(long, value_name = "PATH")]
     pub qmp: PathBuf,
-    /// Guest physical address (hex with 0x, or decimal).
+    /// Guest physical address (decimal, or 0x-hex).
     #[arg(long, value_name = "ADDR")]
     pub gpa: String,
     /// Bytes to read (at most 1 MiB).
@@ -195,15 +195,6 @@ pub enum DebugCommand {
     /// Read guest memory through the VM's debug API (QMP `xp`: private
     /// pages via DBG_DECRYPT when the policy allows debugging).
     Read(DebugReadArgs),
-}
-
-fn parse_u64(text: &str) -> Result<u64, InputError> {
-    let t = text.trim();
-    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => t.parse(),
-    };
-    parsed.map_err(|e| invalid(format!("{text:?}: not a number ({e})")))
 }
 
 /// A minimal QMP client: one command, one answer (events skipped).
@@ -257,7 +248,8 @@ fn parse_xp_bytes(text: &str) -> Result<Vec<u8>, InputError> {
 /// Runs `sevkit debug`.
 pub fn run_debug(cmd: &DebugCommand) -> Result<(), InputError> {
     let DebugCommand::Read(args) = cmd;
-    let gpa = parse_u64(&args.gpa)?;
+    let gpa =
+        crate::measure::parse_int_auto(&args.gpa).map_err(|e| invalid(format!("--gpa: {e}")))?;
     if args.len == 0 || args.len > 1 << 20 {
         return Err(invalid(format!(
             "--len {}: expected 1 to 1048576",

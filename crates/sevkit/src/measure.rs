@@ -208,7 +208,9 @@ pub fn run(args: &MeasureArgs) -> Result<Status, InputError> {
     }
 }
 
-fn parse_int_auto(s: &str) -> Result<u64, String> {
+/// A number on the command line: decimal, or with a `0x`, `0o` or `0b`
+/// prefix, `_` separators allowed.
+pub(crate) fn parse_int_auto(s: &str) -> Result<u64, String> {
     let t = s.trim().replace('_', "");
     let lower = t.to_ascii_lowercase();
     let parsed = if let Some(h) = lower.strip_prefix("0x") {
