@@ -980,3 +980,59 @@ fn snp_launch_with_an_id_block_signed_by_snp_create_id_block() {
         "{err}"
     );
 }
+
+#[test]
+fn malformed_debug_and_demo_arguments_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let missing = d.join("no.sock");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "debug",
+                "read",
+                "--qmp",
+                s(&missing),
+                "--gpa",
+                "zz",
+                "--len",
+                "1",
+            ],
+            "--gpa",
+        ),
+        (
+            &[
+                "debug",
+                "read",
+                "--qmp",
+                s(&missing),
+                "--gpa",
+                "0x1000",
+                "--len",
+                "0",
+            ],
+            "--len 0",
+        ),
+        (
+            &[
+                "debug",
+                "read",
+                "--qmp",
+                s(&missing),
+                "--gpa",
+                "0x1000",
+                "--len",
+                "16",
+            ],
+            "no.sock",
+        ),
+        (&["demo", "--vcpus", "0"], "--vcpus 0"),
+        (&["launch", "-bios"], "-bios"),
+    ];
+    for (args, expected) in cases {
+        let out = run(SEVKIT, args, d);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
