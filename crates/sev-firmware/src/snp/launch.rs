@@ -758,6 +758,13 @@ impl Firmware {
     fn snp_launch_update(&mut self, buf: &[u8], mem: &mut dyn SystemMemory) -> Status {
         let b: SnpLaunchUpdateBuffer = parse(buf)?;
         let (size, page_type, imi_page, perms) = decode_update(&b)?;
+        // Taken before the guest context is borrowed; an early error below
+        // merely drops it.
+        let mut buffer = UpdateBuffer::take(
+            &mut self.snp.normal_pages,
+            page_type,
+            size.bytes() / PAGE_4K,
+        );
         let ctx = self.snp_ctx(b.gctx_paddr.get())?;
         if ctx.state != SnpGuestState::Launch {
             return Err(FirmwareStatus::INVALID_GUEST_STATE);
@@ -780,18 +787,7 @@ impl Firmware {
             return Err(FirmwareStatus::INVALID_ADDRESS);
         }
         let count = size.bytes() / PAGE_4K;
-        for i in 0..count {
-            let e = self.snp.rmp.entry(spa + i * PAGE_4K);
-            if PageState::of(&e) != PageState::PreGuest {
-                return Err(FirmwareStatus::INVALID_PAGE_STATE);
-            }
-            if e.asid != ctx.asid {
-                return Err(FirmwareStatus::INVALID_PAGE_OWNER);
-            }
-            if e.page_size != size {
-                return Err(FirmwareStatus::INVALID_PAGE_SIZE);
-            }
-        }
+        let rmp_entries = self.snp.rmp.pre_guest_entries(spa, size, ctx.asid)?;
         let cpuid_platform = CpuidPlatform {
             fms: self.snp.fms,
             c_bit: c_bit_position(self.snp.product),
@@ -800,32 +796,35 @@ impl Firmware {
         let gctx = ctx.gctx_paddr;
         // Pass 1: read, build and measure every 4 KiB chunk; nothing changes
         // until all of them succeeded.
-        let mut pages = read_pages(mem, spa, count)?;
+        read_into(mem, spa, buffer.bytes())?;
         // NORMAL pages: hashed and encrypted up front (see hash_and_encrypt).
-        let normal_hashes =
-            (page_type == PageType::Normal).then(|| hash_and_encrypt(&ctx.key, spa, &mut pages));
+        let normal_hashes = (page_type == PageType::Normal)
+            .then(|| hash_and_encrypt(&ctx.key, spa, buffer.bytes()));
         let mut ld = ctx.ld;
         let mut imd = ctx.imd;
-        let mut entries = Vec::with_capacity(count as usize);
-        for (i, page) in (0..count).zip(pages.iter_mut()) {
-            let page_spa = spa + i * PAGE_4K;
-            let gpa = self.snp.rmp.entry(page_spa).gpa;
+        let mut digests = Vec::with_capacity(count as usize);
+        for (i, (page, e)) in buffer
+            .bytes()
+            .chunks_exact_mut(PAGE_4K as usize)
+            .zip(&rmp_entries)
+            .enumerate()
+        {
             let contents = if let Some(hashes) = &normal_hashes {
-                hashes[i as usize]
+                hashes[i]
             } else if let Some(contents) = prepare_page(page, page_type, ctx, fms, cpuid_platform) {
                 contents
             } else {
                 // The corrected CPUID table goes back in plaintext.
-                write_mem(mem, page_spa, page)?;
+                write_mem(mem, spa + i as u64 * PAGE_4K, page)?;
                 return Err(FirmwareStatus::INVALID_PARAM);
             };
-            let info = PageInfo::new(ld, contents, page_type, imi_page, perms, gpa);
+            let info = PageInfo::new(ld, contents, page_type, imi_page, perms, e.gpa);
             ld = Sha384::digest(info.as_bytes()).into();
             if imi_page {
-                let info = PageInfo::new(imd, contents, page_type, true, perms, gpa);
+                let info = PageInfo::new(imd, contents, page_type, true, perms, e.gpa);
                 imd = Sha384::digest(info.as_bytes()).into();
             }
-            entries.push((gpa, contents, ld));
+            digests.push((contents, ld));
         }
         // Pass 2: encrypt, write, update the RMP, log.
         let ctx = self
@@ -833,30 +832,23 @@ impl Firmware {
             .guests
             .get_mut(&gctx)
             .ok_or(FirmwareStatus::INVALID_GUEST)?;
-        for (i, page) in pages.iter_mut().enumerate() {
-            let page_spa = spa + i as u64 * PAGE_4K;
-            if normal_hashes.is_none() {
-                ctx.key.encrypt(page_spa, page);
-            }
-            write_mem(mem, page_spa, page)?;
+        if normal_hashes.is_none() {
+            ctx.key.encrypt(spa, buffer.bytes());
         }
-        for (i, (gpa, contents, digest)) in entries.iter().enumerate() {
+        write_mem(mem, spa, buffer.bytes())?;
+        buffer.give_back(&mut self.snp.normal_pages);
+        let log_type = LogPageType::from_snp(page_type);
+        for (i, (mut e, (contents, digest))) in rmp_entries.into_iter().zip(&digests).enumerate() {
             let page_spa = spa + i as u64 * PAGE_4K;
-            let mut e = self.snp.rmp.entry(page_spa);
+            let gpa = e.gpa;
             e.validated = true;
             e.immutable = false;
             e.vmsa = page_type == PageType::Vmsa;
             e.perms = [0xFF, perms[0], perms[1], perms[2]];
             self.snp.rmp.set(page_spa, e);
             let region = region_name(page_type, &mut ctx.vmsa_count);
-            ctx.log.push(
-                region,
-                Some(*gpa),
-                LogPageType::from_snp(page_type),
-                PAGE_4K,
-                contents,
-                digest,
-            );
+            ctx.log
+                .push(region, Some(gpa), log_type, PAGE_4K, contents, digest);
         }
         ctx.ld = ld;
         ctx.imd = imd;
@@ -1020,15 +1012,45 @@ impl Firmware {
     }
 }
 
-/// Reads `count` consecutive 4 KiB pages from `spa`.
-fn read_pages(mem: &dyn SystemMemory, spa: u64, count: u64) -> Status<Vec<Zeroizing<Vec<u8>>>> {
-    (0..count)
-        .map(|i| {
-            let mut page = Zeroizing::new(vec![0u8; PAGE_4K as usize]);
-            read_into(mem, spa + i * PAGE_4K, &mut page)?;
-            Ok(page)
-        })
-        .collect()
+/// The plaintext of one SNP_LAUNCH_UPDATE's pages, contiguous.
+///
+/// NORMAL pages hold only host-supplied plaintext and, once
+/// [`hash_and_encrypt`] ran, ciphertext: their buffer is reused from one
+/// update to the next (no allocation, no page faults, no wiping of 2 MiB
+/// per update). Every other page type may hold secrets (the SECRETS page's
+/// VMPCKs) and gets a fresh buffer that is wiped on drop.
+enum UpdateBuffer {
+    Reused(Vec<u8>),
+    Wiped(Zeroizing<Vec<u8>>),
+}
+
+impl UpdateBuffer {
+    /// A buffer of `count` pages for `page_type`, reusing `reusable` for
+    /// NORMAL pages.
+    fn take(reusable: &mut Vec<u8>, page_type: PageType, count: u64) -> Self {
+        let len = (count * PAGE_4K) as usize;
+        if page_type == PageType::Normal {
+            let mut buffer = core::mem::take(reusable);
+            buffer.resize(len, 0);
+            Self::Reused(buffer)
+        } else {
+            Self::Wiped(Zeroizing::new(vec![0u8; len]))
+        }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        match self {
+            Self::Reused(b) => b,
+            Self::Wiped(b) => b,
+        }
+    }
+
+    /// Keeps a reusable buffer for the next update.
+    fn give_back(self, reusable: &mut Vec<u8>) {
+        if let Self::Reused(b) = self {
+            *reusable = b;
+        }
+    }
 }
 
 /// Below this many pages, starting threads costs more than it saves.
@@ -1052,28 +1074,29 @@ fn threads_for(pages: usize) -> usize {
 /// the PAGE_INFO chain is sequential), and nothing after the read can fail
 /// for them, so they are encrypted in the same pass while in cache (the
 /// buffers reach system memory only in pass 2).
-fn hash_and_encrypt(
-    key: &MemoryKey,
-    spa: u64,
-    pages: &mut [Zeroizing<Vec<u8>>],
-) -> Vec<[u8; LD_LEN]> {
-    let mut hashes = vec![[0u8; LD_LEN]; pages.len()];
-    let work = |first: usize, out: &mut [[u8; LD_LEN]], chunk: &mut [Zeroizing<Vec<u8>>]| {
-        for (j, (hash, page)) in out.iter_mut().zip(chunk.iter_mut()).enumerate() {
-            *hash = Sha384::digest(&page[..]).into();
+fn hash_and_encrypt(key: &MemoryKey, spa: u64, pages: &mut [u8]) -> Vec<[u8; LD_LEN]> {
+    let page_len = PAGE_4K as usize;
+    let mut hashes = vec![[0u8; LD_LEN]; pages.len() / page_len];
+    let work = |first: usize, out: &mut [[u8; LD_LEN]], chunk: &mut [u8]| {
+        for (j, (hash, page)) in out
+            .iter_mut()
+            .zip(chunk.chunks_exact_mut(page_len))
+            .enumerate()
+        {
+            *hash = Sha384::digest(&*page).into();
             key.encrypt(spa + (first + j) as u64 * PAGE_4K, page);
         }
     };
-    let threads = threads_for(pages.len());
+    let threads = threads_for(hashes.len());
     if threads < 2 {
         work(0, &mut hashes, pages);
         return hashes;
     }
-    let per_thread = pages.len().div_ceil(threads);
+    let per_thread = hashes.len().div_ceil(threads);
     std::thread::scope(|scope| {
         for (n, (out, chunk)) in hashes
             .chunks_mut(per_thread)
-            .zip(pages.chunks_mut(per_thread))
+            .zip(pages.chunks_mut(per_thread * page_len))
             .enumerate()
         {
             scope.spawn(move || work(n * per_thread, out, chunk));

@@ -264,6 +264,9 @@ pub(crate) struct SnpPlatform {
     /// ASIDs bound to SNP guests, and ASIDs awaiting SNP_DF_FLUSH.
     pub(crate) bound_asids: BTreeMap<u32, u64>,
     pub(crate) dirty_asids: std::collections::BTreeSet<u32>,
+    /// The page buffer SNP_LAUNCH_UPDATE of NORMAL pages reuses (it holds
+    /// host-supplied plaintext and ciphertext only; see `UpdateBuffer`).
+    pub(crate) normal_pages: Vec<u8>,
 }
 
 impl SnpPlatform {
@@ -285,6 +288,7 @@ impl SnpPlatform {
             guests: BTreeMap::new(),
             bound_asids: BTreeMap::new(),
             dirty_asids: std::collections::BTreeSet::new(),
+            normal_pages: Vec::new(),
         }
     }
 

@@ -216,6 +216,32 @@ impl Rmp {
         PageState::of(&self.entry(spa))
     }
 
+    /// The entries of the `size` page at `spa` for SNP_LAUNCH_UPDATE: every
+    /// 4 KiB page PRE_GUEST (else INVALID_PAGE_STATE), owned by `asid`
+    /// (INVALID_PAGE_OWNER) and mapped with `size` (INVALID_PAGE_SIZE).
+    pub(crate) fn pre_guest_entries(
+        &self,
+        spa: u64,
+        size: PageSize,
+        asid: u32,
+    ) -> Result<Vec<RmpEntry>, sev_abi::status::FirmwareStatus> {
+        use sev_abi::status::FirmwareStatus;
+        (0..size.bytes() / PAGE_4K)
+            .map(|i| {
+                let e = self.entry(spa + i * PAGE_4K);
+                if PageState::of(&e) != PageState::PreGuest {
+                    Err(FirmwareStatus::INVALID_PAGE_STATE)
+                } else if e.asid != asid {
+                    Err(FirmwareStatus::INVALID_PAGE_OWNER)
+                } else if e.page_size != size {
+                    Err(FirmwareStatus::INVALID_PAGE_SIZE)
+                } else {
+                    Ok(e)
+                }
+            })
+            .collect()
+    }
+
     /// Sets the entry of the page holding `spa` (hypervisor entries are
     /// dropped).
     pub(crate) fn set(&mut self, spa: u64, entry: RmpEntry) {
