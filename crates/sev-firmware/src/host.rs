@@ -153,7 +153,7 @@ impl Firmware {
                 page = next;
             }
         }
-        // Whole 16-byte blocks cover the access (the XEX block size).
+        // Whole 16-byte blocks cover the access (the XTS block size).
         let start = spa - spa % 16;
         let block_end = end
             .checked_next_multiple_of(16)

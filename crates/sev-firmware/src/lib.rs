@@ -19,8 +19,8 @@
 //!   an owner session), LAUNCH_UPDATE_DATA/VMSA, LAUNCH_MEASURE,
 //!   LAUNCH_SECRET, LAUNCH_FINISH, ATTESTATION, DBG_DECRYPT/ENCRYPT.
 //! * Memory ([`memory`], [`crypt`]): commands act on a [`SystemMemory`];
-//!   guest pages are stored as AES-XEX ciphertext tweaked by the physical
-//!   address, so host reads of encrypted pages show ciphertext.
+//!   guest pages are stored as AES-128-XTS ciphertext tweaked by the
+//!   physical address, so host reads of encrypted pages show ciphertext.
 //! * Every guest's launch log ([`Firmware::launch_log`]) in sev-measure's
 //!   [`LaunchLog`](sev_measure::LaunchLog) type, diffable with the
 //!   predictor's.

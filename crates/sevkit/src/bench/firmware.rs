@@ -2,11 +2,11 @@
 //! AMD-SP next to the limit OpenSSL sets on the same machine in the same run.
 //!
 //! LAUNCH_UPDATE_DATA hashes every byte into the launch digest (SHA-256)
-//! and encrypts it in place (AES-128, an XEX construction per 16-byte
-//! block). Its limit is therefore one SHA-256 pass plus one AES pass:
-//! `1 / (1/sha256 + 1/aes128)`, with both rates from `openssl speed` on
-//! 16 KiB blocks (`-evp aes-128-xts`, the XEX-based mode, and
-//! `-evp aes-128-ctr` for reference). Goal: at least 60% of that limit.
+//! and encrypts it in place (AES-128-XTS, one data unit per 4 KiB page).
+//! Its limit is therefore one SHA-256 pass plus one AES-XTS pass:
+//! `1 / (1/sha256 + 1/aes128xts)`, with both rates from `openssl speed` on
+//! 16 KiB blocks (`-evp aes-128-xts`, and `-evp aes-128-ctr` for
+//! reference). Goal: at least 60% of that limit.
 //!
 //! Measured: one LAUNCH_UPDATE_DATA over `--mib` MiB, best of `--runs`,
 //! in-process (sparse in-memory system memory) and through a firmware
