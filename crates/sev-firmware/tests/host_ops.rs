@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::{activate, firmware, init, launch_start_plain, memory, update, DATA, HOST_BUF};
-use sev_abi::commands::{
-    DbgBuffer, SevCommand, SnpActivateBuffer, SnpCommand, SnpLaunchStartBuffer,
-    SnpLaunchUpdateBuffer, SnpPaddrBuffer,
+use common::{
+    activate, firmware, init, launch_start_plain, memory, start_snp_guest, update, DATA, HOST_BUF,
 };
+use sev_abi::commands::{DbgBuffer, SevCommand, SnpCommand, SnpLaunchUpdateBuffer};
 use sev_abi::host_ops::{
     GuestAccessOp, HostOp, PvalidateOp, RmpUpdateOp, GUEST_ACCESS_NOT_VALIDATED,
     GUEST_ACCESS_NO_GUEST, GUEST_ACCESS_PRIVATE, GUEST_ACCESS_RMP_FAULT, GUEST_ACCESS_WRITE,
@@ -187,33 +186,6 @@ fn rmp(fw: &mut Firmware, mem: &mut VecMemory, spa: u64, gpa: u64, asid: u32, fl
     b.rc.get()
 }
 
-/// SNP_GCTX_CREATE on the firmware page [`GCTX`], SNP_LAUNCH_START
-/// (policy 0x30000) and SNP_ACTIVATE on [`ASID`].
-fn start_snp_guest(fw: &mut Firmware, mem: &mut VecMemory) {
-    let mut gctx = SnpPaddrBuffer {
-        paddr: U64::new(GCTX),
-    };
-    assert_eq!(
-        fw.execute(SnpCommand::SnpGctxCreate.id(), gctx.as_mut_bytes(), mem),
-        FirmwareStatus::SUCCESS
-    );
-    let mut start = SnpLaunchStartBuffer::new_zeroed();
-    start.gctx_paddr = U64::new(GCTX);
-    start.policy = U64::new(0x30000);
-    assert_eq!(
-        fw.execute(SnpCommand::SnpLaunchStart.id(), start.as_mut_bytes(), mem),
-        FirmwareStatus::SUCCESS
-    );
-    let mut act = SnpActivateBuffer {
-        gctx_paddr: U64::new(GCTX),
-        asid: U32::new(ASID),
-    };
-    assert_eq!(
-        fw.execute(SnpCommand::SnpActivate.id(), act.as_mut_bytes(), mem),
-        FirmwareStatus::SUCCESS
-    );
-}
-
 #[test]
 #[allow(clippy::too_many_lines)] // one launch, many checks on it
 fn snp_rmp_instructions_and_guest_access() {
@@ -235,7 +207,7 @@ fn snp_rmp_instructions_and_guest_access() {
     assert_eq!(fw.rmp_page_state(GCTX), PageState::Firmware);
     // Firmware pages are immutable to the host: FAIL_PERMISSION.
     assert_eq!(rmp(&mut fw, &mut mem, GCTX, 0, 0, 0), 2);
-    start_snp_guest(&mut fw, &mut mem);
+    start_snp_guest(&mut fw, &mut mem, GCTX, 0x30000, ASID);
 
     // Launch one page (PRE_GUEST, then NORMAL).
     let plain = pattern(9, 4096);
@@ -378,7 +350,7 @@ fn accesses_at_the_top_of_the_address_space_do_not_overflow() {
         rmp(&mut fw, &mut mem, GCTX, 0, 0, RMP_ASSIGNED | RMP_IMMUTABLE),
         0
     );
-    start_snp_guest(&mut fw, &mut mem);
+    start_snp_guest(&mut fw, &mut mem, GCTX, 0x30000, ASID);
     for (spa, len) in [
         (0xFFFF_FFFF_FFFF_F000u64, 16u32),
         (0xFFFF_FFFF_FFFF_FFF1, 4),

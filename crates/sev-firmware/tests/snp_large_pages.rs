@@ -8,11 +8,8 @@
 
 mod common;
 
-use common::firmware;
-use sev_abi::commands::{
-    SnpActivateBuffer, SnpCommand, SnpDbgBuffer, SnpLaunchStartBuffer, SnpLaunchUpdateBuffer,
-    SnpPaddrBuffer,
-};
+use common::{firmware, start_snp_guest};
+use sev_abi::commands::{SnpCommand, SnpDbgBuffer, SnpLaunchUpdateBuffer};
 use sev_abi::policy::SnpPolicy;
 use sev_abi::snp_launch::PageType;
 use sev_abi::status::FirmwareStatus;
@@ -54,28 +51,8 @@ fn started_guest() -> (Firmware, VecMemory) {
         },
     )
     .unwrap();
-    let mut gctx = SnpPaddrBuffer {
-        paddr: U64::new(GCTX),
-    };
-    assert_eq!(
-        snp(&mut fw, SnpCommand::SnpGctxCreate, &mut gctx, &mut mem),
-        OK
-    );
-    let mut start = SnpLaunchStartBuffer::new_zeroed();
-    start.gctx_paddr = U64::new(GCTX);
-    start.policy = U64::new(SnpPolicy::DEFAULT_RAW | SnpPolicy::DEBUG);
-    assert_eq!(
-        snp(&mut fw, SnpCommand::SnpLaunchStart, &mut start, &mut mem),
-        OK
-    );
-    let mut act = SnpActivateBuffer {
-        gctx_paddr: U64::new(GCTX),
-        asid: U32::new(ASID),
-    };
-    assert_eq!(
-        snp(&mut fw, SnpCommand::SnpActivate, &mut act, &mut mem),
-        OK
-    );
+    let policy = SnpPolicy::DEFAULT_RAW | SnpPolicy::DEBUG;
+    start_snp_guest(&mut fw, &mut mem, GCTX, policy, ASID);
     (fw, mem)
 }
 

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use sev_abi::commands::{
     ActivateBuffer, InitBuffer, LaunchMeasureBuffer, LaunchStartBuffer, LaunchUpdateBuffer,
-    SevCommand,
+    SevCommand, SnpActivateBuffer, SnpCommand, SnpLaunchStartBuffer, SnpPaddrBuffer,
 };
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig, SystemMemory, VecMemory};
@@ -192,4 +192,31 @@ pub fn measure(fw: &mut Firmware, mem: &mut VecMemory, handle: u32) -> [u8; 48] 
     let mut out = [0u8; 48];
     mem.read(MEASURE_OUT, &mut out).unwrap();
     out
+}
+
+/// Starts an SNP guest whose context page `gctx` is already a FIRMWARE
+/// page: SNP_GCTX_CREATE, SNP_LAUNCH_START with `policy`, SNP_ACTIVATE on
+/// `asid`. Each step must succeed.
+pub fn start_snp_guest(fw: &mut Firmware, mem: &mut VecMemory, gctx: u64, policy: u64, asid: u32) {
+    let mut create = SnpPaddrBuffer {
+        paddr: U64::new(gctx),
+    };
+    let mut start = SnpLaunchStartBuffer::new_zeroed();
+    start.gctx_paddr = U64::new(gctx);
+    start.policy = U64::new(policy);
+    let mut act = SnpActivateBuffer {
+        gctx_paddr: U64::new(gctx),
+        asid: U32::new(asid),
+    };
+    for (cmd, buf) in [
+        (SnpCommand::SnpGctxCreate, create.as_mut_bytes()),
+        (SnpCommand::SnpLaunchStart, start.as_mut_bytes()),
+        (SnpCommand::SnpActivate, act.as_mut_bytes()),
+    ] {
+        assert_eq!(
+            fw.execute(cmd.id(), buf, mem),
+            FirmwareStatus::SUCCESS,
+            "{cmd:?}"
+        );
+    }
 }
