@@ -17,6 +17,7 @@ use sev_abi::commands::{
     SNP_LAUNCH_FINISH_ID_BLOCK_EN,
 };
 use sev_abi::policy::SnpPolicy;
+use sev_abi::product::Product;
 use sev_abi::secrets_page::SecretsPage;
 use sev_abi::snp_launch::{IdAuth, IdBlock, PageType, ID_AUTH_ALGO_ECDSA_P384_SHA384};
 use sev_abi::status::FirmwareStatus as S;
@@ -25,7 +26,7 @@ use sev_firmware::snp::cpuid::{CpuidEntry, CpuidTable, CPUID_TABLE_LEN};
 use sev_firmware::snp::platform::SnpPlatformState;
 use sev_firmware::snp::rmp::{PageSize, PageState, PvalidateOutcome, RmpError, RmpUpdate};
 use sev_firmware::snp::SnpGuestState;
-use sev_firmware::{Firmware, SystemMemory, VecMemory};
+use sev_firmware::{Firmware, FirmwareConfig, SystemMemory, VecMemory};
 use sha2::{Digest, Sha384};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
@@ -635,6 +636,109 @@ fn cpuid_page_is_corrected_and_reported_back() {
     assert_eq!(fw.rmp_page_state(PAGE), PageState::PreGuest);
     // The corrected table is accepted.
     assert_eq!(update(&mut fw, &mut mem, PAGE, PageType::Cpuid), S::SUCCESS);
+}
+
+/// [`launching`] on a firmware emulating `product`.
+fn launching_on(product: Product, seed: u8, policy: u64) -> (Firmware, VecMemory) {
+    let mut fw = Firmware::open_with_chip(
+        FirmwareConfig {
+            seed: Some([seed; 32]),
+            product,
+            ..FirmwareConfig::default()
+        },
+        common::chip(),
+    )
+    .unwrap();
+    let mut mem = common::memory();
+    assert_eq!(
+        fw.execute(SnpCommand::SnpInit.id(), &mut [], &mut mem),
+        S::SUCCESS
+    );
+    firmware_page(&mut fw, GCTX);
+    common::start_snp_guest(&mut fw, &mut mem, GCTX, policy, ASID);
+    (fw, mem)
+}
+
+/// The CPUID entries of a Genoa-class guest (EPYC-Genoa's signature and
+/// features: AVX-512, LA57, AVX512_BF16, the AVX-512 XSAVE components),
+/// and what the Milan firmware corrects them to.
+fn genoa_class_entries() -> (Vec<CpuidEntry>, Vec<CpuidEntry>) {
+    const GENOA_FMS: u32 = 0x00A1_0F11;
+    const MILAN_FMS: u32 = 0x00A0_0F11;
+    const SMEP: u32 = 1 << 7;
+    const AVX512: u32 = 0xD023_0000;
+    const PKU: u32 = 1 << 3;
+    const LA57: u32 = 1 << 16;
+    const FSRM: u32 = 1 << 4;
+    const HYPERVISOR: u32 = 1 << 31;
+    const SSE3: u32 = 1;
+    let e = CpuidEntry::new;
+    let with_xcr0 = |mut entry: CpuidEntry| {
+        entry.xcr0_in = U64::new(1);
+        entry
+    };
+    let genoa = vec![
+        e(0x0, 0, [0xD, 0x6874_7541, 0x444D_4163, 0x6974_6E65]),
+        e(0x1, 0, [GENOA_FMS, 0x800, SSE3 | HYPERVISOR, 0x078B_FBFF]),
+        e(0x7, 0, [1, SMEP | AVX512, PKU | LA57, FSRM]),
+        e(0x7, 1, [1 << 5, 0, 0, 0]),
+        with_xcr0(e(0xD, 0, [0x2E7, 0x240, 0x988, 0])),
+        e(0xD, 5, [0x40, 0x340, 0, 0]),
+        e(0xD, 6, [0x200, 0x380, 0, 0]),
+        e(0xD, 7, [0x400, 0x580, 0, 0]),
+        e(0xD, 9, [0x8, 0x980, 0, 0]),
+        e(0x4000_0000, 0, [0x4000_0001, 1, 2, 3]),
+        e(0x8000_0008, 0, [0x3928, 1 << 12, 0, 0]),
+        e(0x8000_001F, 0, [0x1A, 0x40 | 0x33, 0, 0]),
+    ];
+    let mut milan = genoa.clone();
+    milan[1].eax = U32::new(MILAN_FMS);
+    milan[2] = e(0x7, 0, [0, SMEP, PKU, FSRM]);
+    milan[3] = e(0x7, 1, [0; 4]);
+    milan[4].eax = U32::new(0x207);
+    for zeroed in &mut milan[5..8] {
+        *zeroed = e(zeroed.eax_in.get(), zeroed.ecx_in.get(), [0; 4]);
+    }
+    milan[10].eax = U32::new(0x3028);
+    (genoa, milan)
+}
+
+#[test]
+fn a_genoa_class_cpuid_page_is_refused_on_milan_and_corrected() {
+    let (genoa, milan) = genoa_class_entries();
+    // Genoa accepts the page as it is.
+    let (mut fw, mut mem) = launching_on(Product::Genoa, 9, POLICY);
+    mem.write(PAGE, &cpuid_table(&genoa)).unwrap();
+    guest_page(&mut fw, PAGE, 0x6000, ASID, true);
+    assert_eq!(update(&mut fw, &mut mem, PAGE, PageType::Cpuid), S::SUCCESS);
+
+    // Milan refuses it and writes back the corrected table in plaintext.
+    let (mut fw, mut mem) = launching_on(Product::Milan, 9, POLICY);
+    mem.write(PAGE, &cpuid_table(&genoa)).unwrap();
+    guest_page(&mut fw, PAGE, 0x6000, ASID, true);
+    let ld_before = fw.snp_guest(GCTX).unwrap().ld;
+    assert_eq!(
+        update(&mut fw, &mut mem, PAGE, PageType::Cpuid),
+        S::INVALID_PARAM
+    );
+    let back = mem.read_vec(PAGE, 4096).unwrap();
+    let t = CpuidTable::read_from_bytes(&back[..CPUID_TABLE_LEN]).unwrap();
+    assert_eq!(t.count.get() as usize, milan.len());
+    for (got, want) in t.entries.iter().zip(&milan) {
+        assert_eq!(
+            got,
+            want,
+            "leaf {:#x}.{}",
+            want.eax_in.get(),
+            want.ecx_in.get()
+        );
+    }
+    assert_eq!(back, cpuid_table(&milan), "the whole page, in plaintext");
+    assert_eq!(fw.snp_guest(GCTX).unwrap().ld, ld_before);
+    assert_eq!(fw.rmp_page_state(PAGE), PageState::PreGuest);
+    // The corrected table is accepted.
+    assert_eq!(update(&mut fw, &mut mem, PAGE, PageType::Cpuid), S::SUCCESS);
+    assert_ne!(fw.snp_guest(GCTX).unwrap().ld, ld_before);
 }
 
 type Tamper = fn(&mut IdBlock, &mut IdAuth);

@@ -3,10 +3,16 @@
 //! CPUID, built here from the QEMU vCPU model the way KVM would report it
 //! (KVM_GET_CPUID2 of the first vCPU) for an SNP guest.
 //!
-//! The firmware validates every architectural entry against the host and
-//! its per-leaf policy (`sev_firmware::snp::cpuid::validate`); a violation
-//! fails the launch with INVALID_PARAM and the corrected page written back.
-//! Everything here is chosen to pass that check on every SNP product.
+//! The firmware validates every architectural entry against its per-leaf
+//! policy and the platform's CPUID profile
+//! (`sev_firmware::snp::cpuid::validate`, `CpuidProfile`); a violation fails
+//! the launch with INVALID_PARAM and the corrected page written back.
+//! Everything here is chosen to pass that check on every SNP product not
+//! older than the vCPU model: the feature bits come from the same
+//! definitions the firmware's profiles are built from
+//! ([`sev_firmware::snp::cpuid::features`]), and a generation's set
+//! contains every older one's, so a guest's bits are a subset of the
+//! platform's.
 //!
 //! # Layout (QEMU's `SnpCpuidInfo`, 4 KiB page, little-endian)
 //!
@@ -22,26 +28,27 @@
 //! # The entries
 //!
 //! One vCPU (APIC ID 0, one thread, one core) of the QEMU model, with the
-//! feature set of its Zen generation (from the family and model: 17h
-//! models below 30h Zen 1 (`EPYC`), 17h from 30h Zen 2 (`EPYC-Rome`), 19h
-//! below 10h Zen 3 (`EPYC-Milan`), other 19h Zen 4 (`EPYC-Genoa`), 1Ah
-//! Zen 5 (`EPYC-Turin`)). Entries are in ascending (leaf, sub-leaf) order.
+//! feature set of its Zen generation ([`Zen::features`]; from the family
+//! and model: 17h models below 30h Zen 1 (`EPYC`), 17h from 30h Zen 2
+//! (`EPYC-Rome`), 19h below 10h Zen 3 (`EPYC-Milan`), other 19h Zen 4
+//! (`EPYC-Genoa`), 1Ah Zen 5 (`EPYC-Turin`, Zen 4's set in sevkit's
+//! model)). Entries are in ascending (leaf, sub-leaf) order.
 //!
 //! | leaf.sub | EAX | EBX | ECX | EDX | firmware rule |
 //! |---|---|---|---|---|---|
 //! | 0x0 | max standard leaf 0xD | `Auth` | `cAMD` | `enti` | EAX ≤ platform's |
 //! | 0x1 | the model's signature (family/model/stepping) | CLFLUSH 8 (64 B); APIC ID 0; no logical count | SSE3..RDRAND, x2APIC, **hypervisor (bit 31)**; OSXSAVE 0 (reset) | FPU..SSE2 (`0x078BFBFF`) | EAX ≤ platform FMS; CLFLUSH exact; feature masks |
-//! | 0x7.0 | max sub-leaf (1 on Zen 4/5, else 0) | FSGSBASE, BMI, AVX2, SMEP, SMAP, SHA… (+AVX-512 on Zen 4/5) | UMIP, RDPID, PKU… | FSRM (Zen 3+) | masks |
+//! | 0x7.0 | max sub-leaf (1 on Zen 4/5, else 0) | FSGSBASE, BMI, AVX2, SMEP, SMAP, SHA… (+AVX-512 on Zen 4/5) | UMIP, RDPID, PKU…; OSPKE 0 (reset) | FSRM (Zen 3+) | EAX ≤ platform's; masks (OSPKE unchecked) |
 //! | 0x7.1 (Zen 4/5) | AVX512_BF16 | 0 | 0 | 0 | mask / exact |
-//! | 0xD.0 | supported XCR0 bits (x87, SSE, AVX; PKRU Zen 3+; AVX-512 Zen 4+) | XSAVE size for `xcr0_in` = 1: 0x240 | XSAVE size of every supported bit | XCR0 bits 63:32 (0) | EBX = size for `xcr0_in` |
-//! | 0xD.1 | XSAVEOPT, XSAVEC, XGETBV1, XSAVES | compacted size for `xcr0_in` 1, `xss_in` 0: 0x240 | supported XSS (0) | 0 | EBX = compacted size |
-//! | 0xD.n | size of component n | its offset | 0 (user, not aligned) | 0 | exact |
+//! | 0xD.0 | supported XCR0 bits (x87, SSE, AVX; PKRU Zen 3+; AVX-512 Zen 4+) | XSAVE size for `xcr0_in` = 1: 0x240 | XSAVE size of every supported bit | XCR0 bits 63:32 (0) | EAX mask with x87 and SSE; EBX = size for `xcr0_in`; ECX ≤ platform's; EDX exact |
+//! | 0xD.1 | XSAVEOPT, XSAVEC, XGETBV1, XSAVES | compacted size for `xcr0_in` 1, `xss_in` 0: 0x240 | supported XSS (0) | 0 | EBX = compacted size; masks |
+//! | 0xD.n | size of component n | its offset | 0 (user, not aligned) | 0 | exact where the platform has the component (else all zero) |
 //! | 0x4000_0000 | max hypervisor leaf 0x4000_0001 | `KVMK` | `VMKV` | `M\0\0\0` | unchecked (hypervisor range) |
 //! | 0x4000_0001 | no paravirtual features (0) | 0 | 0 | 0 | unchecked |
 //! | 0x8000_0000 | max extended leaf 0x8000_001F | `Auth` | `cAMD` | `enti` | EAX ≤ platform's |
-//! | 0x8000_0001 | the signature again | 0 | LAHF, ABM, SSE4A, OSVW, TOPOEXT… | SYSCALL, NX, RDTSCP, LM, 1 GiB pages + the 0x1 EDX aliases | masks |
-//! | 0x8000_0008 | 40 physical, 48 (57 with LA57) linear address bits | CLZERO, IBPB, STIBP, SSBD… | 0 (one core) | 0 | custom |
-//! | 0x8000_001F | SEV, SEV-ES, SEV-SNP (bits 1, 3, 4) | C-bit in 5:0, reduced physical-address bits in 11:6, no VMPLs | 0 | 0 | EBX 5:0 = platform C-bit, rest exact but 11:6 |
+//! | 0x8000_0001 | the signature again | 0 | LAHF, ABM, SSE4A, OSVW, TOPOEXT… | SYSCALL, NX, RDTSCP, LM, 1 GiB pages + the 0x1 EDX aliases | EAX ≤ platform FMS; masks |
+//! | 0x8000_0008 | 40 physical, 48 (57 with LA57) linear address bits | CLZERO, IBPB, STIBP, SSBD… | 0 (one core) | 0 | address sizes ≤ platform's; EBX mask |
+//! | 0x8000_001F | SEV, SEV-ES, SEV-SNP (bits 1, 3, 4) | C-bit in 5:0, reduced physical-address bits in 11:6, no VMPLs | 0 | 0 | EAX mask; EBX 5:0 = platform C-bit, VMPLs ≤ 4, rest exact but 11:6 |
 //!
 //! `xcr0_in` is 1 and `xss_in` 0 for 0xD.0 and 0xD.1 (QEMU's convention);
 //! every other entry has both zero. The XSAVE sizes agree with
@@ -55,6 +62,7 @@
 //! 0x1.
 
 use sev_abi::product::Product;
+use sev_firmware::snp::cpuid::features::Zen;
 use sev_firmware::snp::cpuid::{xsave_size, xsaves_size, CpuidEntry, CpuidTable, CPUID_TABLE_LEN};
 use sev_firmware::snp::platform::{c_bit_position, default_fms};
 use sev_measure::{cpu_signature, vcpu_type, VcpuType, VCPU_TYPES};
@@ -187,156 +195,21 @@ pub enum CpuidError {
     },
 }
 
-/// The Zen generation whose feature set a model reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Zen {
-    Zen1,
-    Zen2,
-    Zen3,
-    Zen4,
-    Zen5,
+/// The Zen generation whose feature set `vcpu` reports.
+fn zen_of(vcpu: &VcpuType) -> Result<Zen, CpuidError> {
+    Zen::of_family_model(vcpu.family, vcpu.model).ok_or_else(|| CpuidError::NotAmdZen {
+        name: vcpu.name.to_owned(),
+        family: vcpu.family,
+    })
 }
 
-impl Zen {
-    fn of(vcpu: &VcpuType) -> Result<Self, CpuidError> {
-        Ok(match (vcpu.family, vcpu.model) {
-            (0x17, m) if m < 0x30 => Self::Zen1,
-            (0x17, _) => Self::Zen2,
-            (0x19, m) if m < 0x10 => Self::Zen3,
-            (0x19, _) => Self::Zen4,
-            (0x1A, _) => Self::Zen5,
-            (family, _) => {
-                return Err(CpuidError::NotAmdZen {
-                    name: vcpu.name.to_owned(),
-                    family,
-                })
-            }
-        })
-    }
-
-    fn avx512(self) -> bool {
-        self >= Self::Zen4
-    }
-}
-
-/// Bit `n`.
-const fn bit(n: u32) -> u32 {
-    1 << n
-}
-
-/// 0x1 ECX: SSE3, PCLMULQDQ, SSSE3, FMA, CX16, SSE4.1, SSE4.2, x2APIC,
-/// MOVBE, POPCNT, AES, XSAVE, AVX, F16C, RDRAND, hypervisor (31). OSXSAVE
-/// (27) reflects CR4 and is 0 at reset.
-const LEAF1_ECX: u32 = bit(0)
-    | bit(1)
-    | bit(9)
-    | bit(12)
-    | bit(13)
-    | bit(19)
-    | bit(20)
-    | bit(21)
-    | bit(22)
-    | bit(23)
-    | bit(25)
-    | bit(26)
-    | bit(28)
-    | bit(29)
-    | bit(30)
-    | HYPERVISOR_BIT;
-
-/// 0x1 ECX bit 31: running under a hypervisor.
-pub const HYPERVISOR_BIT: u32 = 1 << 31;
-
-/// 0x1 ECX bit 17, PCID (Zen 3 and later models in QEMU).
-const PCID: u32 = bit(17);
-
-/// 0x1 EDX: FPU, VME, DE, PSE, TSC, MSR, PAE, MCE, CX8, APIC, SEP, MTRR,
-/// PGE, MCA, CMOV, PAT, PSE36, CLFSH, MMX, FXSR, SSE, SSE2 (0x078B_FBFF).
-const LEAF1_EDX: u32 = 0x3FF // FPU .. APIC (bits 0-9)
-    | bit(11)
-    | bit(12)
-    | bit(13)
-    | bit(14)
-    | bit(15)
-    | bit(16)
-    | bit(17)
-    | bit(19)
-    | bit(23)
-    | bit(24)
-    | bit(25)
-    | bit(26);
-
-/// 0x1 EDX bits AMD repeats in 0x8000_0001 EDX (all but SEP, CLFSH, SSE,
-/// SSE2).
-const AMD_EDX_ALIASES: u32 = LEAF1_EDX & !(bit(11) | bit(19) | bit(25) | bit(26));
+/// 0x1 ECX bit 31: running under a hypervisor (KVM sets it; the firmware
+/// accepts it).
+pub const HYPERVISOR_BIT: u32 = sev_firmware::snp::cpuid::features::HYPERVISOR;
 
 /// 0x1 EBX: CLFLUSH line size 8 × 8 = 64 bytes in bits 15:8; APIC ID 0 and
 /// no logical processor count (one vCPU).
 const LEAF1_EBX: u32 = 8 << 8;
-
-/// 0x7.0 EBX: FSGSBASE, BMI1, AVX2, SMEP, BMI2, RDSEED, ADX, SMAP,
-/// CLFLUSHOPT, SHA.
-const LEAF7_EBX_ZEN1: u32 =
-    bit(0) | bit(3) | bit(5) | bit(7) | bit(8) | bit(18) | bit(19) | bit(20) | bit(23) | bit(29);
-/// Zen 2 adds CLWB.
-const LEAF7_EBX_ZEN2: u32 = LEAF7_EBX_ZEN1 | bit(24);
-/// Zen 3 adds ERMS, INVPCID.
-const LEAF7_EBX_ZEN3: u32 = LEAF7_EBX_ZEN2 | bit(9) | bit(10);
-/// Zen 4 adds AVX512F, DQ, IFMA, CD, BW, VL.
-const LEAF7_EBX_ZEN4: u32 =
-    LEAF7_EBX_ZEN3 | bit(16) | bit(17) | bit(21) | bit(28) | bit(30) | bit(31);
-
-/// 0x7.0 ECX, Zen 2: UMIP, RDPID.
-const LEAF7_ECX_ZEN2: u32 = bit(2) | bit(22);
-/// Zen 3 adds PKU, VAES, VPCLMULQDQ (OSPKE reflects CR4 and is 0).
-const LEAF7_ECX_ZEN3: u32 = LEAF7_ECX_ZEN2 | bit(3) | bit(9) | bit(10);
-/// Zen 4 adds AVX512_VBMI, VBMI2, GFNI, VNNI, BITALG, VPOPCNTDQ, LA57.
-const LEAF7_ECX_ZEN4: u32 =
-    LEAF7_ECX_ZEN3 | bit(1) | bit(6) | bit(8) | bit(11) | bit(12) | bit(14) | LA57;
-/// 0x7.0 ECX bit 16: 5-level paging.
-const LA57: u32 = bit(16);
-
-/// 0x7.0 EDX, Zen 3 and later: FSRM.
-const LEAF7_EDX_ZEN3: u32 = bit(4);
-
-/// 0x7.1 EAX, Zen 4 and later: AVX512_BF16.
-const LEAF7_1_EAX_ZEN4: u32 = bit(5);
-
-/// XCR0 bits: x87, SSE, AVX.
-const XCR0_AVX: u64 = 0x7;
-/// AVX-512 state: opmask, ZMM_Hi256, Hi16_ZMM.
-const XCR0_AVX512: u64 = (1 << 5) | (1 << 6) | (1 << 7);
-/// Protection keys (PKRU).
-const XCR0_PKRU: u64 = 1 << 9;
-
-/// 0xD.1 EAX: XSAVEOPT, XSAVEC, XGETBV with ECX 1, XSAVES.
-const LEAF_D1_EAX: u32 = 0xF;
-
-/// The user XSAVE components a model may support: (component, size, offset
-/// in the standard format as AMD lays it out, without MPX).
-const XSAVE_COMPONENTS: [(u32, u32, u32); 5] = [
-    (2, 0x100, 0x240),
-    (5, 0x40, 0x340),
-    (6, 0x200, 0x380),
-    (7, 0x400, 0x580),
-    (9, 0x8, 0x980),
-];
-
-/// 0x8000_0001 ECX: LAHF/SAHF, CR8 legacy, ABM (LZCNT), SSE4A,
-/// misaligned SSE, PREFETCHW, OSVW, TOPOEXT.
-const EXT1_ECX: u32 = bit(0) | bit(4) | bit(5) | bit(6) | bit(7) | bit(8) | bit(9) | bit(22);
-
-/// 0x8000_0001 EDX: SYSCALL, NX, MMXEXT, FFXSR, 1 GiB pages, RDTSCP, LM,
-/// plus the 0x1 EDX aliases (0x2FD3_FBFF).
-const EXT1_EDX: u32 =
-    bit(11) | bit(20) | bit(22) | bit(25) | bit(26) | bit(27) | bit(29) | AMD_EDX_ALIASES;
-
-/// 0x8000_0008 EBX, Zen 1: IBPB.
-const EXT8_EBX_ZEN1: u32 = bit(12);
-/// Zen 2: CLZERO, XSAVEERPTR, WBNOINVD, IBPB, STIBP, AMD_SSBD.
-const EXT8_EBX_ZEN2: u32 = bit(0) | bit(2) | bit(9) | bit(12) | bit(15) | bit(24);
-/// Zen 3 and later add IBRS and PSFD.
-const EXT8_EBX_ZEN3: u32 = EXT8_EBX_ZEN2 | bit(14) | bit(28);
 
 /// The hypervisor leaves KVM adds: 0x4000_0000 (signature) and
 /// 0x4000_0001 (paravirtual features).
@@ -347,7 +220,7 @@ fn entry(leaf: u32, sub: u32, regs: [u32; 4]) -> CpuidEntry {
 }
 
 fn check_host(vcpu: &VcpuType, host: CpuidHost) -> Result<Zen, CpuidError> {
-    let zen = Zen::of(vcpu)?;
+    let zen = zen_of(vcpu)?;
     if !(GUEST_PHYS_BITS + 1..=63).contains(&host.c_bit) {
         return Err(CpuidError::CBit { c_bit: host.c_bit });
     }
@@ -371,6 +244,7 @@ fn check_host(vcpu: &VcpuType, host: CpuidHost) -> Result<Zen, CpuidError> {
 /// order; the module documentation describes each.
 pub fn cpuid_entries(vcpu: &VcpuType, host: CpuidHost) -> Result<Vec<CpuidEntry>, CpuidError> {
     let zen = check_host(vcpu, host)?;
+    let f = zen.features();
     let sig = vcpu.signature();
     let mut out = Vec::with_capacity(17);
 
@@ -379,34 +253,22 @@ pub fn cpuid_entries(vcpu: &VcpuType, host: CpuidHost) -> Result<Vec<CpuidEntry>
         0,
         [MAX_STD_LEAF, VENDOR_EBX, VENDOR_ECX, VENDOR_EDX],
     ));
-
-    let leaf1_ecx = if zen >= Zen::Zen3 {
-        LEAF1_ECX | PCID
-    } else {
-        LEAF1_ECX
-    };
-    out.push(entry(0x1, 0, [sig, LEAF1_EBX, leaf1_ecx, LEAF1_EDX]));
-
-    let (l7_ebx, l7_ecx, l7_edx) = match zen {
-        Zen::Zen1 => (LEAF7_EBX_ZEN1, 0, 0),
-        Zen::Zen2 => (LEAF7_EBX_ZEN2, LEAF7_ECX_ZEN2, 0),
-        Zen::Zen3 => (LEAF7_EBX_ZEN3, LEAF7_ECX_ZEN3, LEAF7_EDX_ZEN3),
-        Zen::Zen4 | Zen::Zen5 => (LEAF7_EBX_ZEN4, LEAF7_ECX_ZEN4, LEAF7_EDX_ZEN3),
-    };
-    let l7_max_sub = u32::from(zen.avx512());
-    out.push(entry(0x7, 0, [l7_max_sub, l7_ebx, l7_ecx, l7_edx]));
-    if zen.avx512() {
-        out.push(entry(0x7, 1, [LEAF7_1_EAX_ZEN4, 0, 0, 0]));
+    out.push(entry(
+        0x1,
+        0,
+        [sig, LEAF1_EBX, f.leaf1_ecx | HYPERVISOR_BIT, f.leaf1_edx],
+    ));
+    out.push(entry(
+        0x7,
+        0,
+        [f.leaf7_max_sub, f.leaf7_ebx, f.leaf7_ecx, f.leaf7_edx],
+    ));
+    if f.leaf7_max_sub >= 1 {
+        out.push(entry(0x7, 1, [f.leaf7_1_eax, 0, 0, 0]));
     }
 
-    let mut xcr0 = XCR0_AVX;
-    if zen >= Zen::Zen3 {
-        xcr0 |= XCR0_PKRU;
-    }
-    if zen.avx512() {
-        xcr0 |= XCR0_AVX512;
-    }
     // QEMU's convention for 0xD.0 and 0xD.1: the sizes for XCR0 = x87 only.
+    let xcr0 = f.xcr0;
     let mut d0 = entry(
         0xD,
         0,
@@ -419,13 +281,11 @@ pub fn cpuid_entries(vcpu: &VcpuType, host: CpuidHost) -> Result<Vec<CpuidEntry>
     );
     d0.xcr0_in = U64::new(1);
     out.push(d0);
-    let mut d1 = entry(0xD, 1, [LEAF_D1_EAX, xsaves_size(1, 0), 0, 0]);
+    let mut d1 = entry(0xD, 1, [f.leaf_d1_eax, xsaves_size(1, 0), f.xss as u32, 0]);
     d1.xcr0_in = U64::new(1);
     out.push(d1);
-    for (component, size, offset) in XSAVE_COMPONENTS {
-        if xcr0 & (1 << component) != 0 {
-            out.push(entry(0xD, component, [size, offset, 0, 0]));
-        }
+    for c in f.xsave_components() {
+        out.push(entry(0xD, c.index, c.regs()));
     }
 
     out.push(entry(
@@ -440,20 +300,13 @@ pub fn cpuid_entries(vcpu: &VcpuType, host: CpuidHost) -> Result<Vec<CpuidEntry>
         0,
         [MAX_EXT_LEAF, VENDOR_EBX, VENDOR_ECX, VENDOR_EDX],
     ));
-    out.push(entry(0x8000_0001, 0, [sig, 0, EXT1_ECX, EXT1_EDX]));
-
-    let linear_bits: u32 = if l7_ecx & LA57 != 0 { 57 } else { 48 };
-    let ext8_ebx = match zen {
-        Zen::Zen1 => EXT8_EBX_ZEN1,
-        Zen::Zen2 => EXT8_EBX_ZEN2,
-        Zen::Zen3 | Zen::Zen4 | Zen::Zen5 => EXT8_EBX_ZEN3,
-    };
+    out.push(entry(0x8000_0001, 0, [sig, 0, f.ext1_ecx, f.ext1_edx]));
     out.push(entry(
         0x8000_0008,
         0,
         [
-            (linear_bits << 8) | u32::from(GUEST_PHYS_BITS),
-            ext8_ebx,
+            (f.linear_address_bits() << 8) | u32::from(GUEST_PHYS_BITS),
+            f.ext8_ebx,
             0,
             0,
         ],
@@ -542,9 +395,10 @@ mod tests {
     fn layout_constants_match_the_firmware_types() {
         assert_eq!(size_of::<CpuidEntry>(), ENTRY_LEN);
         assert_eq!(CPUID_TABLE_LEN, ENTRIES_OFFSET + 64 * ENTRY_LEN);
-        assert_eq!(LEAF1_EDX, 0x078B_FBFF);
-        assert_eq!(EXT1_EDX, 0x2FD3_FBFF);
-        assert_eq!(AMD_EDX_ALIASES, 0x0183_F3FF);
+        let zen1 = Zen::Zen1.features();
+        assert_eq!(zen1.leaf1_edx, 0x078B_FBFF);
+        assert_eq!(zen1.ext1_edx, 0x2FD3_FBFF);
+        assert_eq!(LEAF1_EBX, 0x800);
         assert_eq!(SEV_LEAF_EAX, 0x1A);
     }
 

@@ -3,6 +3,7 @@
 //! out as QEMU's `SnpCpuidInfo`, and a wrong C-bit is caught.
 
 use sev_abi::product::Product;
+use sev_firmware::snp::cpuid::features::Zen;
 use sev_firmware::snp::cpuid::{validate, xsave_size, xsaves_size, CpuidPlatform};
 use sev_firmware::snp::platform::{c_bit_position, default_fms};
 use sev_measure::{vcpu_type, VcpuType, VCPU_TYPES};
@@ -15,10 +16,12 @@ const SNP_PRODUCTS: [Product; 3] = [Product::Milan, Product::Genoa, Product::Tur
 
 /// What sevkit's software firmware checks against for `product`.
 fn platform(product: Product) -> CpuidPlatform {
-    CpuidPlatform {
-        fms: default_fms(product),
-        c_bit: c_bit_position(product),
-    }
+    let p = CpuidPlatform::for_product(product);
+    assert_eq!(
+        (p.fms, p.c_bit),
+        (default_fms(product), c_bit_position(product))
+    );
+    p
 }
 
 fn u32_at(page: &[u8], at: usize) -> u32 {
@@ -123,6 +126,50 @@ fn a_newer_model_than_the_host_is_refused_with_a_reason() {
     let mut milan_platform = platform(Product::Milan);
     milan_platform.c_bit = turin.c_bit;
     assert!(!validate(&mut page, milan_platform));
+}
+
+#[test]
+fn a_genoa_page_on_milan_loses_exactly_the_genoa_features() {
+    // The EPYC-Genoa page checked by a Milan platform: the signature is
+    // lowered, and every Zen 4 feature the VMM took from the shared
+    // definitions is cleared, leaving the Zen 3 set the EPYC-Milan page has.
+    let genoa = cpuid_page_for("EPYC-Genoa", CpuidHost::for_product(Product::Genoa)).unwrap();
+    let milan_page = cpuid_page_for("EPYC-Milan", CpuidHost::for_product(Product::Milan)).unwrap();
+    let mut checked = genoa.clone();
+    assert!(!validate(&mut checked, platform(Product::Milan)));
+    let (before, after, milan) = (
+        raw_entries(&genoa),
+        raw_entries(&checked),
+        raw_entries(&milan_page),
+    );
+    assert_eq!(before.len(), after.len());
+    let zen3 = Zen::Zen3.features();
+    assert_eq!(find(&after, 1, 0).regs[0], default_fms(Product::Milan));
+    assert_eq!(
+        find(&after, 7, 0).regs,
+        [0, zen3.leaf7_ebx, zen3.leaf7_ecx, zen3.leaf7_edx]
+    );
+    assert_eq!(find(&after, 7, 0).regs, find(&milan, 7, 0).regs);
+    assert_eq!(find(&after, 7, 1).regs, [0; 4]);
+    assert_eq!(find(&after, 0xD, 0).regs, find(&milan, 0xD, 0).regs);
+    for c in [5, 6, 7] {
+        assert_ne!(find(&before, 0xD, c).regs, [0; 4]);
+        assert_eq!(find(&after, 0xD, c).regs, [0; 4], "0xD.{c}");
+    }
+    // 57 linear address bits need LA57, which Milan lacks.
+    assert_eq!(
+        find(&after, 0x8000_0008, 0).regs,
+        find(&milan, 0x8000_0008, 0).regs
+    );
+    // Everything else is untouched.
+    for (b, a) in before.iter().zip(&after) {
+        if ![0x1, 0x7, 0xD, 0x8000_0001, 0x8000_0008].contains(&b.eax_in) {
+            assert_eq!(b, a, "{:#x}.{}", b.eax_in, b.ecx_in);
+        }
+    }
+    // And Genoa takes its own page as is.
+    let mut on_genoa = genoa.clone();
+    assert!(validate(&mut on_genoa, platform(Product::Genoa)));
 }
 
 #[test]

@@ -789,6 +789,7 @@ impl Firmware {
         let count = size.bytes() / PAGE_4K;
         let rmp_entries = self.snp.rmp.pre_guest_entries(spa, size, ctx.asid)?;
         let cpuid_platform = CpuidPlatform {
+            product: self.snp.product,
             fms: self.snp.fms,
             c_bit: c_bit_position(self.snp.product),
         };
