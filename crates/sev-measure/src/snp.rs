@@ -21,14 +21,28 @@ pub const VMSA_GPA: u64 = 0xFFFF_FFFF_F000;
 
 /// One step of the chain: the launch digest after measuring a page of
 /// `page_type` at `gpa` whose PAGE_INFO CONTENTS is `contents`, with all
-/// VMPL permissions zero and IMI off. Shared with the software AMD-SP.
+/// VMPL permissions zero and IMI off (what VMMs launch with).
 pub fn extend(
     digest: &[u8; LD_LEN],
     contents: &[u8; LD_LEN],
     page_type: PageType,
     gpa: u64,
 ) -> [u8; LD_LEN] {
-    let info = PageInfo::new(*digest, *contents, page_type, false, [0; 3], gpa);
+    extend_with(digest, contents, page_type, false, [0; 3], gpa)
+}
+
+/// One step of the chain with the IMI_PAGE flag and VMPL1..3 permissions
+/// as SNP_LAUNCH_UPDATE gives them: SHA-384 of the PAGE_INFO. The software
+/// AMD-SP extends both its launch digest and its IMI digest with it.
+pub fn extend_with(
+    digest: &[u8; LD_LEN],
+    contents: &[u8; LD_LEN],
+    page_type: PageType,
+    imi_page: bool,
+    vmpl_perms: [u8; 3],
+    gpa: u64,
+) -> [u8; LD_LEN] {
+    let info = PageInfo::new(*digest, *contents, page_type, imi_page, vmpl_perms, gpa);
     Sha384::digest(info.as_bytes()).into()
 }
 

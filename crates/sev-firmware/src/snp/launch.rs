@@ -27,12 +27,12 @@ use sev_abi::policy::SnpPolicy;
 use sev_abi::product::{Product, TcbVersion};
 use sev_abi::secrets_page::{SecretsPage, SECRETS_FLAG_IMI_EN};
 use sev_abi::snp_launch::{
-    IdAuth, IdBlock, PageInfo, PageType, ID_AUTH_ALGO_ECDSA_P384_SHA384, ID_AUTH_LEN, ID_BLOCK_LEN,
-    LD_LEN,
+    IdAuth, IdBlock, PageType, ID_AUTH_ALGO_ECDSA_P384_SHA384, ID_AUTH_LEN, ID_BLOCK_LEN, LD_LEN,
 };
 use sev_abi::status::FirmwareStatus;
 use sev_crypto::ecdsa::P384PublicKey;
 use sev_measure::log::{DigestAlgorithm, LaunchLog, LogPageType};
+use sev_measure::snp::{extend_with, page_hash};
 use sha2::{Digest, Sha384};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
@@ -760,11 +760,7 @@ impl Firmware {
         let (size, page_type, imi_page, perms) = decode_update(&b)?;
         // Taken before the guest context is borrowed; an early error below
         // merely drops it.
-        let mut buffer = UpdateBuffer::take(
-            &mut self.snp.normal_pages,
-            page_type,
-            size.bytes() / PAGE_4K,
-        );
+        let mut buffer = UpdateBuffer::take(&mut self.snp.normal_pages, page_type, size);
         let ctx = self.snp_ctx(b.gctx_paddr.get())?;
         if ctx.state != SnpGuestState::Launch {
             return Err(FirmwareStatus::INVALID_GUEST_STATE);
@@ -786,7 +782,6 @@ impl Firmware {
         if !spa.is_multiple_of(size.bytes()) || spa.checked_add(size.bytes()).is_none() {
             return Err(FirmwareStatus::INVALID_ADDRESS);
         }
-        let count = size.bytes() / PAGE_4K;
         let rmp_entries = self.snp.rmp.pre_guest_entries(spa, size, ctx.asid)?;
         let cpuid_platform = CpuidPlatform {
             product: self.snp.product,
@@ -803,7 +798,7 @@ impl Firmware {
             .then(|| hash_and_encrypt(&ctx.key, spa, buffer.bytes()));
         let mut ld = ctx.ld;
         let mut imd = ctx.imd;
-        let mut digests = Vec::with_capacity(count as usize);
+        let mut digests = Vec::with_capacity(rmp_entries.len());
         for (i, (page, e)) in buffer
             .bytes()
             .chunks_exact_mut(PAGE_4K as usize)
@@ -819,11 +814,9 @@ impl Firmware {
                 write_mem(mem, spa + i as u64 * PAGE_4K, page)?;
                 return Err(FirmwareStatus::INVALID_PARAM);
             };
-            let info = PageInfo::new(ld, contents, page_type, imi_page, perms, e.gpa);
-            ld = Sha384::digest(info.as_bytes()).into();
+            ld = extend_with(&ld, &contents, page_type, imi_page, perms, e.gpa);
             if imi_page {
-                let info = PageInfo::new(imd, contents, page_type, true, perms, e.gpa);
-                imd = Sha384::digest(info.as_bytes()).into();
+                imd = extend_with(&imd, &contents, page_type, true, perms, e.gpa);
             }
             digests.push((contents, ld));
         }
@@ -1026,10 +1019,10 @@ enum UpdateBuffer {
 }
 
 impl UpdateBuffer {
-    /// A buffer of `count` pages for `page_type`, reusing `reusable` for
+    /// A buffer for one `size` page of `page_type`, reusing `reusable` for
     /// NORMAL pages.
-    fn take(reusable: &mut Vec<u8>, page_type: PageType, count: u64) -> Self {
-        let len = (count * PAGE_4K) as usize;
+    fn take(reusable: &mut Vec<u8>, page_type: PageType, size: PageSize) -> Self {
+        let len = size.bytes() as usize;
         if page_type == PageType::Normal {
             let mut buffer = core::mem::take(reusable);
             buffer.resize(len, 0);
@@ -1084,7 +1077,7 @@ fn hash_and_encrypt(key: &MemoryKey, spa: u64, pages: &mut [u8]) -> Vec<[u8; LD_
             .zip(chunk.chunks_exact_mut(page_len))
             .enumerate()
         {
-            *hash = Sha384::digest(&*page).into();
+            *hash = page_hash(page);
             key.encrypt(spa + (first + j) as u64 * PAGE_4K, page);
         }
     };
@@ -1146,13 +1139,13 @@ fn prepare_page(
     cpuid_platform: CpuidPlatform,
 ) -> Option<[u8; LD_LEN]> {
     let contents = match page_type {
-        PageType::Normal => Sha384::digest(&*page).into(),
+        PageType::Normal => page_hash(page),
         PageType::Vmsa => {
             let mut measured = Zeroizing::new(page.to_vec());
             if let Some(tsc) = measured.get_mut(VMSA_TSC) {
                 tsc.fill(0);
             }
-            Sha384::digest(&measured[..]).into()
+            page_hash(&measured)
         }
         _ => [0u8; LD_LEN],
     };

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use sev_abi::status::FirmwareStatus;
+
 /// Size of a 4 KiB page.
 pub const PAGE_4K: u64 = 0x1000;
 /// Size of a 2 MiB page.
@@ -224,8 +226,7 @@ impl Rmp {
         spa: u64,
         size: PageSize,
         asid: u32,
-    ) -> Result<Vec<RmpEntry>, sev_abi::status::FirmwareStatus> {
-        use sev_abi::status::FirmwareStatus;
+    ) -> Result<Vec<RmpEntry>, FirmwareStatus> {
         (0..size.bytes() / PAGE_4K)
             .map(|i| {
                 let e = self.entry(spa + i * PAGE_4K);
