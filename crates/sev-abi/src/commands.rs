@@ -252,6 +252,8 @@ macro_rules! buffer {
         }
     };
 }
+/// Also for the other wire buffers of this crate (`host_ops`).
+pub(crate) use buffer;
 
 /// `INIT` flag: enable SEV-ES (needs a TMR).
 pub const INIT_FLAG_SEV_ES: u32 = 1 << 0;

@@ -19,6 +19,8 @@
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::commands::buffer;
+
 /// The first id of the pseudo-command range.
 pub const HOST_OP_BASE: u32 = 0x5E5E_0000;
 
@@ -94,123 +96,75 @@ pub const GUEST_ACCESS_NO_GUEST: u32 = 3;
 /// Largest [`GuestAccessOp::len`].
 pub const GUEST_ACCESS_MAX_LEN: u32 = 1 << 20;
 
-/// RMPUPDATE of the 4 KiB or 2 MiB page at `spa` (Linux `struct rmp_state`
-/// as fields).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct RmpUpdateOp {
-    /// System physical address of the page.
-    pub spa: U64,
-    /// Guest physical address it is assigned at (when assigned).
-    pub gpa: U64,
-    /// Owning ASID (0 with assigned and immutable: a firmware page).
-    pub asid: U32,
-    /// [`RMP_ASSIGNED`], [`RMP_PAGE_2M`], [`RMP_IMMUTABLE`].
-    pub flags: U32,
-    /// Out: 0, or the x86 return code (FAIL_INPUT 1, FAIL_PERMISSION 2, ...).
-    pub rc: U32,
-    /// Zero.
-    pub reserved: U32,
+buffer! {
+    /// RMPUPDATE of the 4 KiB or 2 MiB page at `spa` (Linux `struct rmp_state`
+    /// as fields).
+    RmpUpdateOp = 0x20 {
+        /// System physical address of the page.
+        spa: U64,
+        /// Guest physical address it is assigned at (when assigned).
+        gpa: U64,
+        /// Owning ASID (0 with assigned and immutable: a firmware page).
+        asid: U32,
+        /// [`RMP_ASSIGNED`], [`RMP_PAGE_2M`], [`RMP_IMMUTABLE`].
+        flags: U32,
+        /// Out: 0, or the x86 return code (FAIL_INPUT 1, FAIL_PERMISSION 2, ...).
+        rc: U32,
+        /// Zero.
+        reserved: U32,
+    }
 }
 
-/// PSMASH of the 2 MiB page at `spa`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct PsmashOp {
-    /// System physical address of the 2 MiB page.
-    pub spa: U64,
-    /// Out: 0, or the x86 return code.
-    pub rc: U32,
-    /// Zero.
-    pub reserved: U32,
+buffer! {
+    /// PSMASH of the 2 MiB page at `spa`.
+    PsmashOp = 0x10 {
+        /// System physical address of the 2 MiB page.
+        spa: U64,
+        /// Out: 0, or the x86 return code.
+        rc: U32,
+        /// Zero.
+        reserved: U32,
+    }
 }
 
-/// PVALIDATE by the guest running on `asid`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct PvalidateOp {
-    /// Guest physical address of the page.
-    pub gpa: U64,
-    /// The guest's ASID.
-    pub asid: U32,
-    /// [`PVALIDATE_VALIDATE`], [`RMP_PAGE_2M`].
-    pub flags: U32,
-    /// Out: 0, or the x86 return code.
-    pub rc: U32,
-    /// Out: [`PVALIDATE_NO_UPDATE`] when nothing changed (CF=1), else 0.
-    pub no_update: U32,
+buffer! {
+    /// PVALIDATE by the guest running on `asid`.
+    PvalidateOp = 0x18 {
+        /// Guest physical address of the page.
+        gpa: U64,
+        /// The guest's ASID.
+        asid: U32,
+        /// [`PVALIDATE_VALIDATE`], [`RMP_PAGE_2M`].
+        flags: U32,
+        /// Out: 0, or the x86 return code.
+        rc: U32,
+        /// Out: [`PVALIDATE_NO_UPDATE`] when nothing changed (CF=1), else 0.
+        no_update: U32,
+    }
 }
 
-/// A guest's own access to `len` bytes at `spa` (its GPA `gpa` after
-/// nested translation), moving the plaintext to or from the host page at
-/// `host_paddr`. Only a model of the guest itself may use it: it hands out
-/// what the guest sees.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct GuestAccessOp {
-    /// System physical address accessed.
-    pub spa: U64,
-    /// Where the plaintext is put (read) or taken from (write).
-    pub host_paddr: U64,
-    /// The guest's ASID.
-    pub asid: U32,
-    /// Bytes (at most [`GUEST_ACCESS_MAX_LEN`]; may cross pages).
-    pub len: U32,
-    /// [`GUEST_ACCESS_WRITE`], [`GUEST_ACCESS_PRIVATE`].
-    pub flags: U32,
-    /// Out: 0, or [`GUEST_ACCESS_RMP_FAULT`], [`GUEST_ACCESS_NOT_VALIDATED`],
-    /// [`GUEST_ACCESS_NO_GUEST`].
-    pub rc: U32,
-    /// The guest physical address of `spa` (SNP's RMP check compares it).
-    pub gpa: U64,
+buffer! {
+    /// A guest's own access to `len` bytes at `spa` (its GPA `gpa` after
+    /// nested translation), moving the plaintext to or from the host page at
+    /// `host_paddr`. Only a model of the guest itself may use it: it hands out
+    /// what the guest sees.
+    GuestAccessOp = 0x28 {
+        /// System physical address accessed.
+        spa: U64,
+        /// Where the plaintext is put (read) or taken from (write).
+        host_paddr: U64,
+        /// The guest's ASID.
+        asid: U32,
+        /// Bytes (at most [`GUEST_ACCESS_MAX_LEN`]; may cross pages).
+        len: U32,
+        /// [`GUEST_ACCESS_WRITE`], [`GUEST_ACCESS_PRIVATE`].
+        flags: U32,
+        /// Out: 0, or [`GUEST_ACCESS_RMP_FAULT`], [`GUEST_ACCESS_NOT_VALIDATED`],
+        /// [`GUEST_ACCESS_NO_GUEST`].
+        rc: U32,
+        /// The guest physical address of `spa` (SNP's RMP check compares it).
+        gpa: U64,
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +186,10 @@ mod tests {
 
     #[test]
     fn layouts() {
+        assert_eq!(size_of::<RmpUpdateOp>(), RmpUpdateOp::SIZE);
+        assert_eq!(size_of::<PsmashOp>(), PsmashOp::SIZE);
+        assert_eq!(size_of::<PvalidateOp>(), PvalidateOp::SIZE);
+        assert_eq!(size_of::<GuestAccessOp>(), GuestAccessOp::SIZE);
         assert_eq!(size_of::<RmpUpdateOp>(), 32);
         assert_eq!(offset_of!(RmpUpdateOp, asid), 16);
         assert_eq!(offset_of!(RmpUpdateOp, rc), 24);

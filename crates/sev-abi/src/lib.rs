@@ -4,7 +4,7 @@
 //! status codes, SEV and SNP guest policies, legacy `sev_cert` and AMD ARK/ASK
 //! certificates, the SNP attestation report (versions 2, 3 and 5) with its
 //! per-product TCB encodings, the GHCB certificate table, SNP page info, ID
-//! block and ID authentication, the secrets page, guest message headers and
+//! block and ID authentication, the secrets page, the CPUID page, guest message headers and
 //! payloads, the legacy launch session and packet headers, the VMSA save
 //! area, and OVMF GUIDs.
 //!
@@ -58,4 +58,5 @@ pub use session::{
 pub use snp_launch::{IdAuth, IdBlock, PageInfo, PageType};
 pub use vmsa::{SaveArea, VmcbSegment};
 pub mod commands;
+pub mod cpuid_page;
 pub mod host_ops;

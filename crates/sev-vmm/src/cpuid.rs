@@ -14,16 +14,10 @@
 //! contains every older one's, so a guest's bits are a subset of the
 //! platform's.
 //!
-//! # Layout (QEMU's `SnpCpuidInfo`, 4 KiB page, little-endian)
+//! # Layout
 //!
-//! ```text
-//! 0x00 u32 count (≤ 64)   0x04 u32 reserved   0x08 u64 reserved
-//! 0x10 entry[64], 48 bytes each:
-//!      +0x00 u32 eax_in  +0x04 u32 ecx_in  +0x08 u64 xcr0_in  +0x10 u64 xss_in
-//!      +0x18 u32 eax     +0x1C u32 ebx     +0x20 u32 ecx      +0x24 u32 edx
-//!      +0x28 u64 reserved
-//! 0xC10 .. 0x1000 zero
-//! ```
+//! QEMU's `SnpCpuidInfo` in a 4 KiB page: [`sev_abi::cpuid_page`]'s
+//! `CpuidTable`, the rest of the page zero.
 //!
 //! # The entries
 //!

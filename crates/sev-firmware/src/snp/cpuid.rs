@@ -1,9 +1,8 @@
 //! The CPUID page validator of SNP_LAUNCH_UPDATE (reference §2.9,
 //! `snp-cpuid-rules.txt`).
 //!
-//! Table: `u32 count; u32 rsvd; u64 rsvd; entry[64]`, entry (0x30) =
-//! `u32 eax_in; u32 ecx_in; u64 xcr0_in; u64 xss_in; u32 eax, ebx, ecx,
-//! edx; u64 reserved`. The firmware checks the architectural leaves
+//! The table's layout is [`sev_abi::cpuid_page`] (re-exported here). The
+//! firmware checks the architectural leaves
 //! (0x0000_0000..=0x0000_FFFF and 0x8000_0000..=0x8000_FFFF) and passes
 //! hypervisor ranges unchecked; it corrects every violation in place and
 //! the call fails with INVALID_PARAM, the corrected table written back in
@@ -40,17 +39,15 @@
 pub mod features;
 pub mod profile;
 
+pub use sev_abi::cpuid_page::{CpuidEntry, CpuidTable, CPUID_MAX_ENTRIES, CPUID_TABLE_LEN};
 use sev_abi::product::Product;
 use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::FromBytes;
 
 use self::features::{HYPERVISOR, OSPKE, OSXSAVE, XCR0_SSE, XCR0_X87};
 pub use self::profile::CpuidProfile;
 use self::profile::{policy_leaf, RegRule, CLFLUSH_FIELD, SEV_EBX_PHYS_REDUCTION, SEV_EBX_VMPLS};
 use super::platform::{c_bit_position, default_fms};
-
-/// Most entries in a CPUID table.
-pub const CPUID_MAX_ENTRIES: usize = 64;
 
 /// Highest standard leaf the model's platforms report (Genoa's, used for
 /// every product).
@@ -58,77 +55,6 @@ pub const MAX_STD_LEAF: u32 = 0x10;
 /// Highest extended leaf the model's platforms report (Genoa's, used for
 /// every product).
 pub const MAX_EXT_LEAF: u32 = 0x8000_0028;
-
-/// One CPUID table entry (0x30 bytes).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct CpuidEntry {
-    /// Leaf.
-    pub eax_in: U32,
-    /// Sub-leaf.
-    pub ecx_in: U32,
-    /// XCR0 the values apply to.
-    pub xcr0_in: U64,
-    /// XSS the values apply to.
-    pub xss_in: U64,
-    /// EAX.
-    pub eax: U32,
-    /// EBX.
-    pub ebx: U32,
-    /// ECX.
-    pub ecx: U32,
-    /// EDX.
-    pub edx: U32,
-    /// Reserved, zero.
-    pub reserved: U64,
-}
-
-impl CpuidEntry {
-    /// The entry for leaf `leaf`, sub-leaf `sub` with `[eax, ebx, ecx, edx]`
-    /// (XCR0/XSS inputs zero).
-    pub fn new(leaf: u32, sub: u32, regs: [u32; 4]) -> Self {
-        Self {
-            eax_in: U32::new(leaf),
-            ecx_in: U32::new(sub),
-            eax: U32::new(regs[0]),
-            ebx: U32::new(regs[1]),
-            ecx: U32::new(regs[2]),
-            edx: U32::new(regs[3]),
-            ..Self::default()
-        }
-    }
-}
-
-/// The CPUID table at the start of a CPUID page.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
-#[repr(C)]
-pub struct CpuidTable {
-    /// Number of valid entries.
-    pub count: U32,
-    /// Reserved, zero.
-    pub reserved0: U32,
-    /// Reserved, zero.
-    pub reserved1: U64,
-    /// Entries.
-    pub entries: [CpuidEntry; CPUID_MAX_ENTRIES],
-}
-
-/// Bytes of a [`CpuidTable`].
-pub const CPUID_TABLE_LEN: usize = 16 + CPUID_MAX_ENTRIES * 0x30;
 
 /// What the validator compares against: the platform's product (its
 /// CPUID profile), family/model/stepping and C-bit.
@@ -378,7 +304,7 @@ mod tests {
     use super::features::{AVX512_BF16, CMP_LEGACY, HTT, LA57, PCID};
     use super::profile::{CET_SS, MOVDIRI, POLICY_TABLE};
     use super::*;
-    use zerocopy::FromZeros;
+    use zerocopy::{FromZeros, IntoBytes};
 
     const P: CpuidPlatform = CpuidPlatform {
         product: Product::Genoa,
