@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use common::{chip_file, CHIP_FILE, SEVKIT};
+use common::{chip_file, ok_stdout, run, s, CHIP_FILE, SEVKIT};
 use serde_json::{json, Value};
 
 const VCPU_TYPE: &str = "EPYC-Milan";
@@ -26,40 +26,17 @@ const DEBIAN_OVMF: [&str; 3] = [
     "/usr/share/OVMF/OVMF_CODE_4M.fd",
 ];
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn run(program: &str, args: &[&str], dir: &Path) -> Output {
-    Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"))
-}
-
-fn ok(program: &str, args: &[&str], dir: &Path) -> String {
-    let out = run(program, args, dir);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A state directory with the cached chip, initialized, its PDH exported.
 fn platform() -> (tempfile::TempDir, PathBuf) {
     let state = tempfile::tempdir().unwrap();
     std::fs::copy(chip_file(), state.path().join(CHIP_FILE)).unwrap();
-    ok(
+    ok_stdout(
         SEVKIT,
         &["firmware", "init", "--state", s(state.path())],
         state.path(),
     );
     let certs = state.path().join("certs");
-    ok(
+    ok_stdout(
         SEVKIT,
         &[
             "firmware",
@@ -111,7 +88,7 @@ fn snp_measure(image: &str, vcpus: u32, format: &str, dir: &Path) -> String {
         "--output-format",
         format,
     ];
-    ok("sev-snp-measure", &args, dir).trim().to_owned()
+    ok_stdout("sev-snp-measure", &args, dir).trim().to_owned()
 }
 
 /// `sevkit launch` of an SNP guest `object` from `image` on `vcpus` vCPUs
@@ -170,12 +147,12 @@ fn sev_and_sev_es_launches_of_debian_ovmf_verify_with_sevctl_and_sevkit() {
             let dir = tempfile::tempdir().unwrap();
             let d = dir.path();
             // The owner: a session for this platform's PDH (sevctl).
-            ok(
+            ok_stdout(
                 "sevctl",
                 &["session", "--name", "X", s(&pdh), &policy.to_string()],
                 d,
             );
-            let out = ok(
+            let out = ok_stdout(
                 SEVKIT,
                 &[
                     "launch",
@@ -223,7 +200,7 @@ fn sev_and_sev_es_launches_of_debian_ovmf_verify_with_sevctl_and_sevkit() {
             if policy & 0x4 != 0 {
                 ours.extend(["--vcpus", &n, "--vcpu-type", VCPU_TYPE, "--legacy-fpu"]);
             }
-            let verdict = ok(SEVKIT, &ours, d);
+            let verdict = ok_stdout(SEVKIT, &ours, d);
             assert!(verdict.starts_with("OK"), "{what}: {verdict}");
             // ... and sevctl recomputes exactly the firmware's blob, with its
             // own VMSAs for SEV-ES (`sevctl vmsa build`: Milan is 25/1/1).
@@ -249,7 +226,7 @@ fn sev_and_sev_es_launches_of_debian_ovmf_verify_with_sevctl_and_sevkit() {
             let vmsa1 = d.join("vmsa1.bin");
             if policy & 0x4 != 0 {
                 for (cpu, file) in [("0", &vmsa0), ("1", &vmsa1)] {
-                    ok(
+                    ok_stdout(
                         "sevctl",
                         &[
                             "vmsa",
@@ -280,7 +257,7 @@ fn sev_and_sev_es_launches_of_debian_ovmf_verify_with_sevctl_and_sevkit() {
                     s(&vmsa1),
                 ]);
             }
-            let sevctl = ok("sevctl", &theirs, d);
+            let sevctl = ok_stdout("sevctl", &theirs, d);
             assert_eq!(sevctl.trim(), blob, "{what}: sevctl measurement build");
         }
     }
@@ -533,7 +510,7 @@ fn qemu_qmp_drives_an_sev_launch_with_secret_and_debug() {
         let policy = if nodbg { 0x5 } else { 0x4 };
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        ok(
+        ok_stdout(
             SEVKIT,
             &[
                 "session",
@@ -581,7 +558,7 @@ fn qemu_qmp_drives_an_sev_launch_with_secret_and_debug() {
 
         // The owner builds a secret for this measurement; QMP injects it.
         std::fs::write(d.join("owner-secret"), b"a secret from the owner").unwrap();
-        ok(
+        ok_stdout(
             SEVKIT,
             &[
                 "secret",
@@ -686,7 +663,7 @@ fn qemu_qmp_drives_an_snp_launch_and_the_guest_gets_certificates_from_certs_path
     let d = dir.path();
     // The host's certificate file for this chip (the emulated KDS's chain).
     let kds = d.join("kds");
-    ok(
+    ok_stdout(
         SEVKIT,
         &[
             "attest",
@@ -809,7 +786,7 @@ fn launches_through_the_firmware_daemon() {
             "-cpu",
             VCPU_TYPE,
         ]);
-        let out = ok(SEVKIT, &args, d);
+        let out = ok_stdout(SEVKIT, &args, d);
         if snp {
             // The RMP updates and the guest's own accesses crossed the socket.
             let report = std::fs::read(out_dir.join("report.bin")).unwrap();
@@ -826,7 +803,7 @@ fn launches_through_the_firmware_daemon() {
                 .unwrap()
                 .trim()
                 .to_owned();
-            let predicted = ok(
+            let predicted = ok_stdout(
                 SEVKIT,
                 &[
                     "measure",
@@ -899,7 +876,7 @@ fn snp_launch_with_an_id_block_signed_by_snp_create_id_block() {
                   \x20   k = ec.generate_private_key(ec.SECP384R1())\n\
                   \x20   open(n + '.pem', 'wb').write(k.private_bytes(s.Encoding.PEM, \
                   s.PrivateFormat.PKCS8, s.NoEncryption()))\n";
-    ok("python3", &["-c", keygen], d);
+    ok_stdout("python3", &["-c", keygen], d);
     let measurement = snp_measure(image, 2, "base64", d);
     let measurement = measurement.as_str();
     let launch = |id_args: &str| {
@@ -920,7 +897,7 @@ fn snp_launch_with_an_id_block_signed_by_snp_create_id_block() {
         "--authorkey",
         "author.pem",
     ];
-    let created = ok("snp-create-id-block", &args, d);
+    let created = ok_stdout("snp-create-id-block", &args, d);
     let digest = |name: &str| {
         created
             .lines()
@@ -960,7 +937,7 @@ fn snp_launch_with_an_id_block_signed_by_snp_create_id_block() {
     }
     // An ID block signed for another measurement: SNP_LAUNCH_FINISH refuses it.
     let other = snp_measure(image, 3, "base64", d);
-    let wrong = ok(
+    let wrong = ok_stdout(
         "snp-create-id-block",
         &[
             "--measurement",

@@ -28,7 +28,7 @@
 //!    measurement, at LAUNCH_SECRET: all BAD_MEASUREMENT (0x0b).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -49,7 +49,7 @@ use zerocopy::{FromZeros, IntoBytes};
 
 mod common;
 
-use common::{chip_file, Daemon, CHIP_FILE, SEVKIT};
+use common::{chip_file, ok, run, s, Daemon, CHIP_FILE, SEVKIT};
 
 const B64: base64::engine::general_purpose::GeneralPurpose =
     base64::engine::general_purpose::STANDARD;
@@ -91,30 +91,6 @@ impl Kind {
 enum Tool {
     Sevctl,
     Sevkit,
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-fn run(program: &str, args: &[&str], dir: &Path) -> Output {
-    Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"))
-}
-
-fn ok(program: &str, args: &[&str], dir: &Path) -> Output {
-    let out = run(program, args, dir);
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed ({:?}):\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn stdout(out: &Output) -> String {

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -109,4 +109,37 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `path` as the `&str` a command line takes (temporary paths are UTF-8).
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Runs `program` with `args` in `dir`; panics only if it cannot start.
+pub fn run(program: &str, args: &[&str], dir: &Path) -> Output {
+    Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"))
+}
+
+/// [`run`], asserting that the program succeeded (the failure message
+/// carries its status, stdout and stderr).
+pub fn ok(program: &str, args: &[&str], dir: &Path) -> Output {
+    let out = run(program, args, dir);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({:?}):\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// [`ok`]'s standard output, as it is.
+pub fn ok_stdout(program: &str, args: &[&str], dir: &Path) -> String {
+    String::from_utf8_lossy(&ok(program, args, dir).stdout).into_owned()
 }
