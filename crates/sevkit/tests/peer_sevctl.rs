@@ -19,7 +19,7 @@
 //! which `sevctl_mangles_api_version_policy_bits` pins down.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
@@ -31,6 +31,9 @@ use sev_owner::secret::{open_secret_packet, SecretTable};
 use sev_owner::session::{decode_godh, decode_session};
 use sev_owner::OwnerError;
 use zerocopy::IntoBytes;
+
+mod common;
+use common::ok;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -49,28 +52,12 @@ const GUID3: &str = "23058844-597b-42fb-8259-a0f5d9d495af";
 /// and all six flags.
 const POLICIES: [u32; 5] = [0x0, 0x1, 0x3, 0x5, 0x3f];
 
-fn run(program: &str, args: &[&str], dir: &Path) -> Output {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed ({:?}):\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn sevkit(args: &[&str], dir: &Path) -> Output {
-    run(env!("CARGO_BIN_EXE_sevkit"), args, dir)
+    ok(env!("CARGO_BIN_EXE_sevkit"), args, dir)
 }
 
 fn sevctl(args: &[&str], dir: &Path) -> Output {
-    run("sevctl", args, dir)
+    ok("sevctl", args, dir)
 }
 
 /// A fresh empty directory under the system temp directory.
