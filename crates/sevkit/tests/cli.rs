@@ -319,3 +319,21 @@ fn show_report_and_certs() {
         stderr(&out)
     );
 }
+
+#[test]
+fn bench_snp_launch_refuses_sizes_it_cannot_measure() {
+    // Checked before anything is minted or measured: exit 2, naming the
+    // option and what it takes.
+    for mib in ["0", "3", "2048"] {
+        let out = sevkit(&["bench", "snp-launch", "--mib", mib, "--no-openssl"]);
+        assert_eq!(out.status.code(), Some(2), "--mib {mib}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--mib must be an even number in 2..=1024"),
+            "--mib {mib}: {}",
+            stderr(&out)
+        );
+    }
+    let out = sevkit(&["bench", "snp-launch", "--mib", "two"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--mib"), "{}", stderr(&out));
+}
