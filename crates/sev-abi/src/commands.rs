@@ -250,6 +250,10 @@ macro_rules! buffer {
             /// Size of the buffer in bytes.
             pub const SIZE: usize = $size;
         }
+
+        // The size AMD's table gives is the size of the type, checked when
+        // the crate compiles.
+        const _: () = assert!(core::mem::size_of::<$name>() == $size);
     };
 }
 /// Also for the other wire buffers of this crate (`host_ops`).
