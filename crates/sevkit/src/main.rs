@@ -76,8 +76,30 @@ pub enum Status {
     Failed,
 }
 
+/// Whether a command holds private keys or guest secrets in this process
+/// (the software AMD-SP's identity, TEK/TIK, VMPCKs): it runs without core
+/// dumps and out of reach of same-user debuggers.
+fn holds_secrets(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Session(_)
+            | Command::Secret(_)
+            | Command::Bench(_)
+            | Command::Firmware(_)
+            | Command::Launch(_)
+            | Command::Demo(_)
+            | Command::Attest(_)
+    )
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if holds_secrets(&cli.command) {
+        if let Err(e) = sev_os::disable_core_dumps() {
+            eprintln!("sevkit: error: cannot keep private keys out of core dumps: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Show(cmd) => show::run(&cmd).map(|()| Status::Ok),
         Command::Verify(cmd) => verify::run(&cmd),
