@@ -1,10 +1,12 @@
 //! The sevkit host-instruction pseudo-commands (RMPUPDATE, PSMASH,
-//! PVALIDATE, a guest's own memory access) through `Firmware::execute` on
-//! arbitrary buffers: never panics, the buffer keeps its length, and the
-//! status is SUCCESS, INVALID_PARAM or INVALID_ADDRESS (the instruction's
-//! own result travels in the buffer's `rc`, never in the status).
+//! PVALIDATE, a guest's own memory access, attaching a guest's principal)
+//! through `Firmware::execute` on arbitrary buffers: never panics, the
+//! buffer keeps its length, and the status is SUCCESS, INVALID_PARAM,
+//! INVALID_ADDRESS or INVALID_GUEST (an unknown guest or token; the
+//! instruction's own result travels in the buffer's `rc`, never in the
+//! status).
 //!
-//! Input: byte 0 picks the command (`HostOp::ALL[b % 4]`) and the state
+//! Input: byte 0 picks the command (`HostOp::ALL[b % 5]`) and the state
 //! the firmware is in before it, beyond SNP_INIT: bit 2 launches an SNP
 //! guest on ASID 1 (one page at 0x20_0000 launched and validated, its
 //! context page at 0x30_0000), bit 3 a plain SEV guest on ASID 5 after
@@ -162,7 +164,8 @@ fuzz_target!(|data: &[u8]| {
         [
             FirmwareStatus::SUCCESS,
             FirmwareStatus::INVALID_PARAM,
-            FirmwareStatus::INVALID_ADDRESS
+            FirmwareStatus::INVALID_ADDRESS,
+            FirmwareStatus::INVALID_GUEST
         ]
         .contains(&status),
         "{}: status {status}",

@@ -37,6 +37,9 @@ pub enum HostOp {
     /// A guest's own memory access through the memory controller
     /// ([`GuestAccessOp`]).
     GuestAccess = HOST_OP_BASE + 4,
+    /// Mints the capability of a guest's own principal ([`GuestAttachOp`]),
+    /// which [`Self::GuestAccess`] and [`Self::Pvalidate`] require.
+    GuestAttach = HOST_OP_BASE + 5,
 }
 
 impl HostOp {
@@ -46,6 +49,7 @@ impl HostOp {
         Self::Psmash,
         Self::Pvalidate,
         Self::GuestAccess,
+        Self::GuestAttach,
     ];
 
     /// The command id.
@@ -65,6 +69,7 @@ impl HostOp {
             Self::Psmash => "SEVKIT_PSMASH",
             Self::Pvalidate => "SEVKIT_PVALIDATE",
             Self::GuestAccess => "SEVKIT_GUEST_ACCESS",
+            Self::GuestAttach => "SEVKIT_GUEST_ATTACH",
         }
     }
 }
@@ -91,8 +96,14 @@ pub const GUEST_ACCESS_RMP_FAULT: u32 = 1;
 /// [`GuestAccessOp::rc`]: a private access to a page the guest has not
 /// validated (#VC 0x404, "page not validated").
 pub const GUEST_ACCESS_NOT_VALIDATED: u32 = 2;
-/// [`GuestAccessOp::rc`]: no guest runs on the ASID.
+/// [`GuestAccessOp::rc`] / [`PvalidateOp::rc`]: the guest holding the
+/// token runs on no ASID (not activated, or deactivated).
 pub const GUEST_ACCESS_NO_GUEST: u32 = 3;
+/// [`GuestAttachOp::rc`]: the guest's principal was minted before; a guest
+/// has one, and only the first attach gets it.
+pub const GUEST_ATTACH_TAKEN: u32 = 1;
+/// Length of a guest principal's token.
+pub const GUEST_TOKEN_LEN: usize = 32;
 /// Largest [`GuestAccessOp::len`].
 pub const GUEST_ACCESS_MAX_LEN: u32 = 1 << 20;
 
@@ -128,33 +139,40 @@ buffer! {
 }
 
 buffer! {
-    /// PVALIDATE by the guest running on `asid`.
-    PvalidateOp = 0x18 {
+    /// PVALIDATE by the guest whose principal holds `token` (a guest
+    /// instruction: the host cannot issue it, see [`GuestAttachOp`]).
+    PvalidateOp = 0x38 {
+        /// The guest principal's token ([`GuestAttachOp::token`]).
+        token: [u8; GUEST_TOKEN_LEN],
         /// Guest physical address of the page.
         gpa: U64,
-        /// The guest's ASID.
-        asid: U32,
         /// [`PVALIDATE_VALIDATE`], [`RMP_PAGE_2M`].
         flags: U32,
-        /// Out: 0, or the x86 return code.
+        /// Out: 0, [`GUEST_ACCESS_NO_GUEST`], or the x86 return code.
         rc: U32,
         /// Out: [`PVALIDATE_NO_UPDATE`] when nothing changed (CF=1), else 0.
         no_update: U32,
+        /// Zero.
+        reserved: U32,
     }
 }
 
 buffer! {
     /// A guest's own access to `len` bytes at `spa` (its GPA `gpa` after
     /// nested translation), moving the plaintext to or from the host page at
-    /// `host_paddr`. Only a model of the guest itself may use it: it hands out
-    /// what the guest sees.
-    GuestAccessOp = 0x28 {
+    /// `host_paddr`. It hands out what the guest sees, so it takes the
+    /// guest principal's token ([`GuestAttachOp`]); the host's own reads of
+    /// guest memory go through DBG_DECRYPT / SNP_DBG_DECRYPT, which obey the
+    /// guest policy.
+    GuestAccessOp = 0x48 {
+        /// The guest principal's token ([`GuestAttachOp::token`]).
+        token: [u8; GUEST_TOKEN_LEN],
         /// System physical address accessed.
         spa: U64,
+        /// The guest physical address of `spa` (SNP's RMP check compares it).
+        gpa: U64,
         /// Where the plaintext is put (read) or taken from (write).
         host_paddr: U64,
-        /// The guest's ASID.
-        asid: U32,
         /// Bytes (at most [`GUEST_ACCESS_MAX_LEN`]; may cross pages).
         len: U32,
         /// [`GUEST_ACCESS_WRITE`], [`GUEST_ACCESS_PRIVATE`].
@@ -162,8 +180,27 @@ buffer! {
         /// Out: 0, or [`GUEST_ACCESS_RMP_FAULT`], [`GUEST_ACCESS_NOT_VALIDATED`],
         /// [`GUEST_ACCESS_NO_GUEST`].
         rc: U32,
-        /// The guest physical address of `spa` (SNP's RMP check compares it).
-        gpa: U64,
+        /// Zero.
+        reserved: U32,
+    }
+}
+
+buffer! {
+    /// Mints the token of a guest's own principal: the capability to act as
+    /// the guest ([`GuestAccessOp`], [`PvalidateOp`]), as on hardware only
+    /// code running in the guest can. Each guest has one; the first attach
+    /// gets it (the VMM's vCPU backend, at launch), a later one gets
+    /// [`GUEST_ATTACH_TAKEN`]. The guest must belong to the caller (another
+    /// client's guest: INVALID_GUEST).
+    GuestAttachOp = 0x30 {
+        /// SNP: the guest context page (0 for an SEV / SEV-ES guest).
+        gctx_paddr: U64,
+        /// SEV / SEV-ES: the guest handle (0 for an SNP guest).
+        handle: U32,
+        /// Out: 0, or [`GUEST_ATTACH_TAKEN`].
+        rc: U32,
+        /// Out: the token (zero unless `rc` is 0).
+        token: [u8; GUEST_TOKEN_LEN],
     }
 }
 
@@ -182,6 +219,7 @@ mod tests {
         }
         assert_eq!(HostOp::from_u32(HOST_OP_BASE), None);
         assert_eq!(HostOp::GuestAccess.name(), "SEVKIT_GUEST_ACCESS");
+        assert_eq!(HostOp::GuestAttach.id(), 0x5E5E_0005);
     }
 
     #[test]
@@ -194,11 +232,15 @@ mod tests {
         assert_eq!(offset_of!(RmpUpdateOp, asid), 16);
         assert_eq!(offset_of!(RmpUpdateOp, rc), 24);
         assert_eq!(size_of::<PsmashOp>(), 16);
-        assert_eq!(size_of::<PvalidateOp>(), 24);
-        assert_eq!(offset_of!(PvalidateOp, rc), 16);
-        assert_eq!(size_of::<GuestAccessOp>(), 40);
-        assert_eq!(offset_of!(GuestAccessOp, len), 20);
-        assert_eq!(offset_of!(GuestAccessOp, rc), 28);
-        assert_eq!(offset_of!(GuestAccessOp, gpa), 32);
+        assert_eq!(size_of::<PvalidateOp>(), 0x38);
+        assert_eq!(offset_of!(PvalidateOp, gpa), 32);
+        assert_eq!(offset_of!(PvalidateOp, rc), 44);
+        assert_eq!(size_of::<GuestAccessOp>(), 0x48);
+        assert_eq!(offset_of!(GuestAccessOp, spa), 32);
+        assert_eq!(offset_of!(GuestAccessOp, len), 56);
+        assert_eq!(offset_of!(GuestAccessOp, rc), 64);
+        assert_eq!(size_of::<GuestAttachOp>(), GuestAttachOp::SIZE);
+        assert_eq!(offset_of!(GuestAttachOp, rc), 12);
+        assert_eq!(offset_of!(GuestAttachOp, token), 16);
     }
 }

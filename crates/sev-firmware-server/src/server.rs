@@ -4,10 +4,13 @@
 //! * Each client first sends HELLO with its guest memory fd; every command's
 //!   `*_paddr` then addresses that memory (pread/pwrite, no mapping).
 //! * Commands run one at a time under one lock, as on the real AMD-SP.
-//! * Guest handles belong to the connection that created them: a command
-//!   naming another connection's guest gets `INVALID_GUEST` without reaching
-//!   the firmware, and a connection that closes has its guests deactivated
-//!   and decommissioned (as KVM does when a VM's fd is closed).
+//! * Each connection is its own client of the firmware
+//!   ([`sev_firmware::ClientId`], see `sev_firmware::client`): its guests
+//!   (SEV handles, SNP guest contexts, their ASIDs) and the RMP of its memory
+//!   are its own; a command naming another connection's guest gets
+//!   `INVALID_GUEST`, as if it did not exist. A connection that closes has
+//!   its guests deactivated and decommissioned (as KVM does when a VM's fd
+//!   is closed).
 //! * [`Server::run`] returns when the [`ShutdownHandle`] is triggered
 //!   (e.g. by SIGTERM, [`ShutdownHandle::on_sigterm`]): it stops accepting,
 //!   lets every command in flight finish and its answer go out, closes the
@@ -19,7 +22,6 @@
 //! Nothing is logged about command buffers or memory, only command names,
 //! statuses and connection events.
 
-use std::collections::BTreeMap;
 use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::net::Shutdown;
@@ -34,10 +36,8 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
-use sev_abi::commands::{ActivateExBuffer, HandleBuffer, SevCommand};
 use sev_abi::status::FirmwareStatus;
-use sev_firmware::{Firmware, MemoryError, SystemMemory};
-use zerocopy::FromBytes;
+use sev_firmware::{ClientId, Firmware, MemoryError, SystemMemory};
 
 use crate::memory::FdMemory;
 use crate::protocol::{
@@ -135,15 +135,8 @@ pub struct ServeSummary {
     pub protocol_errors: u64,
 }
 
-/// The firmware and who owns which guest, under one lock.
-struct Platform {
-    firmware: Firmware,
-    /// Guest handle -> connection id.
-    owners: BTreeMap<u32, u64>,
-}
-
 struct Shared {
-    platform: Mutex<Platform>,
+    platform: Mutex<Firmware>,
     config: ServerConfig,
     shutdown: ShutdownHandle,
     commands: AtomicU64,
@@ -151,7 +144,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn platform(&self) -> MutexGuard<'_, Platform> {
+    fn platform(&self) -> MutexGuard<'_, Firmware> {
         // A panic inside a command would be a firmware bug; the firmware
         // itself promises none. Keep serving the others either way.
         self.platform.lock().unwrap_or_else(PoisonError::into_inner)
@@ -220,10 +213,7 @@ impl Server {
             path: socket.to_owned(),
             socket_id: (meta.dev(), meta.ino()),
             shared: Arc::new(Shared {
-                platform: Mutex::new(Platform {
-                    firmware,
-                    owners: BTreeMap::new(),
-                }),
+                platform: Mutex::new(firmware),
                 config,
                 shutdown: ShutdownHandle(Arc::new(AtomicBool::new(false))),
                 commands: AtomicU64::new(0),
@@ -442,7 +432,7 @@ fn serve_connection(shared: &Shared, stream: &UnixStream, id: u64) {
             break;
         }
     }
-    release_guests(shared, id, &mut memory);
+    shared.platform().release_client(ClientId(id));
     shared.log(|| format!("client {id}: disconnected"));
 }
 
@@ -512,44 +502,6 @@ fn handshake(shared: &Shared, stream: &UnixStream) -> Result<ClientMemory, Error
     Ok(memory)
 }
 
-/// The guest handle a command acts on, and whether 0 means "none" (the
-/// share handle of LAUNCH_START).
-fn guest_handle(command: SevCommand, buffer: &[u8]) -> Option<(u32, bool)> {
-    use SevCommand as C;
-    match command {
-        C::Decommission
-        | C::Activate
-        | C::Deactivate
-        | C::GuestStatus
-        | C::Copy
-        | C::LaunchUpdateData
-        | C::LaunchUpdateVmsa
-        | C::LaunchMeasure
-        | C::LaunchSecret
-        | C::LaunchFinish
-        | C::Attestation
-        | C::DbgDecrypt
-        | C::DbgEncrypt
-        | C::SendStart
-        | C::SendUpdateData
-        | C::SendUpdateVmsa
-        | C::SendFinish
-        | C::SendCancel
-        | C::ReceiveUpdateData
-        | C::ReceiveUpdateVmsa
-        | C::ReceiveFinish => HandleBuffer::read_from_prefix(buffer)
-            .ok()
-            .map(|(b, _)| (b.handle.get(), false)),
-        C::LaunchStart => HandleBuffer::read_from_prefix(buffer)
-            .ok()
-            .map(|(b, _)| (b.handle.get(), true)),
-        C::ActivateEx => ActivateExBuffer::read_from_prefix(buffer)
-            .ok()
-            .map(|(b, _)| (b.handle.get(), false)),
-        _ => None,
-    }
-}
-
 fn run_command(
     shared: &Shared,
     id: u64,
@@ -557,38 +509,13 @@ fn run_command(
     buffer: &mut [u8],
     memory: &mut ClientMemory,
 ) -> FirmwareStatus {
-    let known = SevCommand::from_u32(command);
     let mut platform = shared.platform();
-    if let Some((handle, zero_is_none)) = known.and_then(|c| guest_handle(c, buffer)) {
-        let mine = platform.owners.get(&handle) == Some(&id);
-        // A handle that names no guest at all is the firmware's to refuse
-        // (INVALID_GUEST); one that names another client's guest is ours.
-        if !(mine || (zero_is_none && handle == 0)) && platform.owners.contains_key(&handle) {
-            return FirmwareStatus::INVALID_GUEST;
-        }
-    }
-    let status = platform.firmware.execute(command, buffer, memory);
+    let status = platform.execute_for(ClientId(id), command, buffer, memory);
     shared.commands.fetch_add(1, Ordering::Relaxed);
     if status == FirmwareStatus::HWERROR_PLATFORM {
         // A state-file write failed: the operator must know, verbose or not.
-        let why = platform.firmware.last_error().unwrap_or("no detail");
+        let why = platform.last_error().unwrap_or("no detail");
         eprintln!("sevkit firmware serve: client {id}: HWERROR_PLATFORM: {why}");
-    }
-    if status == FirmwareStatus::SUCCESS {
-        match known {
-            Some(SevCommand::LaunchStart) => {
-                if let Ok((b, _)) = HandleBuffer::read_from_prefix(buffer) {
-                    platform.owners.insert(b.handle.get(), id);
-                }
-            }
-            Some(SevCommand::Decommission) => {
-                if let Ok((b, _)) = HandleBuffer::read_from_prefix(buffer) {
-                    platform.owners.remove(&b.handle.get());
-                }
-            }
-            Some(SevCommand::Shutdown) => platform.owners.clear(),
-            _ => {}
-        }
     }
     drop(platform);
     if shared.config.verbose && status != FirmwareStatus::SUCCESS {
@@ -602,29 +529,6 @@ fn run_command(
         });
     }
     status
-}
-
-/// Deactivates and decommissions every guest connection `id` created.
-fn release_guests(shared: &Shared, id: u64, memory: &mut ClientMemory) {
-    let mut platform = shared.platform();
-    let handles: Vec<u32> = platform
-        .owners
-        .iter()
-        .filter(|(_, owner)| **owner == id)
-        .map(|(h, _)| *h)
-        .collect();
-    for handle in handles {
-        let mut buf = handle.to_le_bytes();
-        // INACTIVE is fine: the guest may never have been activated.
-        let _ = platform
-            .firmware
-            .execute(SevCommand::Deactivate.id(), &mut buf, memory);
-        let mut buf = handle.to_le_bytes();
-        let _ = platform
-            .firmware
-            .execute(SevCommand::Decommission.id(), &mut buf, memory);
-        platform.owners.remove(&handle);
-    }
 }
 
 /// Why HELLO could not be received.

@@ -11,16 +11,20 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{firmware, full_launch, image};
-use sev_abi::commands::{HandleBuffer, PlatformStatusBuffer, SevCommand};
+use sev_abi::commands::{DbgBuffer, HandleBuffer, PlatformStatusBuffer, SevCommand};
+use sev_abi::host_ops::{
+    GuestAccessOp, GuestAttachOp, HostOp, GUEST_ACCESS_PRIVATE, GUEST_ATTACH_TAKEN, GUEST_TOKEN_LEN,
+};
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::FirmwareConfig;
+use sev_firmware::SystemMemory;
 use sev_firmware_server::launch::{self, layout};
 use sev_firmware_server::protocol::{self, ErrorCode, Frame, Hello};
 use sev_firmware_server::{
     call, AmdSp, Client, FdMemory, InProcess, ServeSummary, Server, ServerConfig, ShutdownHandle,
     SpError,
 };
-use zerocopy::little_endian::U32;
+use zerocopy::little_endian::{U32, U64};
 use zerocopy::FromZeros;
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
@@ -172,6 +176,130 @@ fn guests_belong_to_their_connection() {
         FirmwareStatus::SUCCESS
     );
     launch::activate(&mut b, h2, 6).unwrap();
+}
+
+/// Sends a host-instruction pseudo-command over `sp`.
+fn host_op<T: zerocopy::IntoBytes + zerocopy::FromBytes>(
+    sp: &mut dyn AmdSp,
+    op: HostOp,
+    buf: &mut T,
+) -> FirmwareStatus {
+    sp.execute(op.id(), buf.as_mut_bytes()).unwrap()
+}
+
+fn guest_access(
+    sp: &mut dyn AmdSp,
+    token: [u8; GUEST_TOKEN_LEN],
+    spa: u64,
+    dst: u64,
+) -> (FirmwareStatus, u32) {
+    let mut b = GuestAccessOp {
+        token,
+        spa: U64::new(spa),
+        gpa: U64::new(spa),
+        host_paddr: U64::new(dst),
+        len: U32::new(32),
+        flags: U32::new(GUEST_ACCESS_PRIVATE),
+        ..GuestAccessOp::default()
+    };
+    let status = host_op(sp, HostOp::GuestAccess, &mut b);
+    (status, b.rc.get())
+}
+
+/// Two connections to one daemon; A launches a guest with NODBG. Neither
+/// B nor A's own host reaches its plaintext: B cannot name the guest at all
+/// (INVALID_GUEST for DBG_DECRYPT, attach and guest access), A's
+/// DBG_DECRYPT obeys the policy, and a guest access needs the guest's
+/// principal, which only the first attach gets and which names nothing in
+/// another connection's hands.
+#[test]
+fn a_nodbg_guest_is_private_to_its_principal_on_a_shared_daemon() {
+    let server = Running::start(11, FirmwareConfig::default());
+    let (mem_a, mut host_a) = guest_memory(4096);
+    let (mem_b, host_b) = guest_memory(4096);
+    let mut a = Client::connect_with_memory(&server.socket, &mem_a, TIMEOUT).unwrap();
+    let mut b = Client::connect_with_memory(&server.socket, &mem_b, TIMEOUT).unwrap();
+    launch::ensure_init(&mut a, false).unwrap();
+    let handle = launch::launch_start(&mut a, &mut host_a, 0x1, None).unwrap();
+    launch::activate(&mut a, handle, 6).unwrap();
+    let secret = *b"the guest's own secret, 32 bytes";
+    host_a.write(layout::IMAGE, &secret).unwrap();
+    launch::update_data(&mut a, handle, layout::IMAGE, 4096).unwrap();
+    assert_ne!(host_a.read_vec(layout::IMAGE, 32).unwrap(), secret);
+
+    // B: the guest does not exist for it.
+    let mut dbg = DbgBuffer {
+        handle: U32::new(handle),
+        src_paddr: U64::new(layout::IMAGE),
+        dst_paddr: U64::new(layout::SECRET_DST),
+        len: U32::new(32),
+        ..DbgBuffer::new_zeroed()
+    };
+    assert_eq!(
+        call(&mut b, SevCommand::DbgDecrypt, &mut dbg).unwrap(),
+        FirmwareStatus::INVALID_GUEST
+    );
+    let mut attach = GuestAttachOp {
+        handle: U32::new(handle),
+        ..GuestAttachOp::default()
+    };
+    assert_eq!(
+        host_op(&mut b, HostOp::GuestAttach, &mut attach),
+        FirmwareStatus::INVALID_GUEST
+    );
+    assert_eq!(
+        guest_access(
+            &mut b,
+            [0; GUEST_TOKEN_LEN],
+            layout::IMAGE,
+            layout::SECRET_DST
+        )
+        .0,
+        FirmwareStatus::INVALID_GUEST
+    );
+    // A's host: the policy says no, and there is no way around it.
+    assert_eq!(
+        call(&mut a, SevCommand::DbgDecrypt, &mut dbg).unwrap(),
+        FirmwareStatus::POLICY_FAILURE
+    );
+    assert_eq!(
+        guest_access(
+            &mut a,
+            [0; GUEST_TOKEN_LEN],
+            layout::IMAGE,
+            layout::SECRET_DST
+        )
+        .0,
+        FirmwareStatus::INVALID_GUEST
+    );
+    // The guest's principal (attached once) sees its plaintext; B holding
+    // the same token sees nothing.
+    assert_eq!(
+        host_op(&mut a, HostOp::GuestAttach, &mut attach),
+        FirmwareStatus::SUCCESS
+    );
+    assert_eq!(attach.rc.get(), 0);
+    let token = attach.token;
+    let mut again = GuestAttachOp {
+        handle: U32::new(handle),
+        ..GuestAttachOp::default()
+    };
+    assert_eq!(
+        host_op(&mut a, HostOp::GuestAttach, &mut again),
+        FirmwareStatus::SUCCESS
+    );
+    assert_eq!(again.rc.get(), GUEST_ATTACH_TAKEN);
+    assert_eq!(again.token, [0; GUEST_TOKEN_LEN]);
+    assert_eq!(
+        guest_access(&mut b, token, layout::IMAGE, layout::SECRET_DST).0,
+        FirmwareStatus::INVALID_GUEST
+    );
+    assert_eq!(host_b.read_vec(layout::SECRET_DST, 32).unwrap(), [0; 32]);
+    assert_eq!(
+        guest_access(&mut a, token, layout::IMAGE, layout::SECRET_DST),
+        (FirmwareStatus::SUCCESS, 0)
+    );
+    assert_eq!(host_a.read_vec(layout::SECRET_DST, 32).unwrap(), secret);
 }
 
 fn raw(socket: &Path) -> UnixStream {

@@ -1,7 +1,6 @@
 //! The AMD-SP itself: platform state, persistent identity, guests, and the
 //! one entry point [`Firmware::execute`].
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use rand_chacha::ChaCha20Rng;
@@ -31,8 +30,9 @@ use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 use zeroize::Zeroizing;
 
+use crate::client::ClientId;
 use crate::error::FirmwareError;
-use crate::guest::{Activation, AsidPool, Guest, GuestState};
+use crate::guest::{Activation, AsidPool, Guest, GuestState, Guests};
 use crate::identity::{sign, ChipIdentity, PlatformKeys};
 use crate::memory::SystemMemory;
 use crate::snp::keys::ChipEndorsementKeys;
@@ -60,6 +60,11 @@ pub const TMR_MIN_LEN: u32 = 1 << 20;
 pub const NV_LEN: u32 = 32 << 10;
 /// Largest LAUNCH_SECRET payload (the firmware's scratch buffer).
 pub const MAX_SECRET_LEN: u32 = 16 << 10;
+/// Most entries a guest's launch log keeps (about 4 MiB of log; an SNP
+/// launch of 64 MiB of measured pages). Further steps are counted and the
+/// newest kept ([`sev_measure::LaunchLog::with_limit`]), so a host cannot
+/// grow the firmware's memory with a million tiny updates.
+pub const LAUNCH_LOG_MAX_ENTRIES: usize = 16_384;
 /// GET_ID output per socket (the model has one socket).
 pub const GET_ID_LEN: u32 = 64;
 /// VMSA length for LAUNCH_UPDATE_VMSA.
@@ -200,10 +205,12 @@ pub struct Firmware {
     pub(crate) snp: SnpPlatform,
     pub(crate) snp_keys: ChipEndorsementKeys,
     es_enabled: bool,
-    pub(crate) guests: BTreeMap<u32, Guest>,
+    pub(crate) guests: Guests,
     pub(crate) asids: AsidPool,
     next_key_group: u64,
     last_error: Option<String>,
+    /// The client of the command running ([`Firmware::execute_for`]).
+    pub(crate) client: ClientId,
 }
 
 impl core::fmt::Debug for Firmware {
@@ -321,10 +328,11 @@ impl Firmware {
             keys,
             state: PlatformState::Uninit,
             es_enabled: false,
-            guests: BTreeMap::new(),
+            guests: Guests::default(),
             asids,
             next_key_group: 1,
             last_error: None,
+            client: ClientId::LOCAL,
         })
     }
 
@@ -345,13 +353,13 @@ impl Firmware {
 
     /// The state of guest `handle`, if it exists.
     pub fn guest_state(&self, handle: u32) -> Option<GuestState> {
-        self.guests.get(&handle).map(|g| g.state)
+        self.guests.get(ClientId::LOCAL, handle).map(|g| g.state)
     }
 
     /// What guest `handle`'s launch measured, in order (the same log type
     /// and format `sevkit measure --log` prints).
     pub fn launch_log(&self, handle: u32) -> Option<&LaunchLog> {
-        self.guests.get(&handle).map(|g| &g.log)
+        self.guests.get(ClientId::LOCAL, handle).map(|g| &g.log)
     }
 
     /// The current PDH certificate, if the platform has one.
@@ -391,7 +399,56 @@ impl Firmware {
     /// structure gives `INVALID_PARAM`. The sevkit host-instruction
     /// pseudo-commands ([`sev_abi::host_ops`]: RMPUPDATE, PSMASH,
     /// PVALIDATE, a guest's own memory access) run here too.
+    ///
+    /// The command runs for [`ClientId::LOCAL`]; see [`Self::execute_for`].
     pub fn execute(
+        &mut self,
+        command: u32,
+        buffer: &mut [u8],
+        memory: &mut dyn SystemMemory,
+    ) -> FirmwareStatus {
+        self.execute_for(ClientId::LOCAL, command, buffer, memory)
+    }
+
+    /// [`Self::execute`] for `client`, whose system memory `memory` is: the
+    /// command sees only that client's guests and RMP ([`crate::client`]).
+    /// The inspection methods of this type (`guest_state`, `snp_guest`,
+    /// `rmp_entry`, ...) show [`ClientId::LOCAL`]'s view.
+    pub fn execute_for(
+        &mut self,
+        client: ClientId,
+        command: u32,
+        buffer: &mut [u8],
+        memory: &mut dyn SystemMemory,
+    ) -> FirmwareStatus {
+        self.client = client;
+        self.snp.switch_to(client);
+        let status = self.run(command, buffer, memory);
+        self.client = ClientId::LOCAL;
+        self.snp.switch_to(ClientId::LOCAL);
+        status
+    }
+
+    /// Forgets everything `client` owns, as the kernel does when a VM's
+    /// file descriptor closes: its SEV guests are deactivated and
+    /// decommissioned, its SNP guests and the RMP of its memory dropped;
+    /// their ASIDs need a DF_FLUSH / SNP_DF_FLUSH before reuse.
+    pub fn release_client(&mut self, client: ClientId) {
+        let handles: Vec<u32> = self.guests.of(client).map(|(h, _)| h).collect();
+        for handle in handles {
+            if let Some(guest) = self.guests.remove(client, handle) {
+                if let Some(asid) = guest.activation.asid() {
+                    self.asids.unbind(asid);
+                }
+            }
+        }
+        self.snp.release(client);
+        if self.guests.is_empty() && self.state == PlatformState::Working {
+            self.state = PlatformState::Init;
+        }
+    }
+
+    fn run(
         &mut self,
         command: u32,
         buffer: &mut [u8],
@@ -764,15 +821,17 @@ impl Firmware {
     // Guest management
     // ----------------------------------------------------------------------
 
-    fn guest(&self, handle: u32) -> Status<&Guest> {
+    /// Guest `handle` of the running command's client (another client's
+    /// guest does not exist for it).
+    pub(crate) fn guest(&self, handle: u32) -> Status<&Guest> {
         self.guests
-            .get(&handle)
+            .get(self.client, handle)
             .ok_or(FirmwareStatus::INVALID_GUEST)
     }
 
-    fn guest_mut(&mut self, handle: u32) -> Status<&mut Guest> {
+    pub(crate) fn guest_mut(&mut self, handle: u32) -> Status<&mut Guest> {
         self.guests
-            .get_mut(&handle)
+            .get_mut(self.client, handle)
             .ok_or(FirmwareStatus::INVALID_GUEST)
     }
 
@@ -782,7 +841,7 @@ impl Firmware {
         if self.guest(handle)?.activation != Activation::Inactive {
             return Err(FirmwareStatus::ACTIVE);
         }
-        self.guests.remove(&handle);
+        self.guests.remove(self.client, handle);
         if self.guests.is_empty() {
             self.state = PlatformState::Init;
         }
@@ -892,8 +951,9 @@ impl Firmware {
             }
             keys
         };
-        let handle = (1..=self.config.max_guests)
-            .find(|h| !self.guests.contains_key(h))
+        let handle = self
+            .guests
+            .free_handle(self.config.max_guests)
             .ok_or(FirmwareStatus::RESOURCE_LIMIT)?;
         let (vek, key_group) = if let Some(s) = shared {
             s
@@ -904,8 +964,10 @@ impl Firmware {
             self.next_key_group += 1;
             (vek, group)
         };
-        self.guests
-            .insert(handle, Guest::new(policy, vek, key_group, channel));
+        self.guests.insert(
+            handle,
+            Guest::new(self.client, policy, vek, key_group, channel),
+        );
         self.state = PlatformState::Working;
         b.handle = U32::new(handle);
         put(buf, &b);
@@ -915,7 +977,10 @@ impl Firmware {
     fn launch_update(&mut self, buf: &[u8], mem: &mut dyn SystemMemory, vmsa: bool) -> Status {
         let b: LaunchUpdateBuffer = parse(buf)?;
         let (paddr, len) = (b.paddr.get(), b.len.get());
-        let guest = self.guest(b.handle.get())?;
+        let guest = self
+            .guests
+            .get(self.client, b.handle.get())
+            .ok_or(FirmwareStatus::INVALID_GUEST)?;
         if guest.state != GuestState::LUpdate {
             return Err(FirmwareStatus::INVALID_GUEST_STATE);
         }
@@ -998,7 +1063,7 @@ impl Firmware {
         let mut b: LaunchMeasureBuffer = parse(buf)?;
         let guest = self
             .guests
-            .get(&b.handle.get())
+            .get(self.client, b.handle.get())
             .ok_or(FirmwareStatus::INVALID_GUEST)?;
         if guest.state != GuestState::LUpdate {
             return Err(FirmwareStatus::INVALID_GUEST_STATE);

@@ -7,6 +7,7 @@ use sev_measure::log::{DigestAlgorithm, LaunchLog};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::client::ClientId;
 use crate::crypt::MemoryKey;
 
 /// Legacy guest states (reference §1.5), with AMD's encodings.
@@ -78,6 +79,11 @@ impl Activation {
 
 /// One guest context.
 pub(crate) struct Guest {
+    /// The client that created it (LAUNCH_START); no other may name it.
+    pub(crate) client: ClientId,
+    /// The guest principal's token, once attached
+    /// ([`sev_abi::host_ops::GuestAttachOp`]).
+    pub(crate) principal: Option<Zeroizing<[u8; 32]>>,
     pub(crate) policy: GuestPolicy,
     pub(crate) state: GuestState,
     pub(crate) activation: Activation,
@@ -99,6 +105,7 @@ pub(crate) struct Guest {
 
 impl Guest {
     pub(crate) fn new(
+        client: ClientId,
         policy: GuestPolicy,
         vek: Zeroizing<[u8; 16]>,
         key_group: u64,
@@ -106,6 +113,8 @@ impl Guest {
     ) -> Self {
         let key = MemoryKey::from_vek(&vek);
         Self {
+            client,
+            principal: None,
             policy,
             state: GuestState::LUpdate,
             activation: Activation::Inactive,
@@ -116,8 +125,65 @@ impl Guest {
             ld: Some(Sha256::new()),
             launch_digest: [0; 32],
             measurement: [0; 32],
-            log: LaunchLog::new(DigestAlgorithm::Sha256, None),
+            log: LaunchLog::new(DigestAlgorithm::Sha256, None)
+                .with_limit(crate::LAUNCH_LOG_MAX_ENTRIES),
         }
+    }
+}
+
+/// The legacy guests by handle. A guest is reachable only with the client
+/// that created it ([`crate::client`]): there is no lookup by handle alone.
+#[derive(Default)]
+pub(crate) struct Guests(std::collections::BTreeMap<u32, Guest>);
+
+impl Guests {
+    /// `client`'s guest `handle`.
+    pub(crate) fn get(&self, client: ClientId, handle: u32) -> Option<&Guest> {
+        self.0.get(&handle).filter(|g| g.client == client)
+    }
+
+    /// `client`'s guest `handle`, mutably.
+    pub(crate) fn get_mut(&mut self, client: ClientId, handle: u32) -> Option<&mut Guest> {
+        self.0.get_mut(&handle).filter(|g| g.client == client)
+    }
+
+    /// `client`'s guests.
+    pub(crate) fn of(&self, client: ClientId) -> impl Iterator<Item = (u32, &Guest)> {
+        self.0
+            .iter()
+            .filter(move |(_, g)| g.client == client)
+            .map(|(h, g)| (*h, g))
+    }
+
+    /// Removes `client`'s guest `handle`.
+    pub(crate) fn remove(&mut self, client: ClientId, handle: u32) -> Option<Guest> {
+        self.get(client, handle)?;
+        self.0.remove(&handle)
+    }
+
+    /// The lowest free handle in `1..=max`.
+    pub(crate) fn free_handle(&self, max: u32) -> Option<u32> {
+        (1..=max).find(|h| !self.0.contains_key(h))
+    }
+
+    /// Adds a guest under `handle` (from [`Self::free_handle`]).
+    pub(crate) fn insert(&mut self, handle: u32, guest: Guest) {
+        self.0.insert(handle, guest);
+    }
+
+    /// Every client's guests (the platform's count).
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the platform has no guests.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Forgets every guest (SHUTDOWN).
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
     }
 }
 

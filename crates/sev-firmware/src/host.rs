@@ -4,26 +4,41 @@
 //! that they cross the firmware socket too.
 //!
 //! A guest access models the memory controller: a private access (C-bit
-//! set) is decrypted or encrypted with the key of the guest running on the
-//! ASID, at the system address (the tweak); for an SNP guest the RMP check
-//! comes first (the page must be assigned to the ASID at that GPA and, for
-//! private accesses, validated); a shared access to a guest-assigned page
-//! faults, as on hardware.
+//! set) is decrypted or encrypted with the key of the guest, at the system
+//! address (the tweak); for an SNP guest the RMP check comes first (the page
+//! must be assigned to the guest's ASID at that GPA and, for private
+//! accesses, validated); a shared access to a guest-assigned page faults,
+//! as on hardware.
+//!
+//! A guest access and PVALIDATE act as the guest, which on hardware only
+//! code running in the guest can: they take the guest principal's token
+//! (SEVKIT_GUEST_ATTACH mints it, once per guest, for the caller that owns
+//! the guest), never an ASID the host names. See [`crate::client`].
 
 use sev_abi::host_ops::{
-    GuestAccessOp, HostOp, PsmashOp, PvalidateOp, RmpUpdateOp, GUEST_ACCESS_MAX_LEN,
+    GuestAccessOp, GuestAttachOp, HostOp, PsmashOp, PvalidateOp, RmpUpdateOp, GUEST_ACCESS_MAX_LEN,
     GUEST_ACCESS_NOT_VALIDATED, GUEST_ACCESS_NO_GUEST, GUEST_ACCESS_PRIVATE,
-    GUEST_ACCESS_RMP_FAULT, GUEST_ACCESS_WRITE, PVALIDATE_NO_UPDATE, PVALIDATE_VALIDATE,
-    RMP_ASSIGNED, RMP_IMMUTABLE, RMP_PAGE_2M,
+    GUEST_ACCESS_RMP_FAULT, GUEST_ACCESS_WRITE, GUEST_ATTACH_TAKEN, GUEST_TOKEN_LEN,
+    PVALIDATE_NO_UPDATE, PVALIDATE_VALIDATE, RMP_ASSIGNED, RMP_IMMUTABLE, RMP_PAGE_2M,
 };
 use sev_abi::status::FirmwareStatus;
+use sev_crypto::packet::ct_eq;
 use zerocopy::little_endian::U32;
 use zeroize::Zeroizing;
 
 use crate::crypt::MemoryKey;
 use crate::firmware::{parse, put, read_into, write_mem, Status};
 use crate::snp::rmp::{PageSize, PvalidateOutcome, RmpError, RmpUpdate};
+use crate::snp::Secret32;
 use crate::{Firmware, SystemMemory};
+
+/// The guest a principal's token names, as the memory controller needs it.
+struct Principal<'a> {
+    key: &'a MemoryKey,
+    /// The guest's ASID (`None`: not running on one).
+    asid: Option<u32>,
+    snp: bool,
+}
 
 const PAGE: u64 = 4096;
 
@@ -68,42 +83,111 @@ impl Firmware {
             HostOp::Pvalidate => {
                 let mut b: PvalidateOp = parse(buf)?;
                 let flags = b.flags.get();
-                if flags & !(PVALIDATE_VALIDATE | RMP_PAGE_2M) != 0 {
+                if b.reserved.get() != 0 || flags & !(PVALIDATE_VALIDATE | RMP_PAGE_2M) != 0 {
                     return Err(FirmwareStatus::INVALID_PARAM);
                 }
-                let result = self.pvalidate(
-                    b.asid.get(),
-                    b.gpa.get(),
-                    PageSize::from_bit(flags & RMP_PAGE_2M != 0),
-                    flags & PVALIDATE_VALIDATE != 0,
-                );
-                b.no_update = U32::new(match result {
-                    Ok(PvalidateOutcome::NoUpdate) => PVALIDATE_NO_UPDATE,
-                    _ => 0,
-                });
-                b.rc = U32::new(rc_of(result));
+                let principal = self.principal(&b.token)?;
+                b.no_update = U32::new(0);
+                b.rc = match principal.asid {
+                    Some(asid) if principal.snp => {
+                        let result = self.pvalidate(
+                            asid,
+                            b.gpa.get(),
+                            PageSize::from_bit(flags & RMP_PAGE_2M != 0),
+                            flags & PVALIDATE_VALIDATE != 0,
+                        );
+                        if let Ok(PvalidateOutcome::NoUpdate) = result {
+                            b.no_update = U32::new(PVALIDATE_NO_UPDATE);
+                        }
+                        U32::new(rc_of(result))
+                    }
+                    // PVALIDATE is an SNP instruction: #UD elsewhere.
+                    Some(_) => U32::new(RmpError::FailInput.code()),
+                    None => U32::new(GUEST_ACCESS_NO_GUEST),
+                };
                 put(buf, &b);
             }
             HostOp::GuestAccess => {
                 let mut b: GuestAccessOp = parse(buf)?;
+                if b.reserved.get() != 0 {
+                    return Err(FirmwareStatus::INVALID_PARAM);
+                }
                 let rc = self.guest_access(&b, mem)?;
                 b.rc = U32::new(rc);
+                put(buf, &b);
+            }
+            HostOp::GuestAttach => {
+                let mut b: GuestAttachOp = parse(buf)?;
+                b.rc = U32::new(self.attach(&mut b)?);
                 put(buf, &b);
             }
         }
         Ok(())
     }
 
-    /// The key of the guest running on `asid`, and whether it is an SNP
-    /// guest.
-    fn key_of_asid(&self, asid: u32) -> Option<(&MemoryKey, bool)> {
-        if let Some(gctx) = self.snp.bound_asids.get(&asid) {
-            return self.snp.guests.get(gctx).map(|g| (&g.key, true));
+    /// SEVKIT_GUEST_ATTACH: the token of the guest's principal, minted once.
+    fn attach(&mut self, b: &mut GuestAttachOp) -> Status<u32> {
+        // Find the guest (and refuse a second attach) before drawing
+        // randomness: seeded runs stay reproducible.
+        let taken = match (b.gctx_paddr.get(), b.handle.get()) {
+            (0, 0) => return Err(FirmwareStatus::INVALID_GUEST),
+            (0, handle) => self.guest(handle)?.principal.is_some(),
+            (gctx, 0) => self
+                .snp
+                .guests
+                .get(&gctx)
+                .ok_or(FirmwareStatus::INVALID_GUEST)?
+                .principal
+                .is_some(),
+            _ => return Err(FirmwareStatus::INVALID_PARAM),
+        };
+        if taken {
+            return Ok(GUEST_ATTACH_TAKEN);
+        }
+        let mut token = Secret32::default();
+        self.rng.fill_bytes(&mut token.0);
+        b.token.copy_from_slice(&token.0);
+        match (b.gctx_paddr.get(), b.handle.get()) {
+            (0, handle) => self.guest_mut(handle)?.principal = Some(Zeroizing::new(token.0)),
+            (gctx, _) => {
+                if let Some(ctx) = self.snp.guests.get_mut(&gctx) {
+                    ctx.principal = Some(token);
+                }
+            }
+        }
+        Ok(0)
+    }
+
+    /// The caller's guest whose principal holds `token` (`INVALID_GUEST`
+    /// for any other token: the guest principal of another client, of no
+    /// guest, or never minted).
+    fn principal(&self, token: &[u8; GUEST_TOKEN_LEN]) -> Status<Principal<'_>> {
+        let matches = |held: &[u8]| ct_eq(held, token);
+        if token.iter().all(|&b| b == 0) {
+            return Err(FirmwareStatus::INVALID_GUEST);
+        }
+        if let Some(ctx) = self
+            .snp
+            .guests
+            .values()
+            .find(|g| g.principal.as_ref().is_some_and(|p| matches(&p.0)))
+        {
+            return Ok(Principal {
+                key: &ctx.key,
+                asid: ctx.activated.then_some(ctx.asid),
+                snp: true,
+            });
         }
         self.guests
-            .values()
-            .find(|g| g.activation.asid() == Some(asid))
-            .map(|g| (&g.key, false))
+            .of(self.client)
+            .map(|(_, g)| g)
+            .find(|g| g.principal.as_ref().is_some_and(|p| matches(&p[..])))
+            .map(|g| Principal {
+                key: &g.key,
+                asid: g.activation.asid(),
+                snp: false,
+            })
+            .ok_or(FirmwareStatus::INVALID_GUEST)
     }
 
     /// One guest access; `Ok(rc)` when the access ran or faulted.
@@ -126,7 +210,9 @@ impl Firmware {
             flags & GUEST_ACCESS_WRITE != 0,
             flags & GUEST_ACCESS_PRIVATE != 0,
         );
-        let Some((key, snp)) = self.key_of_asid(b.asid.get()) else {
+        let principal = self.principal(&b.token)?;
+        let (key, snp) = (principal.key, principal.snp);
+        let Some(asid) = principal.asid else {
             return Ok(GUEST_ACCESS_NO_GUEST);
         };
         // The RMP check, page by page (SNP guests only).
@@ -135,7 +221,7 @@ impl Firmware {
             while page < end {
                 let entry = self.snp.rmp.entry(page);
                 let page_gpa = gpa.wrapping_add(page.wrapping_sub(spa - spa % PAGE));
-                let owned = entry.assigned && entry.asid == b.asid.get();
+                let owned = entry.assigned && entry.asid == asid;
                 if private {
                     if !owned || entry.gpa != page_gpa - page_gpa % PAGE {
                         return Ok(GUEST_ACCESS_RMP_FAULT);

@@ -62,6 +62,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod crypt;
 pub mod error;
 mod firmware;
@@ -72,11 +73,12 @@ pub mod memory;
 pub mod snp;
 pub mod store;
 
+pub use client::ClientId;
 pub use error::{FirmwareError, IdentityError, StoreError};
 pub use firmware::{
     Firmware, FirmwareConfig, PlatformState, CERT_CHAIN_LEN, DEFAULT_API_MAJOR, DEFAULT_API_MINOR,
     DEFAULT_BUILD, DEFAULT_MAX_ASID, DEFAULT_MAX_GUESTS, DEFAULT_MIN_SEV_ASID, GET_ID_LEN,
-    MAX_SECRET_LEN, NV_LEN, TMR_ALIGN, TMR_MIN_LEN, VMSA_LEN,
+    LAUNCH_LOG_MAX_ENTRIES, MAX_SECRET_LEN, NV_LEN, TMR_ALIGN, TMR_MIN_LEN, VMSA_LEN,
 };
 pub use guest::GuestState;
 pub use identity::{ChipIdentity, EMULATED_KEY_ID_PREFIX};

@@ -17,7 +17,7 @@ use sev_crypto::packet::{launch_measurement, seal_secret};
 use sev_crypto::session::{build_launch_session, LaunchSession};
 use sev_firmware::{
     Firmware, FirmwareConfig, FirmwareError, PlatformState, StoreError, SystemMemory, VecMemory,
-    EMULATED_KEY_ID_PREFIX,
+    EMULATED_KEY_ID_PREFIX, LAUNCH_LOG_MAX_ENTRIES,
 };
 use sev_measure::log::LogPageType;
 use sev_measure::sev::SevLaunchDigest;
@@ -1115,4 +1115,42 @@ fn kill_9_during_writes_leaves_a_valid_store() {
         verify_sev_by_sev(&chain.pek, &chain.cek).unwrap();
         verify_sev_by_sev(&chain.pek, &chain.oca).unwrap();
     }
+}
+
+/// A host that issues many tiny LAUNCH_UPDATE_DATA commands cannot grow the
+/// firmware's memory without bound: the launch log keeps
+/// `LAUNCH_LOG_MAX_ENTRIES` entries, counts the rest, keeps the newest, and
+/// still ends at the launch digest (what LAUNCH_MEASURE measured).
+#[test]
+fn the_launch_log_is_bounded_and_says_so() {
+    let mut fw = firmware(46);
+    let mut mem = memory();
+    init(&mut fw, &mut mem, false);
+    let handle = launch_start_plain(&mut fw, &mut mem, 0x0);
+    assert_eq!(
+        activate(&mut fw, &mut mem, handle, 9),
+        FirmwareStatus::SUCCESS
+    );
+    let steps = LAUNCH_LOG_MAX_ENTRIES + 1000;
+    let mut digest = SevLaunchDigest::new();
+    for i in 0..steps {
+        let paddr = DATA + (i as u64 % 256) * 16;
+        let block = [(i % 251) as u8; 16];
+        mem.write(paddr, &block).unwrap();
+        digest.update("update_data", Some(paddr), LogPageType::SevData, &block);
+        assert_eq!(
+            update(&mut fw, &mut mem, handle, paddr, 16, false),
+            FirmwareStatus::SUCCESS
+        );
+    }
+    let log = fw.launch_log(handle).unwrap();
+    assert_eq!(log.entries.len(), LAUNCH_LOG_MAX_ENTRIES);
+    assert_eq!(log.omitted, 1000);
+    assert!(log.is_truncated());
+    assert_eq!(log.last.as_ref().unwrap().step, steps - 1);
+    let (expected, _) = digest.finish();
+    assert_eq!(log.final_digest(), Some(&expected[..]));
+    assert!(log
+        .to_string()
+        .contains("1000 more steps were measured and not recorded"));
 }

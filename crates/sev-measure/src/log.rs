@@ -163,6 +163,12 @@ pub enum Divergence {
 }
 
 /// The ordered record of a launch measurement.
+///
+/// A log may have a limit ([`LaunchLog::with_limit`]): the software AMD-SP
+/// keeps at most that many entries per guest, so a host cannot grow its
+/// memory without bound with tiny updates. Past the limit, steps are
+/// counted in `omitted` and only the newest is kept (in `last`), so the
+/// final digest stays known; the table and the JSON say so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LaunchLog {
     /// The digest algorithm.
@@ -172,6 +178,21 @@ pub struct LaunchLog {
     pub initial_digest: Option<HexBytes>,
     /// The steps, in order.
     pub entries: Vec<LaunchLogEntry>,
+    /// Steps measured after `entries` reached the limit and not recorded.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted: u64,
+    /// The newest step when it was not recorded in `entries`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<LaunchLogEntry>,
+    /// Most entries kept (`None`: no limit).
+    #[serde(skip)]
+    limit: Option<usize>,
+}
+
+// serde's `skip_serializing_if` passes the field by reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl LaunchLog {
@@ -181,7 +202,23 @@ impl LaunchLog {
             algorithm,
             initial_digest: initial_digest.map(HexBytes),
             entries: Vec::new(),
+            omitted: 0,
+            last: None,
+            limit: None,
         }
+    }
+
+    /// The same log keeping at most `limit` entries (see the type's
+    /// documentation).
+    #[must_use]
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Whether steps were left out (the limit was reached).
+    pub fn is_truncated(&self) -> bool {
+        self.omitted > 0
     }
 
     /// Appends an entry, numbering it.
@@ -194,8 +231,8 @@ impl LaunchLog {
         content_hash: &[u8],
         digest_after: &[u8],
     ) {
-        let step = self.entries.len();
-        self.entries.push(LaunchLogEntry {
+        let step = self.entries.len() + self.omitted as usize;
+        let entry = LaunchLogEntry {
             step,
             region: region.into(),
             gpa,
@@ -203,19 +240,28 @@ impl LaunchLog {
             length,
             content_hash: HexBytes(content_hash.to_vec()),
             digest_after: HexBytes(digest_after.to_vec()),
-        });
+        };
+        if self.limit.is_some_and(|limit| self.entries.len() >= limit) {
+            self.omitted += 1;
+            self.last = Some(entry);
+        } else {
+            self.entries.push(entry);
+        }
     }
 
     /// The digest after the last step (the initial digest when empty).
     pub fn final_digest(&self) -> Option<&[u8]> {
-        self.entries
-            .last()
+        self.last
+            .as_ref()
+            .or(self.entries.last())
             .map(|e| e.digest_after.as_slice())
             .or(self.initial_digest.as_ref().map(HexBytes::as_slice))
     }
 
     /// The first place where `self` and `other` differ, or `None` when they
-    /// are identical.
+    /// are identical. A truncated log ([`Self::is_truncated`]) agrees with
+    /// another when its recorded entries are a prefix of the other's and
+    /// both end at the same digest.
     pub fn first_divergence(&self, other: &LaunchLog) -> Option<Divergence> {
         if self.algorithm != other.algorithm || self.initial_digest != other.initial_digest {
             return Some(Divergence::Start);
@@ -227,6 +273,11 @@ impl LaunchLog {
             .position(|(a, b)| a != b)
         {
             return Some(Divergence::Step(i));
+        }
+        if (self.is_truncated() || other.is_truncated())
+            && self.final_digest() == other.final_digest()
+        {
+            return None;
         }
         (self.entries.len() != other.entries.len())
             .then(|| Divergence::Length(self.entries.len().min(other.entries.len())))
@@ -249,7 +300,24 @@ impl fmt::Display for LaunchLog {
             "{:>5}  {:<14}  {:<18}  {:<10}  {:>8}  {:<width$}  digest after",
             "step", "region", "gpa", "type", "length", "content"
         )?;
-        for e in &self.entries {
+        let omitted = self.last.as_ref().map(|last| {
+            (
+                format!(
+                    "# {} more steps were measured and not recorded (a log keeps {} entries); \
+                     the last:",
+                    self.omitted,
+                    self.entries.len()
+                ),
+                last,
+            )
+        });
+        let tail = omitted.iter().map(|(_, last)| *last);
+        for (i, e) in self.entries.iter().chain(tail).enumerate() {
+            if i == self.entries.len() {
+                if let Some((note, _)) = &omitted {
+                    writeln!(f, "{note}")?;
+                }
+            }
             let gpa = e
                 .gpa
                 .map_or_else(|| "-".to_string(), |g| format!("{g:#018x}"));
@@ -318,6 +386,51 @@ mod tests {
         assert_eq!(text.lines().count(), 4);
         assert!(text.contains("0x00000000ffc00000"));
         assert!(text.contains(&"04".repeat(48)));
+    }
+
+    #[test]
+    fn a_limit_keeps_the_first_entries_and_the_last() {
+        let full = {
+            let mut log = LaunchLog::new(DigestAlgorithm::Sha256, None);
+            for i in 0..10u8 {
+                log.push(
+                    "update_data",
+                    Some(u64::from(i)),
+                    LogPageType::SevData,
+                    16,
+                    &[i; 32],
+                    &[i; 32],
+                );
+            }
+            log
+        };
+        let mut capped = LaunchLog::new(DigestAlgorithm::Sha256, None).with_limit(4);
+        for e in &full.entries {
+            let (c, d) = (e.content_hash.as_slice(), e.digest_after.as_slice());
+            capped.push(e.region.clone(), e.gpa, e.page_type, e.length, c, d);
+        }
+        assert_eq!(capped.entries, full.entries[..4]);
+        assert_eq!((capped.omitted, capped.is_truncated()), (6, true));
+        assert_eq!(capped.last.as_ref(), full.entries.last());
+        assert_eq!(capped.final_digest(), full.final_digest());
+        assert_eq!(capped.first_divergence(&full), None);
+        assert_eq!(full.first_divergence(&capped), None);
+        let mut other = full.clone();
+        other.entries[9].digest_after = HexBytes(vec![0xEE; 32]);
+        assert_eq!(capped.first_divergence(&other), Some(Divergence::Length(4)));
+        let text = capped.to_string();
+        assert!(
+            text.contains("# 6 more steps were measured and not recorded"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1 + 4 + 1 + 1, "{text}");
+        let json = serde_json::to_value(&capped).unwrap();
+        assert_eq!(json["omitted"], 6);
+        assert_eq!(json["last"]["step"], 9);
+        assert!(serde_json::to_value(&full)
+            .unwrap()
+            .get("omitted")
+            .is_none());
     }
 
     #[test]

@@ -10,9 +10,13 @@
 //! certificate exit): a buffer too small is answered with the number of
 //! pages needed, and the guest retries.
 //!
-//! Guest side ([`SimulatedGuest`]): what Linux's sev-guest driver does: read
-//! VMPCK0 from the secrets page (a private read: only the guest can), seal
-//! MSG_REPORT_REQ with it, make the (extended) request, open the response.
+//! Guest side ([`SimulatedGuest`]): the guest's own actions, for VMs whose
+//! guest does not run. It holds the guest's principal (attached once, at
+//! launch: [`crate::host::GuestPrincipal`]), reads its own memory with it,
+//! and does what Linux's sev-guest driver does: read VMPCK0 from the
+//! secrets page (a private read: only the guest can), seal MSG_REPORT_REQ
+//! with it, make the (extended) request, open the response. Its message
+//! sequence numbers last as long as the guest, as the driver's do.
 
 use sev_abi::commands::{SnpCommand, SnpGuestRequestBuffer, SnpPageReclaimBuffer};
 use sev_abi::guest_msg::KeySelect;
@@ -23,7 +27,7 @@ use zerocopy::FromBytes;
 use zeroize::Zeroize;
 
 use crate::guest::FirmwareGuest;
-use crate::host::{Host, HostError};
+use crate::host::{GuestPrincipal, Host, HostError};
 use crate::memory::{host_area, PAGE_SIZE};
 
 /// Shared guest pages the simulated guest uses for its requests (low RAM,
@@ -93,46 +97,82 @@ pub fn forward_guest_request(
     Ok(())
 }
 
-/// A model of the guest kernel's sev-guest driver, for VMs whose guest does
-/// not actually run.
+/// The guest's own side, for VMs whose guest does not run: its principal
+/// (its view of its memory) and, for SNP guests, a model of the guest
+/// kernel's sev-guest driver whose VMPCK0 channel (and so its message
+/// sequence numbers) lasts as long as the guest.
 pub struct SimulatedGuest {
-    channel: GuestChannel,
+    principal: GuestPrincipal,
+    guest: FirmwareGuest,
+    /// The SNP secrets page's GPA (`None`: no secrets page, no requests).
+    secrets_gpa: Option<u64>,
+    /// The VMPCK0 channel, opened from the secrets page at the first
+    /// request.
+    channel: Option<GuestChannel>,
 }
 
 impl core::fmt::Debug for SimulatedGuest {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SimulatedGuest").finish_non_exhaustive()
+        f.debug_struct("SimulatedGuest")
+            .field("guest", &self.guest)
+            .finish_non_exhaustive()
     }
 }
 
 impl SimulatedGuest {
-    /// Reads the secrets page at `secrets_gpa` as the guest (private, with
-    /// its key) and opens a channel on VMPCK0.
-    pub fn boot(
+    /// Attaches to `guest` as its principal (once per guest: the firmware
+    /// refuses a second attach). `secrets_gpa` is the SNP secrets page.
+    pub fn attach(
         host: &mut Host,
         guest: FirmwareGuest,
-        secrets_gpa: u64,
-    ) -> Result<Self, GuestRequestError> {
-        let mut page = vec![0u8; PAGE_SIZE as usize];
-        host.guest_access(guest.asid(), secrets_gpa, &mut page, false, true)?;
-        let secrets = SecretsPage::read_from_bytes(&page)
-            .map_err(|_| GuestRequestError::Guest("the secrets page does not parse".into()));
-        page.zeroize();
-        let mut secrets = secrets?;
-        let channel = GuestChannel::from_secrets_page(&secrets, 0)
-            .map_err(|e| GuestRequestError::Guest(e.to_string()));
-        secrets.vmpck.zeroize();
-        Ok(Self { channel: channel? })
+        secrets_gpa: Option<u64>,
+    ) -> Result<Self, HostError> {
+        Ok(Self {
+            principal: host.attach_guest(guest)?,
+            guest,
+            secrets_gpa,
+            channel: None,
+        })
+    }
+
+    /// What the guest reads at `gpa` (a private access: its own plaintext).
+    pub fn read(&self, host: &mut Host, gpa: u64, len: usize) -> Result<Vec<u8>, HostError> {
+        let mut out = vec![0u8; len];
+        host.guest_access(&self.principal, gpa, &mut out, false, true)?;
+        Ok(out)
+    }
+
+    /// The VMPCK0 channel: opened from the secrets page the first time
+    /// (a private read), kept after.
+    fn channel(&mut self, host: &mut Host) -> Result<&mut GuestChannel, GuestRequestError> {
+        if self.channel.is_none() {
+            let secrets_gpa = self.secrets_gpa.ok_or_else(|| {
+                GuestRequestError::NotAvailable("the firmware image has no SNP secrets page".into())
+            })?;
+            let mut page = vec![0u8; PAGE_SIZE as usize];
+            host.guest_access(&self.principal, secrets_gpa, &mut page, false, true)?;
+            let secrets = SecretsPage::read_from_bytes(&page)
+                .map_err(|_| GuestRequestError::Guest("the secrets page does not parse".into()));
+            page.zeroize();
+            let mut secrets = secrets?;
+            let channel = GuestChannel::from_secrets_page(&secrets, 0)
+                .map_err(|e| GuestRequestError::Guest(e.to_string()));
+            secrets.vmpck.zeroize();
+            self.channel = Some(channel?);
+        }
+        self.channel
+            .as_mut()
+            .ok_or_else(|| GuestRequestError::Guest("no channel".into()))
     }
 
     /// Seals MSG_REPORT_REQ and writes it to the request page.
-    pub fn write_report_request(
+    fn write_report_request(
         &mut self,
         host: &mut Host,
         report_data: [u8; 64],
     ) -> Result<(), GuestRequestError> {
         let request = self
-            .channel
+            .channel(host)?
             .request_report(report_data, 0, KeySelect::Vcek)
             .map_err(|e| GuestRequestError::Guest(e.to_string()))?;
         host.memory_mut()
@@ -141,11 +181,11 @@ impl SimulatedGuest {
     }
 
     /// Opens the report response from the response page.
-    pub fn read_report_response(&mut self, host: &mut Host) -> Result<Vec<u8>, GuestRequestError> {
+    fn read_report_response(&mut self, host: &mut Host) -> Result<Vec<u8>, GuestRequestError> {
         let mut page = vec![0u8; PAGE_SIZE as usize];
         host.memory().host_read(guest_pages::RESPONSE, &mut page)?;
         let report = self
-            .channel
+            .channel(host)?
             .open_report_response(&page)
             .map_err(|e| GuestRequestError::Guest(e.to_string()))?;
         Ok(zerocopy::IntoBytes::as_bytes(&report).to_vec())
@@ -169,21 +209,37 @@ pub struct GuestReport {
 /// certificate file, makes the guest retry).
 const MAX_ATTEMPTS: usize = 8;
 
-/// The guest asks for an extended report (SNP_GET_EXT_REPORT): the host
-/// answers the certificate exit from `certs`; a buffer too small
-/// (`certs_pages`, default 1) makes the guest retry with the pages the host
-/// said it needs; then the request goes to the firmware and the guest opens
-/// the response.
-pub fn extended_report(
+impl SimulatedGuest {
+    /// The guest asks for an extended report (SNP_GET_EXT_REPORT): the
+    /// host answers the certificate exit from `certs`; a buffer too small
+    /// (`certs_pages`, default 1) makes the guest retry with the pages the
+    /// host said it needs; then the request goes to the firmware and the
+    /// guest opens the response.
+    pub fn extended_report(
+        &mut self,
+        host: &mut Host,
+        certs: &crate::certs::CertsProvider,
+        report_data: [u8; 64],
+        certs_pages: Option<u64>,
+    ) -> Result<GuestReport, GuestRequestError> {
+        if !self.guest.is_snp() {
+            return Err(GuestRequestError::NotAvailable(
+                "guest requests need an SEV-SNP guest".into(),
+            ));
+        }
+        extended_report(self, host, certs, report_data, certs_pages)
+    }
+}
+
+fn extended_report(
+    sim: &mut SimulatedGuest,
     host: &mut Host,
-    guest: FirmwareGuest,
-    secrets_gpa: u64,
     certs: &crate::certs::CertsProvider,
     report_data: [u8; 64],
     certs_pages: Option<u64>,
 ) -> Result<GuestReport, GuestRequestError> {
     use crate::certs::{GuestCertsOutcome, ReqCertsOutcome, SnpReqCerts};
-    let mut sim = SimulatedGuest::boot(host, guest, secrets_gpa)?;
+    let guest = sim.guest;
     let mut npages = certs_pages.unwrap_or(1);
     let mut pages_offered = Vec::new();
     for _ in 0..MAX_ATTEMPTS {

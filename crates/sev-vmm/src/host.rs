@@ -8,18 +8,37 @@ use sev_abi::commands::{
     SnpPlatformStatus, SnpPlatformStatusBuffer, INIT_FLAG_SEV_ES, PLATFORM_CONFIG_ES,
 };
 use sev_abi::host_ops::{
-    GuestAccessOp, HostOp, RmpUpdateOp, GUEST_ACCESS_MAX_LEN, GUEST_ACCESS_PRIVATE,
-    GUEST_ACCESS_WRITE, RMP_ASSIGNED, RMP_IMMUTABLE,
+    GuestAccessOp, GuestAttachOp, HostOp, RmpUpdateOp, GUEST_ACCESS_MAX_LEN, GUEST_ACCESS_PRIVATE,
+    GUEST_ACCESS_WRITE, GUEST_ATTACH_TAKEN, GUEST_TOKEN_LEN, RMP_ASSIGNED, RMP_IMMUTABLE,
 };
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::{MemoryError, SystemMemory};
 use sev_firmware_server::{AmdSp, SpError};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
+use zeroize::Zeroizing;
 
 use sev_abi::legacy_cert::SEV_CERT_LEN;
 
+use crate::guest::FirmwareGuest;
 use crate::memory::{host_area, GuestMemory, PAGE_SIZE};
+
+/// The capability to act as one guest (its own view of its memory): the
+/// token SEVKIT_GUEST_ATTACH mints once per guest
+/// ([`sev_abi::host_ops::GuestAttachOp`]). The VMM's vCPU side holds it
+/// (today the simulated guest of [`crate::guest_request`]); the monitor and
+/// the debug paths never do, so they see a guest's private memory only
+/// through DBG_DECRYPT, as the guest policy allows. Zeroized on drop, never
+/// printed.
+pub struct GuestPrincipal {
+    token: Zeroizing<[u8; GUEST_TOKEN_LEN]>,
+}
+
+impl core::fmt::Debug for GuestPrincipal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("GuestPrincipal(<redacted>)")
+    }
+}
 
 /// A command or instruction the host issued failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +76,12 @@ pub enum HostError {
         /// The fault code (`sev_abi::host_ops::GUEST_ACCESS_*`).
         rc: u32,
     },
+    /// The guest's principal was attached before (a guest has one).
+    #[error(
+        "the guest's principal is already attached (SEVKIT_GUEST_ATTACH answers only the first \
+         caller: the VMM's guest side holds it)"
+    )]
+    GuestTaken,
     /// The platform cannot run the guest.
     #[error("{0}")]
     Platform(String),
@@ -362,16 +387,36 @@ impl Host {
         self.rmp_update(spa, 0, 0, RMP_ASSIGNED | RMP_IMMUTABLE)
     }
 
-    /// The guest running on `asid` reads (`write == false`) or writes its
-    /// memory at `gpa`, privately (C-bit set) or shared. The data moves
-    /// through the host area's scratch page; at most a page at a time.
+    /// SEVKIT_GUEST_ATTACH: the principal of `guest`, which only the first
+    /// attach gets ([`HostError::GuestTaken`] after).
+    pub fn attach_guest(&mut self, guest: FirmwareGuest) -> Result<GuestPrincipal, HostError> {
+        let mut b = GuestAttachOp::default();
+        match guest {
+            FirmwareGuest::Legacy { handle, .. } => b.handle = U32::new(handle),
+            FirmwareGuest::Snp { gctx_paddr, .. } => b.gctx_paddr = U64::new(gctx_paddr),
+        }
+        self.run(HostOp::GuestAttach.id(), &mut b)?;
+        let token = Zeroizing::new(b.token);
+        b.token = [0; GUEST_TOKEN_LEN];
+        match b.rc.get() {
+            0 => Ok(GuestPrincipal { token }),
+            GUEST_ATTACH_TAKEN => Err(HostError::GuestTaken),
+            rc => Err(HostError::Platform(format!(
+                "SEVKIT_GUEST_ATTACH answered an unknown code {rc}"
+            ))),
+        }
+    }
+
+    /// The guest whose principal is `principal` reads (`write == false`) or
+    /// writes its memory at `gpa`, privately (C-bit set) or shared. The data
+    /// moves through the host area's scratch page; at most a page at a time.
     ///
-    /// Only a model of the guest itself uses this (the demo's guest, the
-    /// simulated guest that asks for attestation reports): it is what the
-    /// guest sees, not what the host may see.
+    /// This is what the guest sees, not what the host may see: only the
+    /// holder of the guest's principal (a model of the guest itself) can
+    /// call it.
     pub fn guest_access(
         &mut self,
-        asid: u32,
+        principal: &GuestPrincipal,
         gpa: u64,
         data: &mut [u8],
         write: bool,
@@ -392,15 +437,17 @@ impl Host {
             }
             debug_assert!(chunk.len() as u32 <= GUEST_ACCESS_MAX_LEN);
             let mut b = GuestAccessOp {
+                token: *principal.token,
                 spa: U64::new(at),
                 gpa: U64::new(at),
                 host_paddr: U64::new(scratch),
-                asid: U32::new(asid),
                 len: U32::new(chunk.len() as u32),
                 flags: U32::new(flags),
                 ..GuestAccessOp::default()
             };
-            self.run(HostOp::GuestAccess.id(), &mut b)?;
+            let result = self.run(HostOp::GuestAccess.id(), &mut b);
+            b.token = [0; GUEST_TOKEN_LEN];
+            result?;
             if b.rc.get() != 0 {
                 return Err(HostError::GuestFault {
                     spa: at,

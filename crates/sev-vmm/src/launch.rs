@@ -40,6 +40,7 @@ use zerocopy::{FromZeros, IntoBytes};
 
 use crate::cpuid::{cpuid_page_for_signature, CpuidHost};
 use crate::guest::FirmwareGuest;
+use crate::guest_request::SimulatedGuest;
 use crate::host::{Host, HostError, PlatformInfo};
 use crate::memory::{host_area, PAGE_SIZE};
 
@@ -202,6 +203,9 @@ pub struct Launched {
     pub measure_blob: Option<[u8; LAUNCH_MEASUREMENT_LEN]>,
     /// The firmware image's SNP secrets page (SNP only).
     pub secrets_gpa: Option<u64>,
+    /// The guest's own side: its principal, attached at LAUNCH_FINISH (the
+    /// only holder of the guest's view of its memory).
+    pub simulated_guest: SimulatedGuest,
 }
 
 /// Finds a free ASID: ES and SNP guests take the low range, SEV guests the
@@ -566,6 +570,7 @@ impl SevLaunch<Measured> {
         self.host.run(SevCommand::LaunchFinish.id(), &mut b)?;
         let measure_blob = Some(self.measure_blob());
         let (digest, log) = self.digest.finish();
+        let simulated_guest = SimulatedGuest::attach(&mut self.host, self.guest, None)?;
         Ok(Launched {
             host: self.host,
             guest: self.guest,
@@ -574,6 +579,7 @@ impl SevLaunch<Measured> {
             digest: digest.to_vec(),
             measure_blob,
             secrets_gpa: None,
+            simulated_guest,
         })
     }
 }
@@ -711,6 +717,7 @@ impl SnpLaunch<Updating> {
         fin.flags = U64::new(flags);
         self.host.run(SnpCommand::SnpLaunchFinish.id(), &mut fin)?;
         let (digest, log) = digest.finish();
+        let simulated_guest = SimulatedGuest::attach(&mut self.host, self.guest, secrets_gpa)?;
         Ok(Launched {
             host: self.host,
             guest: self.guest,
@@ -719,6 +726,7 @@ impl SnpLaunch<Updating> {
             digest: digest.to_vec(),
             measure_blob: None,
             secrets_gpa,
+            simulated_guest,
         })
     }
 

@@ -23,7 +23,7 @@ use zerocopy::FromZeros;
 
 use crate::certs::CertsProvider;
 use crate::guest::FirmwareGuest;
-use crate::guest_request::{extended_report, GuestReport};
+use crate::guest_request::GuestReport;
 use crate::host::{Host, HostError, PlatformCertificates, PlatformInfo};
 use crate::launch::{LaunchError, Launched, Measured, SevLaunch, SnpLaunch, Updating};
 use crate::memory::host_area;
@@ -406,39 +406,31 @@ impl Vm {
     }
 
     /// The guest asks for an extended SNP report (see
-    /// [`crate::guest_request::extended_report`]): only once it runs.
+    /// [`SimulatedGuest::extended_report`](crate::guest_request::SimulatedGuest::extended_report)):
+    /// only once it runs.
     pub fn guest_report(
         &mut self,
         report_data: [u8; 64],
         certs_pages: Option<u64>,
     ) -> Result<GuestReport, VmError> {
-        let guest = self.guest;
-        if !guest.is_snp() {
+        if !self.guest.is_snp() {
             return Err(VmError::new("guest requests need an SEV-SNP guest"));
         }
         let certs = self.certs.clone();
         let launched = self.launched_guest()?;
-        let secrets = launched
-            .secrets_gpa
-            .ok_or_else(|| VmError::new("the firmware image has no SNP secrets page"))?;
-        extended_report(
-            &mut launched.host,
-            guest,
-            secrets,
-            &certs,
-            report_data,
-            certs_pages,
-        )
-        .map_err(|e| VmError::new(e.to_string()))
+        launched
+            .simulated_guest
+            .extended_report(&mut launched.host, &certs, report_data, certs_pages)
+            .map_err(|e| VmError::new(e.to_string()))
     }
 
     /// What the guest reads at `gpa` (a private access: it sees its own
-    /// plaintext). The demo's guest uses it to read its injected secret.
+    /// plaintext), once it runs. The demo's guest uses it to read its
+    /// injected secret.
     pub fn guest_read(&mut self, gpa: u64, len: usize) -> Result<Vec<u8>, VmError> {
-        let asid = self.guest.asid();
-        let host = self.host()?;
-        let mut out = vec![0u8; len];
-        host.guest_access(asid, gpa, &mut out, false, true)?;
-        Ok(out)
+        let launched = self.launched_guest()?;
+        Ok(launched
+            .simulated_guest
+            .read(&mut launched.host, gpa, len)?)
     }
 }

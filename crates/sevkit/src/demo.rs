@@ -32,7 +32,6 @@ use sev_owner::secret::{build_secret_packet, SecretTable};
 use sev_owner::session::pdh_public_key;
 use sev_vmm::certs::CertsProvider;
 use sev_vmm::demo_image::{demo_image, SECRET_AREA_GPA};
-use sev_vmm::guest_request::extended_report;
 use sev_vmm::host::Host;
 use sev_vmm::launch::{LaunchSpec, OwnerSession, SevLaunch, SevSpec, SnpLaunch, SnpSpec};
 use sev_vmm::{GuestMemory, MemoryLayout};
@@ -291,10 +290,9 @@ fn sev_es(
         .memory()
         .host_read(gpa, &mut host_view)
         .map_err(err)?;
-    let mut guest_view = vec![0u8; len];
-    launched
-        .host
-        .guest_access(launched.guest.asid(), gpa, &mut guest_view, false, true)
+    let guest_view = launched
+        .simulated_guest
+        .read(&mut launched.host, gpa, len)
         .map_err(err)?;
     let secrets = SecretTable::parse(&guest_view).map_err(err)?;
     let secret = secrets
@@ -376,13 +374,8 @@ fn snp(
         "owner -> guest",
         format!("nonce {}", hex::encode(&nonce[..32])),
     );
-    let secrets = launched
-        .secrets_gpa
-        .ok_or_else(|| invalid("the demo image has no secrets page"))?;
-    let got = extended_report(
+    let got = launched.simulated_guest.extended_report(
         &mut launched.host,
-        launched.guest,
-        secrets,
         &CertsProvider::new(Some(certs_path.clone())),
         nonce,
         Some(1),

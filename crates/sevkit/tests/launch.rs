@@ -749,8 +749,8 @@ fn qemu_qmp_drives_an_snp_launch_and_the_guest_gets_certificates_from_certs_path
     ignore = "needs sev-snp-measure and Debian's ovmf (installed by .ci/run)"
 )]
 fn launches_through_the_firmware_daemon() {
-    // One daemon per launch: an SNP guest's RMP is keyed by system
-    // address, and each client brings its own memory (see docs/VMM.md).
+    // One daemon per kind of guest; the SNP one serves two VMs at once
+    // (each connection has its own memory, RMP and guests).
     let image = DEBIAN_OVMF[0];
     for snp in [false, true] {
         let state = tempfile::tempdir().unwrap();
@@ -769,29 +769,52 @@ fn launches_through_the_firmware_daemon() {
         } else {
             "sev-guest,id=sev0,policy=0x5,cbitpos=51,reduced-phys-bits=1"
         };
-        let out_dir = d.join("guest");
-        let mut args = vec!["launch", "--firmware-socket", s(&daemon.socket)];
+        let launch = |out_dir: &Path| {
+            let mut args = vec!["launch", "--firmware-socket", s(&daemon.socket)];
+            if snp {
+                args.extend(["--guest-report", s(out_dir)]);
+            }
+            args.extend([
+                "-machine",
+                "q35,confidential-guest-support=sev0",
+                "-object",
+                object,
+                "-bios",
+                image,
+                "-smp",
+                "2",
+                "-cpu",
+                VCPU_TYPE,
+            ]);
+            ok_stdout(SEVKIT, &args, d)
+        };
+        let out_dirs = [d.join("guest"), d.join("guest2")];
+        let out = if snp {
+            std::thread::scope(|scope| {
+                let second = scope.spawn(|| launch(&out_dirs[1]));
+                let first = launch(&out_dirs[0]);
+                second.join().unwrap();
+                first
+            })
+        } else {
+            launch(&out_dirs[0])
+        };
         if snp {
-            args.extend(["--guest-report", s(&out_dir)]);
-        }
-        args.extend([
-            "-machine",
-            "q35,confidential-guest-support=sev0",
-            "-object",
-            object,
-            "-bios",
-            image,
-            "-smp",
-            "2",
-            "-cpu",
-            VCPU_TYPE,
-        ]);
-        let out = ok_stdout(SEVKIT, &args, d);
-        if snp {
-            // The RMP updates and the guest's own accesses crossed the socket.
-            let report = std::fs::read(out_dir.join("report.bin")).unwrap();
+            // The RMP updates and the guest's own accesses crossed the
+            // socket, for both VMs at the same system addresses.
             let peer = snp_measure(image, 2, "hex", d);
-            assert_eq!(hex::encode(&report[0x90..0xC0]), peer);
+            let reports: Vec<Vec<u8>> = out_dirs
+                .iter()
+                .map(|dir| std::fs::read(dir.join("report.bin")).unwrap())
+                .collect();
+            for report in &reports {
+                assert_eq!(hex::encode(&report[0x90..0xC0]), peer);
+            }
+            assert_ne!(
+                reports[0][0x140..0x160],
+                reports[1][0x140..0x160],
+                "two guests, two REPORT_IDs"
+            );
         } else {
             let (_, _, _, blob) = launch_report(&out);
             assert_eq!(B64.decode(blob).unwrap().len(), 48);

@@ -463,6 +463,7 @@ pub fn standalone_guest(vmpck: [[u8; 32]; 4]) -> GuestContext {
         key: MemoryKey::from_vek(&[1; 16]),
         activated: true,
         vmsa_count: 1,
+        principal: None,
     }
 }
 

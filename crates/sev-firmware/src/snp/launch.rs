@@ -436,8 +436,7 @@ impl Firmware {
         out.flags = U32::new(flags);
         out.guest_count = U32::new(
             self.snp
-                .guests
-                .values()
+                .all_guests()
                 .filter(|g| g.state != SnpGuestState::Init)
                 .count() as u32,
         );
@@ -582,10 +581,12 @@ impl Firmware {
             launch_tcb: self.snp.committed_tcb,
             gosvw: [0; 16],
             desired_tsc_khz: 0,
-            log: LaunchLog::new(DigestAlgorithm::Sha384, Some(vec![0; LD_LEN])),
+            log: LaunchLog::new(DigestAlgorithm::Sha384, Some(vec![0; LD_LEN]))
+                .with_limit(crate::LAUNCH_LOG_MAX_ENTRIES),
             key: MemoryKey::from_vek(&vek),
             activated: false,
             vmsa_count: 0,
+            principal: None,
         };
         self.snp.rmp.set(
             paddr,
@@ -645,7 +646,7 @@ impl Firmware {
             return Err(FirmwareStatus::DF_FLUSH_REQUIRED);
         }
         let paddr = ctx.gctx_paddr;
-        self.snp.bound_asids.insert(asid, paddr);
+        self.snp.bound_asids.insert(asid, (self.snp.active, paddr));
         let ctx = self.snp_ctx_mut(paddr)?;
         ctx.asid = asid;
         ctx.activated = true;

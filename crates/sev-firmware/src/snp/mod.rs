@@ -149,6 +149,9 @@ pub struct GuestContext {
     pub(crate) activated: bool,
     /// Number of VMSA pages measured (names `vmsa[N]` in the log).
     pub(crate) vmsa_count: usize,
+    /// The guest principal's token, once attached
+    /// ([`sev_abi::host_ops::GuestAttachOp`]).
+    pub(crate) principal: Option<Secret32>,
 }
 
 impl core::fmt::Debug for GuestContext {

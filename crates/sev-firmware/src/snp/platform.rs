@@ -7,6 +7,7 @@ use sev_abi::product::{Product, TcbVersion};
 
 use super::rmp::Rmp;
 use super::GuestContext;
+use crate::client::ClientId;
 
 /// SNP platform states (reference §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -258,11 +259,18 @@ pub(crate) struct SnpPlatform {
     pub(crate) rapl_dis: bool,
     /// Highest SNP ASID (SNP_INIT_EX `max_snp_asid`; 0: the SEV-ES range).
     pub(crate) max_snp_asid: u32,
+    /// The RMP of the active client's memory.
     pub(crate) rmp: Rmp,
-    /// Guest contexts by the system physical address of their page.
+    /// The active client's guest contexts, by the system physical address
+    /// of their page.
     pub(crate) guests: BTreeMap<u64, GuestContext>,
-    /// ASIDs bound to SNP guests, and ASIDs awaiting SNP_DF_FLUSH.
-    pub(crate) bound_asids: BTreeMap<u32, u64>,
+    /// The client whose RMP and guests are in `rmp` and `guests`.
+    pub(crate) active: ClientId,
+    /// Every other client's RMP and guests (see [`crate::client`]).
+    pub(crate) parked: BTreeMap<ClientId, ClientSpace>,
+    /// ASIDs bound to SNP guests (the owning client and the guest context),
+    /// and ASIDs awaiting SNP_DF_FLUSH.
+    pub(crate) bound_asids: BTreeMap<u32, (ClientId, u64)>,
     pub(crate) dirty_asids: std::collections::BTreeSet<u32>,
     /// The page buffer SNP_LAUNCH_UPDATE of NORMAL pages reuses (it holds
     /// host-supplied plaintext and ciphertext only; see `UpdateBuffer`).
@@ -286,6 +294,8 @@ impl SnpPlatform {
             max_snp_asid: 0,
             rmp: Rmp::new(),
             guests: BTreeMap::new(),
+            active: ClientId::LOCAL,
+            parked: BTreeMap::new(),
             bound_asids: BTreeMap::new(),
             dirty_asids: std::collections::BTreeSet::new(),
             normal_pages: Vec::new(),
@@ -321,12 +331,65 @@ impl SnpPlatform {
     pub(crate) fn shutdown(&mut self) {
         self.guests.clear();
         self.rmp.clear();
+        self.parked.clear();
         self.bound_asids.clear();
         self.dirty_asids.clear();
         self.config = None;
         self.rapl_dis = false;
         self.max_snp_asid = 0;
         self.state = SnpPlatformState::Uninit;
+    }
+}
+
+/// One client's share of the SNP platform while another client is active.
+#[derive(Default)]
+pub(crate) struct ClientSpace {
+    pub(crate) rmp: Rmp,
+    pub(crate) guests: BTreeMap<u64, GuestContext>,
+}
+
+impl SnpPlatform {
+    /// Makes `client`'s RMP and guests the active ones, parking the
+    /// current client's (moves, no copies).
+    pub(crate) fn switch_to(&mut self, client: ClientId) {
+        if client == self.active {
+            return;
+        }
+        let current = ClientSpace {
+            rmp: std::mem::take(&mut self.rmp),
+            guests: std::mem::take(&mut self.guests),
+        };
+        if !current.rmp.is_empty() || !current.guests.is_empty() {
+            self.parked.insert(self.active, current);
+        }
+        let next = self.parked.remove(&client).unwrap_or_default();
+        self.rmp = next.rmp;
+        self.guests = next.guests;
+        self.active = client;
+    }
+
+    /// Every client's guests (for platform-wide counts).
+    pub(crate) fn all_guests(&self) -> impl Iterator<Item = &GuestContext> {
+        self.guests
+            .values()
+            .chain(self.parked.values().flat_map(|s| s.guests.values()))
+    }
+
+    /// Drops `client`'s RMP and guests (its memory is gone): their ASIDs
+    /// need SNP_DF_FLUSH before reuse, as after SNP_DECOMMISSION.
+    pub(crate) fn release(&mut self, client: ClientId) {
+        let space = if client == self.active {
+            ClientSpace {
+                rmp: std::mem::take(&mut self.rmp),
+                guests: std::mem::take(&mut self.guests),
+            }
+        } else {
+            self.parked.remove(&client).unwrap_or_default()
+        };
+        for ctx in space.guests.values().filter(|g| g.activated) {
+            self.bound_asids.remove(&ctx.asid);
+            self.dirty_asids.insert(ctx.asid);
+        }
     }
 }
 

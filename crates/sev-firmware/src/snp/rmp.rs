@@ -253,6 +253,11 @@ impl Rmp {
         }
     }
 
+    /// Whether every page is a plain hypervisor page.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Every page back to the hypervisor (SNP_SHUTDOWN).
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
