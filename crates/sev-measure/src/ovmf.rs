@@ -28,6 +28,11 @@ use crate::error::{MeasureError, Result};
 /// so that it ends at 4 GiB).
 pub const FOUR_GIB: u64 = 0x1_0000_0000;
 
+/// The largest firmware image (OVMF, or an SVSM binary) sevkit reads,
+/// measures or launches: 16 MiB. QEMU maps `-bios` to end at 4 GiB, in the
+/// space below the flash window; OVMF builds are 2 to 4 MiB.
+pub const MAX_FIRMWARE_LEN: u64 = 16 << 20;
+
 /// The footer table ends this many bytes before the end of the image.
 pub const FOOTER_GAP: usize = 32;
 

@@ -225,7 +225,7 @@ mod vm_states {
         let config = VmConfig::from_qemu_args(&a).unwrap();
         let err = MachinePlan::new(&config, Product::Genoa).unwrap_err();
         assert!(
-            matches!(err, MachineError::File { what: "-bios", .. }),
+            matches!(err, MachineError::Read { what: "-bios", .. }),
             "{err}"
         );
         let plain = VmConfig::from_qemu_args(&["-smp", "1"]).unwrap();

@@ -236,7 +236,7 @@ fn parse_policy(value: &str) -> Result<u64, InputError> {
 
 /// Reads a file of exactly `len` bytes (binary, or hex text).
 fn exact_file(name: &str, path: &Path, len: usize) -> Result<Vec<u8>, InputError> {
-    let raw = input::read(path)?;
+    let raw = input::read(path, input::MAX_STRUCT_FILE, "an SNP structure")?;
     let bytes = if raw.len() == len {
         raw
     } else {
@@ -296,7 +296,7 @@ fn parse_args(args: &AttestArgs) -> Result<LaunchInput, InputError> {
         _ => return Err(invalid("--id-block and --id-auth go together")),
     };
     Ok(LaunchInput {
-        image: input::read(&args.firmware)?,
+        image: crate::measure::read_firmware(&args.firmware)?,
         vcpus: args.vcpus,
         vcpu_sig: t.signature(),
         policy: parse_policy(&args.policy)?,

@@ -3,10 +3,29 @@
 
 use std::path::Path;
 
+/// The largest file read as one fixed-size AMD structure (an attestation
+/// report of 1184 bytes, an ID block, an ID authentication structure of
+/// 4 KiB), binary or as hex or base64 text: 64 KiB.
+pub const MAX_STRUCT_FILE: u64 = 64 << 10;
+/// The largest certificate, certificate chain or bundle, or CRL file (DER,
+/// PEM or AMD's binary formats): 1 MiB. AMD's largest, the ARK and ASK
+/// bundle and the revocation lists, are a few KiB.
+pub const MAX_CERT_FILE: u64 = 1 << 20;
+/// The largest key or LAUNCH_MEASURE blob file (`--tik`, `--tek`,
+/// `--launch-measure-blob`: 16 or 48 bytes, or their base64): 4 KiB.
+pub const MAX_KEY_FILE: u64 = 4 << 10;
+/// The largest secret file for a launch secret table (`--secret GUID:FILE`):
+/// 64 KiB, more than OVMF's launch secret area (a few pages) can hold.
+pub const MAX_SECRET_FILE: u64 = 64 << 10;
+
 /// Input that cannot be used; the CLI exits with status 2.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// The file could not be read.
+    /// A file could not be read whole: missing, unreadable, or larger than
+    /// what it should hold.
+    #[error("cannot read {0}")]
+    File(#[from] sev_os::OsError),
+    /// A file's metadata could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
         /// The path given.
@@ -39,12 +58,12 @@ pub fn invalid(message: impl Into<String>) -> InputError {
     InputError::Invalid(message.into())
 }
 
-/// Reads a file.
-pub fn read(path: &Path) -> Result<Vec<u8>, InputError> {
-    std::fs::read(path).map_err(|source| InputError::Read {
-        path: path.display().to_string(),
-        source,
-    })
+/// Reads a file whole, refusing it when it holds more than `max` bytes
+/// (before reading a regular file; after `max + 1` bytes of a stream such
+/// as `/dev/zero`). `what` names the content in that error ("an
+/// attestation report").
+pub fn read(path: &Path, max: u64, what: &'static str) -> Result<Vec<u8>, InputError> {
+    Ok(sev_os::read_bounded(path, max, what)?)
 }
 
 /// Detects the encoding of `bytes` and decodes it.
@@ -96,14 +115,14 @@ pub fn hex_arg(name: &str, value: &str, len: usize, exact: bool) -> Result<Vec<u
     Ok(bytes)
 }
 
-/// Reads a value that names an existing file, or else decodes it as base64
-/// (sevctl's convention for `--tik`, `--tek`, `--launch-measure-blob`: an
-/// existing path wins).
-pub fn path_or_base64(name: &str, value: &str) -> Result<Vec<u8>, InputError> {
+/// Reads a value that names an existing file (at most [`MAX_KEY_FILE`]
+/// bytes of `what`), or else decodes it as base64 (sevctl's convention for
+/// `--tik`, `--tek`, `--launch-measure-blob`: an existing path wins).
+pub fn path_or_base64(name: &str, value: &str, what: &'static str) -> Result<Vec<u8>, InputError> {
     use base64::Engine as _;
     let path = Path::new(value);
     if path.is_file() {
-        return read(path);
+        return read(path, MAX_KEY_FILE, what);
     }
     base64::engine::general_purpose::STANDARD
         .decode(value.trim())

@@ -17,7 +17,7 @@ use sev_abi::product::Product;
 use sev_firmware::{Firmware, FirmwareConfig};
 use sev_firmware_server::{AmdSp, Client, InProcess};
 use sev_vmm::backend::{SharedVm, VmBackend};
-use sev_vmm::config::VmConfig;
+use sev_vmm::config::{VmConfig, MAX_TOML_LEN};
 use sev_vmm::host::Host;
 use sev_vmm::machine::MachinePlan;
 use sev_vmm::qmp::{QmpBackend, QmpServer};
@@ -25,7 +25,7 @@ use sev_vmm::vm::SevState;
 use sev_vmm::GuestMemory;
 
 use crate::attest::SnpProduct;
-use crate::input::{invalid, InputError};
+use crate::input::{self, invalid, InputError};
 
 /// Arguments of `sevkit launch`.
 #[derive(Debug, Args)]
@@ -72,8 +72,9 @@ fn load_config(args: &LaunchArgs) -> Result<VmConfig, InputError> {
                     "give the VM either as --config FILE or as QEMU options, not both",
                 ));
             }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+            let bytes = input::read(path, MAX_TOML_LEN, "a VM configuration (TOML)")?;
+            let text = String::from_utf8(bytes)
+                .map_err(|e| invalid(format!("{}: not UTF-8 text: {e}", path.display())))?;
             VmConfig::from_toml(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))
         }
         None => VmConfig::from_qemu_args(&args.qemu).map_err(err),

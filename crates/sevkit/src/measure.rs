@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use clap::{Args, Subcommand, ValueEnum};
 use sev_crypto::session::Tik;
+use sev_measure::hashes::MAX_KERNEL_FILE_LEN;
+use sev_measure::ovmf::MAX_FIRMWARE_LEN;
 use sev_measure::sev::{LaunchMeasureParams, MEASURE_BLOB_LEN, SEV_LD_LEN};
 use sev_measure::{
     cpu_signature, launch_measure_blob, measure, vcpu_type, FpuState, KernelHashes, MeasureParams,
@@ -208,6 +210,31 @@ pub fn run(args: &MeasureArgs) -> Result<Status, InputError> {
     }
 }
 
+/// The kernel hashes of `--kernel`, `--initrd` and `--append`, when a
+/// kernel is given.
+fn kernel_hashes(a: &ImageArgs) -> Result<Option<KernelHashes>, InputError> {
+    let Some(path) = &a.kernel else {
+        return Ok(None);
+    };
+    let kernel = input::read(path, MAX_KERNEL_FILE_LEN, "a kernel")?;
+    let initrd = a
+        .initrd
+        .as_deref()
+        .map(|p| input::read(p, MAX_KERNEL_FILE_LEN, "an initrd"))
+        .transpose()?;
+    Ok(Some(KernelHashes::compute(
+        &kernel,
+        initrd.as_deref(),
+        a.append.as_deref().map(str::as_bytes),
+    )))
+}
+
+/// Reads a firmware image (`--ovmf`, `attest --firmware`), at most
+/// [`MAX_FIRMWARE_LEN`] bytes.
+pub(crate) fn read_firmware(path: &Path) -> Result<Vec<u8>, InputError> {
+    input::read(path, MAX_FIRMWARE_LEN, "a firmware image (OVMF)")
+}
+
 /// A number on the command line: decimal, or with a `0x`, `0o` or `0b`
 /// prefix, `_` separators allowed.
 pub(crate) fn parse_int_auto(s: &str) -> Result<u64, String> {
@@ -385,23 +412,14 @@ fn prepare(a: &ImageArgs, mode: Mode) -> Result<Prepared, InputError> {
         .as_deref()
         .map(|h| input::hex_arg("snp-ovmf-hash", h, 48, true))
         .transpose()?;
-    let ovmf = input::read(ovmf_path)?;
+    let ovmf = read_firmware(ovmf_path)?;
     let svsm = match (vars_size, &a.svsm) {
-        (Some(size), Some(path)) => Some((input::read(path)?, size)),
+        (Some(size), Some(path)) => {
+            Some((input::read(path, MAX_FIRMWARE_LEN, "an SVSM binary")?, size))
+        }
         _ => None,
     };
-    let kernel = match &a.kernel {
-        None => None,
-        Some(path) => {
-            let kernel = input::read(path)?;
-            let initrd = a.initrd.as_deref().map(input::read).transpose()?;
-            Some(KernelHashes::compute(
-                &kernel,
-                initrd.as_deref(),
-                a.append.as_deref().map(str::as_bytes),
-            ))
-        }
-    };
+    let kernel = kernel_hashes(a)?;
     Ok(Prepared {
         mode,
         ovmf,
@@ -473,7 +491,7 @@ fn run_measure(a: &ImageArgs, out: &OutputArgs) -> Result<(), InputError> {
             .ovmf
             .as_ref()
             .ok_or_else(|| invalid("missing --ovmf PATH (the firmware image)"))?;
-        let ovmf = input::read(path)?;
+        let ovmf = read_firmware(path)?;
         let m = measure(&MeasureParams::new(mode, &ovmf)).map_err(|e| invalid(e.to_string()))?;
         write_log(&m, out.log, out.log_file.as_deref())?;
         println!("{}", hex::encode(&m.digest));
@@ -559,7 +577,7 @@ fn sev_launch_digest(a: &SevLaunchArgs) -> Result<[u8; SEV_LD_LEN], InputError> 
 }
 
 fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
-    let tik_bytes = input::path_or_base64("tik", &a.tik)?;
+    let tik_bytes = input::path_or_base64("tik", &a.tik, "a TIK")?;
     let tik = Tik::new(exact::<16>("tik", &tik_bytes).map_err(|_| {
         invalid(format!(
             "--tik: the TIK is 16 bytes, got {}{}",
@@ -574,12 +592,12 @@ fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
     let blob = a
         .launch_measure_blob
         .as_deref()
-        .map(|v| input::path_or_base64("launch-measure-blob", v))
+        .map(|v| input::path_or_base64("launch-measure-blob", v, "a LAUNCH_MEASURE blob"))
         .transpose()?
         .map(|b| exact::<MEASURE_BLOB_LEN>("launch-measure-blob", &b))
         .transpose()?;
     let nonce: [u8; 16] = match (&a.nonce, &blob) {
-        (Some(n), _) => exact::<16>("nonce", &input::path_or_base64("nonce", n)?)?,
+        (Some(n), _) => exact::<16>("nonce", &input::path_or_base64("nonce", n, "a nonce")?)?,
         (None, Some(b)) => exact::<16>("launch-measure-blob", &b[32..])?,
         (None, None) => {
             return Err(invalid(

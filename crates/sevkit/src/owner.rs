@@ -97,7 +97,7 @@ fn parse_hex_u32(value: &str) -> Result<u32, String> {
 /// Reads the PDH certificate: binary (optionally followed by the rest of a
 /// chain), base64, or hex / PEM text.
 fn read_pdh(path: &Path) -> Result<SevCert, InputError> {
-    let raw = input::read(path)?;
+    let raw = input::read(path, input::MAX_CERT_FILE, "a PDH certificate or chain")?;
     let bytes = if raw.len() >= SEV_CERT_LEN && raw.starts_with(&1u32.to_le_bytes()) {
         raw
     } else if let Ok(decoded) = B64.decode(raw.trim_ascii()) {
@@ -187,8 +187,9 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
     Ok(())
 }
 
-fn read_key(name: &'static str, value: &str) -> Result<[u8; 16], InputError> {
-    let bytes = input::path_or_base64(name, value)?;
+/// Reads `--name` (`what` in errors): a 16-byte key file, or base64.
+fn read_key(name: &'static str, what: &'static str, value: &str) -> Result<[u8; 16], InputError> {
+    let bytes = input::path_or_base64(name, value, what)?;
     decode_key(name, &bytes).map_err(|_| {
         invalid(format!(
             "--{name}: the {} is 16 bytes, got {}{}",
@@ -204,7 +205,7 @@ fn read_key(name: &'static str, value: &str) -> Result<[u8; 16], InputError> {
 }
 
 fn read_blob(value: &str) -> Result<[u8; LAUNCH_MEASURE_BLOB_LEN], InputError> {
-    let mut bytes = input::path_or_base64("launch-measure-blob", value)?;
+    let mut bytes = input::path_or_base64("launch-measure-blob", value, "a LAUNCH_MEASURE blob")?;
     // A file holding the base64 text QEMU prints.
     if bytes.len() != LAUNCH_MEASURE_BLOB_LEN {
         if let Ok(decoded) = B64.decode(bytes.trim_ascii()) {
@@ -227,7 +228,7 @@ fn read_secret(spec: &str) -> Result<(Guid, Vec<u8>), InputError> {
         ))
     })?;
     let guid = Guid::parse(guid).map_err(|e| invalid(format!("--secret {spec:?}: {e}")))?;
-    let data = input::read(Path::new(file))?;
+    let data = input::read(Path::new(file), input::MAX_SECRET_FILE, "a secret")?;
     Ok((guid, data))
 }
 
@@ -239,8 +240,8 @@ pub fn run_secret(cmd: &SecretCommand) -> Result<(), InputError> {
 }
 
 fn run_secret_build(a: &SecretBuildArgs) -> Result<(), InputError> {
-    let tek = Tek::new(read_key("tek", &a.tek)?);
-    let tik = Tik::new(read_key("tik", &a.tik)?);
+    let tek = Tek::new(read_key("tek", "a TEK", &a.tek)?);
+    let tik = Tik::new(read_key("tik", "a TIK", &a.tik)?);
     let blob = read_blob(&a.launch_measure_blob)?;
     let mut table = SecretTable::new();
     for spec in &a.secret {
