@@ -33,6 +33,9 @@ pub enum InputError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A QMP exchange failed.
+    #[error(transparent)]
+    Qmp(#[from] crate::qmp_client::QmpClientError),
     /// The content is not what the command needs.
     #[error("{0}")]
     Invalid(String),
