@@ -18,6 +18,10 @@ pub const MAX_KEY_FILE: u64 = 4 << 10;
 /// 64 KiB, more than OVMF's launch secret area (a few pages) can hold.
 pub const MAX_SECRET_FILE: u64 = 64 << 10;
 
+/// Said by every error about a secret input (a key, a seed, a secret),
+/// which names the argument but never repeats its value.
+pub const SECRET_NOT_SHOWN: &str = "the value is not shown: it may be secret";
+
 /// Input that cannot be used; the CLI exits with status 2.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -120,7 +124,8 @@ pub fn hex_arg(name: &str, value: &str, len: usize, exact: bool) -> Result<Vec<u
 
 /// Reads a value that names an existing file (at most [`MAX_KEY_FILE`]
 /// bytes of `what`), or else decodes it as base64 (sevctl's convention for
-/// `--tik`, `--tek`, `--launch-measure-blob`: an existing path wins).
+/// `--tik`, `--tek`, `--launch-measure-blob`: an existing path wins). The
+/// value may be a key: errors name the argument, never the value.
 pub fn path_or_base64(name: &str, value: &str, what: &'static str) -> Result<Vec<u8>, InputError> {
     use base64::Engine as _;
     let path = Path::new(value);
@@ -131,9 +136,39 @@ pub fn path_or_base64(name: &str, value: &str, what: &'static str) -> Result<Vec
         .decode(value.trim())
         .map_err(|e| {
             InputError::Invalid(format!(
-                "--{name}: {value:?} is not an existing file and not base64 ({e})"
+                "--{name}: not an existing file and not base64 ({}): give the path of {what} \
+                 file or its base64 ({SECRET_NOT_SHOWN})",
+                base64_problem(&e)
             ))
         })
+}
+
+/// What is wrong with base64 text, by position and length only: the text
+/// may be a secret, so not one of its characters is quoted.
+pub fn base64_problem(e: &base64::DecodeError) -> String {
+    use base64::DecodeError as E;
+    match e {
+        E::InvalidByte(offset, _) => {
+            format!("a character that is not base64 at offset {offset}")
+        }
+        E::InvalidLength(len) => format!("{len} symbols, a length base64 never has"),
+        E::InvalidLastSymbol(offset, _) => {
+            format!("a last symbol that cannot end base64 at offset {offset}")
+        }
+        E::InvalidPadding => "wrong padding".to_owned(),
+    }
+}
+
+/// What is wrong with hex text, by position and length only (see
+/// [`base64_problem`]).
+pub fn hex_problem(e: &hex::FromHexError) -> String {
+    match e {
+        hex::FromHexError::InvalidHexCharacter { index, .. } => {
+            format!("a character that is not a hex digit at position {index}")
+        }
+        hex::FromHexError::OddLength => "an odd number of digits".to_owned(),
+        hex::FromHexError::InvalidStringLength => "the wrong number of digits".to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use sev_owner::secret::{build_secret_packet, SecretTable, LAUNCH_MEASURE_BLOB_LE
 use sev_owner::session::{decode_key, pdh_public_key, SessionFileNames, SessionFiles};
 use zerocopy::IntoBytes;
 
-use crate::input::{self, invalid, InputError};
+use crate::input::{self, invalid, InputError, SECRET_NOT_SHOWN};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -221,13 +221,20 @@ fn read_blob(value: &str) -> Result<[u8; LAUNCH_MEASURE_BLOB_LEN], InputError> {
     })
 }
 
+/// Parses `--secret GUID:FILE` and reads the file. A malformed value may be
+/// a secret pasted by mistake: errors do not repeat it.
 fn read_secret(spec: &str) -> Result<(Guid, Vec<u8>), InputError> {
     let (guid, file) = spec.split_once(':').ok_or_else(|| {
         invalid(format!(
-            "--secret {spec:?}: expected GUID:FILE, e.g. 736869e5-84f0-4973-92ec-06879ce3da0b:luks.key"
+            "--secret: expected GUID:FILE, e.g. 736869e5-84f0-4973-92ec-06879ce3da0b:luks.key \
+             ({SECRET_NOT_SHOWN})"
         ))
     })?;
-    let guid = Guid::parse(guid).map_err(|e| invalid(format!("--secret {spec:?}: {e}")))?;
+    let guid = Guid::parse(guid).map_err(|e| {
+        invalid(format!(
+            "--secret: the part before ':' is not a GUID ({e}); {SECRET_NOT_SHOWN}"
+        ))
+    })?;
     let data = input::read(Path::new(file), input::MAX_SECRET_FILE, "a secret")?;
     Ok((guid, data))
 }
