@@ -23,8 +23,7 @@
 //!   into place), with one rule for stale sockets.
 //! * [`disable_core_dumps`]: for processes that hold private keys.
 //! * [`excerpt`] / [`excerpt_at`]: the one way a message quotes untrusted
-//!   input: at most [`EXCERPT_CHARS`] characters, a cut marked with `…`,
-//!   control characters escaped.
+//!   input: at most [`EXCERPT_CHARS`] characters, a cut marked with `…`.
 //!
 //! Everything here is Linux (and Unix) only, as sevkit is.
 

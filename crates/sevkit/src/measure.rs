@@ -16,6 +16,8 @@ use sev_measure::{
     Measurement, Mode, SvsmInput, VmmType, VCPU_TYPES,
 };
 
+use sev_os::excerpt;
+
 use crate::input::{self, invalid, InputError};
 use crate::Status;
 
@@ -249,17 +251,17 @@ pub(crate) fn parse_int_auto(s: &str) -> Result<u64, String> {
     } else {
         lower.parse::<u64>()
     };
-    parsed.map_err(|_| format!("{s:?} is not a number (decimal, or 0x-hex)"))
+    parsed.map_err(|_| format!("{:?} is not a number (decimal, or 0x-hex)", excerpt(s)))
 }
 
 fn parse_u32_auto(s: &str) -> Result<u32, String> {
     let v = parse_int_auto(s)?;
-    u32::try_from(v).map_err(|_| format!("{s} does not fit in 32 bits"))
+    u32::try_from(v).map_err(|_| format!("{} does not fit in 32 bits", excerpt(s)))
 }
 
 fn parse_u8_auto(s: &str) -> Result<u8, String> {
     let v = parse_int_auto(s)?;
-    u8::try_from(v).map_err(|_| format!("{s} does not fit in one byte (0-255)"))
+    u8::try_from(v).map_err(|_| format!("{} does not fit in one byte (0-255)", excerpt(s)))
 }
 
 /// Files read and values parsed for one measurement.
@@ -302,7 +304,8 @@ fn parse_mode(name: Option<&str>) -> Result<Mode, InputError> {
     })?;
     Mode::from_name(name).ok_or_else(|| {
         invalid(format!(
-            "unknown --mode {name:?}: use sev, seves (sev-es), snp (sev-snp), snp:ovmf-hash or snp:svsm"
+            "unknown --mode {:?}: use sev, seves (sev-es), snp (sev-snp), snp:ovmf-hash or snp:svsm",
+            excerpt(name)
         ))
     })
 }
@@ -331,7 +334,8 @@ fn vcpu_signature(a: &ImageArgs, mode: Mode, vmm: VmmType) -> Result<u32, InputE
         let t = vcpu_type(name).ok_or_else(|| {
             let names: Vec<&str> = VCPU_TYPES.iter().map(|t| t.name).collect();
             invalid(format!(
-                "unknown --vcpu-type {name:?}; known: {}",
+                "unknown --vcpu-type {:?}; known: {}",
+                excerpt(name),
                 names.join(", ")
             ))
         })?;
@@ -372,8 +376,12 @@ fn prepare(a: &ImageArgs, mode: Mode) -> Result<Prepared, InputError> {
     };
     let vmm = match &a.vmm_type {
         None => VmmType::Qemu,
-        Some(name) => VmmType::from_name(name)
-            .ok_or_else(|| invalid(format!("unknown VMM type '{name}' (use QEMU, ec2 or gce)")))?,
+        Some(name) => VmmType::from_name(name).ok_or_else(|| {
+            invalid(format!(
+                "unknown VMM type '{}' (use QEMU, ec2 or gce)",
+                excerpt(name)
+            ))
+        })?,
     };
     let vcpu_sig = vcpu_signature(a, mode, vmm)?;
     let vars_size = if mode == Mode::SnpSvsm {

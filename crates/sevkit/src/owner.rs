@@ -14,6 +14,8 @@ use sev_owner::secret::{build_secret_packet, SecretTable, LAUNCH_MEASURE_BLOB_LE
 use sev_owner::session::{decode_key, pdh_public_key, SessionFileNames, SessionFiles};
 use zerocopy::IntoBytes;
 
+use sev_os::excerpt;
+
 use crate::input::{self, invalid, InputError, SECRET_NOT_SHOWN};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -150,7 +152,7 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
     if a.name.is_empty() || a.name.contains(std::path::is_separator) {
         return Err(invalid(format!(
             "--name {:?}: a file-name prefix without path separators is needed (use --out for the directory)",
-            a.name
+            excerpt(&a.name)
         )));
     }
     if !a.out.is_dir() {

@@ -12,6 +12,8 @@ use sev_attest::snp::{verify_report, ChainSource, ReportExpectations};
 use sev_attest::{Outcome, Verdict};
 use sev_crypto::x509::X509Cert;
 
+use sev_os::excerpt;
+
 use crate::input::{self, InputError};
 use crate::Status;
 
@@ -191,9 +193,9 @@ fn parse_min_tcb(text: &str) -> Result<TcbParts, InputError> {
     };
     let mut seen = Vec::new();
     for item in text.split(',').filter(|s| !s.is_empty()) {
-        let (key, value) = item
-            .split_once('=')
-            .ok_or_else(|| InputError::Invalid(format!("--min-tcb: '{item}' is not NAME=VALUE")))?;
+        let (key, value) = item.split_once('=').ok_or_else(|| {
+            InputError::Invalid(format!("--min-tcb: '{}' is not NAME=VALUE", excerpt(item)))
+        })?;
         let value = value.trim();
         let number = if let Some(hex) = value.strip_prefix("0x") {
             u8::from_str_radix(hex, 16)
@@ -201,7 +203,11 @@ fn parse_min_tcb(text: &str) -> Result<TcbParts, InputError> {
             value.parse::<u8>()
         }
         .map_err(|_| {
-            InputError::Invalid(format!("--min-tcb: {key}={value} is not a number 0..255"))
+            InputError::Invalid(format!(
+                "--min-tcb: {}={} is not a number 0..255",
+                excerpt(key),
+                excerpt(value)
+            ))
         })?;
         match key.trim() {
             "bl" => tcb.bootloader = number,
@@ -211,7 +217,8 @@ fn parse_min_tcb(text: &str) -> Result<TcbParts, InputError> {
             "fmc" => tcb.fmc = Some(number),
             other => {
                 return Err(InputError::Invalid(format!(
-                    "--min-tcb: unknown component '{other}' (use bl, tee, snp, ucode, fmc)"
+                    "--min-tcb: unknown component '{}' (use bl, tee, snp, ucode, fmc)",
+                    excerpt(other)
                 )))
             }
         }

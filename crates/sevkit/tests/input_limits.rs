@@ -7,6 +7,10 @@
 //!
 //! The child runs under `ulimit -v` (1 GiB of address space): a reader
 //! without a bound would run out of memory and abort instead of exiting 2.
+//!
+//! And what is read is quoted in errors only as a short excerpt: a config
+//! of one 1 MiB line, or a 100 KB argument, gives a message of a few
+//! hundred bytes.
 
 mod common;
 
@@ -342,5 +346,89 @@ fn every_file_input_is_refused_past_its_limit_before_it_is_read() {
                 &format!("longer than {} bytes", case.max),
             );
         }
+    }
+}
+
+/// The most an error about a huge input may write to stderr.
+const SHORT_STDERR: usize = 2048;
+
+#[test]
+fn errors_about_huge_input_quote_an_excerpt() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // One line just under the TOML limit, with a syntax error near its end.
+    let long = "x".repeat((1 << 20) - 100);
+    let config = d.join("vm.toml");
+    std::fs::write(&config, format!("bios = \"{long}\" ?")).unwrap();
+    let column = "bios = \"".len() + long.len() + "\" ".len() + 1;
+    let out = bounded(
+        d,
+        &["launch".into(), "--config".into(), FILE.into()],
+        s(&config),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", &err[..err.len().min(500)]);
+    assert!(err.len() < SHORT_STDERR, "{} bytes of stderr", err.len());
+    assert!(
+        err.contains(s(&config)) && err.contains(&format!("line 1, column {column}")),
+        "{err}"
+    );
+
+    // Arguments (at most 128 KiB each on Linux).
+    let arg = "y".repeat(100_000);
+    let cases: [&[&str]; 5] = [
+        &["measure", "--mode", &arg, "--ovmf", "x"],
+        &[
+            "measure",
+            "--mode",
+            "snp",
+            "--vcpus",
+            "1",
+            "--vcpu-type",
+            &arg,
+            "--ovmf",
+            "x",
+        ],
+        &[
+            "measure",
+            "--mode",
+            "snp",
+            "--vcpus",
+            "1",
+            "--vmm-type",
+            &arg,
+            "--ovmf",
+            "x",
+        ],
+        &[
+            "measure",
+            "--mode",
+            "snp",
+            "--vcpus",
+            "1",
+            "--guest-features",
+            &arg,
+            "--ovmf",
+            "x",
+        ],
+        &[
+            "launch",
+            "--firmware-socket",
+            "/nonexistent",
+            "-machine",
+            &format!("q35,{arg}=1"),
+        ],
+    ];
+    for args in cases {
+        let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
+        let out = bounded(d, &args, "");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}", &err[..err.len().min(500)]);
+        assert!(
+            err.len() < SHORT_STDERR,
+            "{:?}: {} bytes of stderr",
+            &args[..2],
+            err.len()
+        );
     }
 }
