@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use sev_os::excerpt;
+
 /// The largest file read as one fixed-size AMD structure (an attestation
 /// report of 1184 bytes, an ID block, an ID authentication structure of
 /// 4 KiB), binary or as hex or base64 text: 64 KiB.
@@ -77,8 +79,10 @@ pub fn read(path: &Path, max: u64, what: &'static str) -> Result<Vec<u8>, InputE
 pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         if text.contains("-----BEGIN ") {
-            let blocks = pem::parse_many(text)
-                .map_err(|e| InputError::Invalid(format!("malformed PEM: {e}")))?;
+            // The parser's message may quote a label or header of the file.
+            let blocks = pem::parse_many(text).map_err(|e| {
+                InputError::Invalid(format!("malformed PEM: {}", excerpt(&e.to_string())))
+            })?;
             if blocks.is_empty() {
                 return Err(InputError::Invalid("PEM file contains no blocks".into()));
             }
@@ -198,6 +202,15 @@ mod tests {
         let b = pem::encode(&pem::Pem::new("CERTIFICATE", vec![3]));
         let d = decode(format!("{a}{b}").as_bytes()).unwrap();
         assert_eq!(d.objects, vec![vec![1, 2], vec![3]]);
+    }
+
+    #[test]
+    fn malformed_pem_is_quoted_as_an_excerpt() {
+        let label = "L".repeat(1 << 20);
+        let text = format!("-----BEGIN {label}-----\nAAAA\n-----END OTHER-----\n");
+        let e = decode(text.as_bytes()).unwrap_err().to_string();
+        assert!(e.starts_with("malformed PEM: mismatching BEGIN"), "{e}");
+        assert!(e.len() < 200, "{} bytes", e.len());
     }
 
     #[test]
