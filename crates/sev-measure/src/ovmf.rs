@@ -176,6 +176,33 @@ impl MetadataSection {
     pub fn kind(&self) -> Option<SectionKind> {
         SectionKind::from_u32(self.section_type)
     }
+
+    /// Checks what a launch needs of section `index` (of `kind`): GPA and
+    /// size multiples of 4 KiB ([`MeasureError::SectionNotPageAligned`]),
+    /// the end at or below 4 GiB ([`MeasureError::SectionPastFourGib`]).
+    /// The measurement and sevkit's launch path check the same, so a
+    /// firmware that cannot be launched is not measured either.
+    pub fn check(&self, index: usize, kind: SectionKind) -> Result<()> {
+        let page = crate::snp::PAGE_LEN as u64;
+        let (gpa, size) = (u64::from(self.gpa), u64::from(self.size));
+        if !gpa.is_multiple_of(page) || !size.is_multiple_of(page) {
+            return Err(MeasureError::SectionNotPageAligned {
+                index,
+                kind: kind.name(),
+                gpa: self.gpa,
+                size: self.size,
+            });
+        }
+        if gpa + size > FOUR_GIB {
+            return Err(MeasureError::SectionPastFourGib {
+                index,
+                kind: kind.name(),
+                gpa: self.gpa,
+                size: self.size,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The SEV metadata of an image.

@@ -960,6 +960,97 @@ fn snp_launch_with_an_id_block_signed_by_snp_create_id_block() {
     );
 }
 
+/// The demo image with its SEV metadata section `index` moved to `gpa`
+/// and resized to `size`.
+fn demo_image_with_section(index: usize, gpa: u32, size: u32) -> Vec<u8> {
+    let mut image = sev_vmm::demo_image::demo_image();
+    let offset = sev_measure::OvmfImage::parse(&image)
+        .unwrap()
+        .metadata()
+        .unwrap()
+        .offset;
+    let at = offset
+        + sev_measure::ovmf::METADATA_HEADER_LEN
+        + index * sev_measure::ovmf::METADATA_SECTION_LEN;
+    image[at..at + 4].copy_from_slice(&gpa.to_le_bytes());
+    image[at + 4..at + 8].copy_from_slice(&size.to_le_bytes());
+    image
+}
+
+#[test]
+fn measure_refuses_the_metadata_the_launch_refuses_with_its_message() {
+    let (state, _) = platform();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Section 0 is SNP_SEC_MEM at 0x80_0000 + 0x9000; section 2 the
+    // SECRETS page.
+    let cases = [
+        (
+            0,
+            0x80_0800,
+            0x9000,
+            "(SNP_SEC_MEM) at 0x800800+0x9000 is not page aligned",
+        ),
+        (
+            2,
+            0x80_D010,
+            0x1000,
+            "(SECRETS) at 0x80d010+0x1000 is not page aligned",
+        ),
+        (
+            0,
+            0xFFFF_0000,
+            0x2_0000,
+            "(SNP_SEC_MEM) at 0xffff0000+0x20000 ends past 4 GiB",
+        ),
+    ];
+    for (index, gpa, size, text) in cases {
+        let image = d.join(format!("fw-{index}-{gpa:x}.bin"));
+        std::fs::write(&image, demo_image_with_section(index, gpa, size)).unwrap();
+        let measured = run(
+            SEVKIT,
+            &[
+                "measure",
+                "--mode",
+                "snp",
+                "--vcpus",
+                "1",
+                "--vcpu-type",
+                VCPU_TYPE,
+                "--ovmf",
+                s(&image),
+            ],
+            d,
+        );
+        let launched = run(
+            SEVKIT,
+            &[
+                "launch",
+                "--state",
+                s(state.path()),
+                "-machine",
+                "q35,confidential-guest-support=sev0",
+                "-object",
+                "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1",
+                "-bios",
+                s(&image),
+                "-cpu",
+                VCPU_TYPE,
+            ],
+            d,
+        );
+        let expected = format!("OVMF SEV metadata section {index} {text}");
+        for (what, out) in [("measure", &measured), ("launch", &launched)] {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what} {gpa:#x}: {err}");
+            assert!(
+                err.contains(&expected),
+                "{what}: expected {expected:?}: {err}"
+            );
+        }
+    }
+}
+
 #[test]
 fn debug_read_times_out_while_another_client_holds_the_monitor() {
     let (state, _) = platform();
