@@ -104,12 +104,32 @@ pub enum MeasureError {
         /// Its type field.
         value: u32,
     },
-    /// A section that is measured page by page is not page-aligned.
+    /// A section's GPA or size is not a multiple of 4 KiB: SNP_LAUNCH_UPDATE
+    /// takes whole pages, so QEMU cannot launch the image (sevkit's launch
+    /// path refuses it with this message).
     #[error(
-        "OVMF SEV metadata section {index} ({kind}) at {gpa:#x} with size {size:#x} is not a \
-         whole number of 4 KiB pages"
+        "OVMF SEV metadata section {index} ({kind}) at {gpa:#x}+{size:#x} is not page \
+         aligned: its GPA and size must be multiples of 4 KiB, as SNP_LAUNCH_UPDATE takes \
+         whole pages; this firmware cannot be launched as SEV-SNP"
     )]
     SectionNotPageAligned {
+        /// Position of the section in the metadata.
+        index: usize,
+        /// Its type name.
+        kind: &'static str,
+        /// Its GPA.
+        gpa: u32,
+        /// Its size.
+        size: u32,
+    },
+    /// A section ends past 4 GiB: the metadata's 32-bit GPAs describe memory
+    /// below 4 GiB (sevkit's launch path refuses it with this message).
+    #[error(
+        "OVMF SEV metadata section {index} ({kind}) at {gpa:#x}+{size:#x} ends past 4 GiB, \
+         outside the 32-bit address space the metadata describes; this firmware cannot be \
+         launched as SEV-SNP"
+    )]
+    SectionPastFourGib {
         /// Position of the section in the metadata.
         index: usize,
         /// Its type name.

@@ -22,6 +22,11 @@ use sha2::{Digest, Sha256};
 use zerocopy::little_endian::U16;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+/// The largest `-kernel` or `-initrd` file sevkit reads to hash: 1 GiB.
+/// Kernels are tens of MiB and initrds up to a few hundred; QEMU loads both
+/// into guest memory below 4 GiB.
+pub const MAX_KERNEL_FILE_LEN: u64 = 1 << 30;
+
 /// Size of an SHA-256 hash.
 pub const HASH_LEN: usize = 32;
 /// Size of `SevHashTableEntry`.

@@ -362,25 +362,18 @@ fn plan_sections(
             index,
             value: s.section_type,
         })?;
-        let pages = |page_type: PageType| -> Result<Step> {
-            if !(s.size as usize).is_multiple_of(PAGE_LEN) {
-                return Err(MeasureError::SectionNotPageAligned {
-                    index,
-                    kind: kind.name(),
-                    gpa: s.gpa,
-                    size: s.size,
-                });
-            }
-            Ok(Step::Pages(page_type, u64::from(s.size) / PAGE_LEN as u64))
-        };
+        // What the launch refuses is not measured.
+        s.check(index, kind)?;
+        let pages =
+            |page_type: PageType| Step::Pages(page_type, u64::from(s.size) / PAGE_LEN as u64);
         let step = match kind {
-            SectionKind::SnpSecMem if vmm == VmmType::Gce => pages(PageType::Unmeasured)?,
-            SectionKind::SnpSecMem | SectionKind::SvsmCaa => pages(PageType::Zero)?,
+            SectionKind::SnpSecMem if vmm == VmmType::Gce => pages(PageType::Unmeasured),
+            SectionKind::SnpSecMem | SectionKind::SvsmCaa => pages(PageType::Zero),
             SectionKind::SnpSecrets => Step::Single(PageType::Secrets),
             SectionKind::Cpuid if vmm == VmmType::Ec2 => Step::Skip,
             SectionKind::Cpuid => Step::Single(PageType::Cpuid),
             SectionKind::SnpKernelHashes => match kernel {
-                None => pages(PageType::Zero)?,
+                None => pages(PageType::Zero),
                 Some(hashes) => {
                     let area = image.hash_table()?.ok_or(MeasureError::NoHashTable {
                         reason: "it lists an SNP_KERNEL_HASHES section but has no SEV hash \
@@ -748,6 +741,30 @@ mod tests {
             measure(&params(Mode::Snp, &ragged)),
             Err(MeasureError::SectionNotPageAligned { .. })
         ));
+        // What the launch refuses: a GPA off a page boundary (for single
+        // pages too), a section ending past 4 GiB; the last page below
+        // 4 GiB is fine.
+        for (section, refusal) in [
+            ((0x80_0800, 0x1000, 1), Some("not page aligned")),
+            ((0x80_0010, 0x1000, 2), Some("not page aligned")),
+            ((0x80_0FFF, 0x1000, 3), Some("not page aligned")),
+            ((0xFFFF_F000, 0x2000, 1), Some("ends past 4 GiB")),
+            ((0xFFFF_E000, 0x3000, 4), Some("ends past 4 GiB")),
+            ((0xFFFF_F000, 0x1000, 2), None),
+        ] {
+            let image = synthetic_image(0x2000, std::slice::from_ref(&eip), Some(&[section]));
+            match (measure(&params(Mode::Snp, &image)), refusal) {
+                (Ok(_), None) => {}
+                (Err(e), Some(text)) => {
+                    let shown = e.to_string();
+                    assert!(
+                        shown.starts_with("OVMF SEV metadata section 0 (") && shown.contains(text),
+                        "{section:x?}: {shown}"
+                    );
+                }
+                (got, _) => panic!("{section:x?}: {got:?}"),
+            }
+        }
         let huge = synthetic_image(
             0x2000,
             std::slice::from_ref(&eip),

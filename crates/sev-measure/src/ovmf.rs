@@ -28,6 +28,11 @@ use crate::error::{MeasureError, Result};
 /// so that it ends at 4 GiB).
 pub const FOUR_GIB: u64 = 0x1_0000_0000;
 
+/// The largest firmware image (OVMF, or an SVSM binary) sevkit reads,
+/// measures or launches: 16 MiB. QEMU maps `-bios` to end at 4 GiB, in the
+/// space below the flash window; OVMF builds are 2 to 4 MiB.
+pub const MAX_FIRMWARE_LEN: u64 = 16 << 20;
+
 /// The footer table ends this many bytes before the end of the image.
 pub const FOOTER_GAP: usize = 32;
 
@@ -170,6 +175,33 @@ impl MetadataSection {
     /// The section's kind, if the type is one OVMF defines.
     pub fn kind(&self) -> Option<SectionKind> {
         SectionKind::from_u32(self.section_type)
+    }
+
+    /// Checks what a launch needs of section `index` (of `kind`): GPA and
+    /// size multiples of 4 KiB ([`MeasureError::SectionNotPageAligned`]),
+    /// the end at or below 4 GiB ([`MeasureError::SectionPastFourGib`]).
+    /// The measurement and sevkit's launch path check the same, so a
+    /// firmware that cannot be launched is not measured either.
+    pub fn check(&self, index: usize, kind: SectionKind) -> Result<()> {
+        let page = crate::snp::PAGE_LEN as u64;
+        let (gpa, size) = (u64::from(self.gpa), u64::from(self.size));
+        if !gpa.is_multiple_of(page) || !size.is_multiple_of(page) {
+            return Err(MeasureError::SectionNotPageAligned {
+                index,
+                kind: kind.name(),
+                gpa: self.gpa,
+                size: self.size,
+            });
+        }
+        if gpa + size > FOUR_GIB {
+            return Err(MeasureError::SectionPastFourGib {
+                index,
+                kind: kind.name(),
+                gpa: self.gpa,
+                size: self.size,
+            });
+        }
+        Ok(())
     }
 }
 

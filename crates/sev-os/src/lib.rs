@@ -22,6 +22,8 @@
 //!   wider mode than 0600 (bound inside a fresh 0700 directory, then renamed
 //!   into place), with one rule for stale sockets.
 //! * [`disable_core_dumps`]: for processes that hold private keys.
+//! * [`excerpt`] / [`excerpt_at`]: the one way a message quotes untrusted
+//!   input: at most [`EXCERPT_CHARS`] characters, a cut marked with `…`.
 //!
 //! Everything here is Linux (and Unix) only, as sevkit is.
 
@@ -32,9 +34,11 @@ mod error;
 mod file;
 mod process;
 mod socket;
+mod text;
 
 pub use dir::PrivateDir;
 pub use error::OsError;
 pub use file::{read_bounded, write_atomic, FileMode};
 pub use process::disable_core_dumps;
 pub use socket::{bind_private_socket, BoundSocket};
+pub use text::{excerpt, excerpt_at, EXCERPT_CHARS};

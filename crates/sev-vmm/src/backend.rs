@@ -120,7 +120,7 @@ pub fn hmp(vm: &mut Vm, command_line: &str) -> Result<String, VmError> {
             .to_owned(),
         "info" if args.trim() == "sev" => info_sev(vm),
         "" => String::new(),
-        other => format!("unknown command: '{other}'\n"),
+        other => format!("unknown command: '{}'\n", sev_os::excerpt(other)),
     };
     Ok(out.replace('\n', "\r\n"))
 }

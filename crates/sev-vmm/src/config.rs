@@ -177,6 +177,10 @@ pub const DEFAULT_SEV_DEVICE: &str = "/dev/sev";
 pub const DEFAULT_SEV_POLICY: u32 = GuestPolicy::NODBG;
 /// The most vCPUs a q35 machine accepts.
 pub const MAX_CPUS: u32 = 4096;
+/// The largest TOML configuration file sevkit reads: 1 MiB. A VM's
+/// configuration is a few hundred bytes (paths, numbers, an ID block in
+/// base64).
+pub const MAX_TOML_LEN: u64 = 1 << 20;
 
 /// A whole VM: the machine, the confidential guest object it references and
 /// the boot options around them.
@@ -427,7 +431,8 @@ impl VmConfig {
         cmdline::parse(args)
     }
 
-    /// Parses the TOML form (see the module documentation).
+    /// Parses the TOML form (see the module documentation). Files are read
+    /// up to [`MAX_TOML_LEN`] bytes.
     pub fn from_toml(text: &str) -> Result<VmConfig, ConfigError> {
         toml_front::parse(text)
     }

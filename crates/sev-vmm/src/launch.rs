@@ -750,14 +750,12 @@ impl SnpLaunch<Updating> {
                     section.section_type
                 ))
             })?;
+            // The checks `sevkit measure` makes too, with the same message.
+            section
+                .check(index, kind)
+                .map_err(|e| LaunchError::Image(e.to_string()))?;
             let gpa = u64::from(section.gpa);
             let size = u64::from(section.size);
-            if !size.is_multiple_of(PAGE_SIZE) || !gpa.is_multiple_of(PAGE_SIZE) {
-                return Err(LaunchError::Image(format!(
-                    "SEV metadata section {index} ({}) at {gpa:#x}+{size:#x} is not page aligned",
-                    kind.name()
-                )));
-            }
             let zero = vec![0u8; size as usize];
             match kind {
                 SectionKind::SnpSecMem | SectionKind::SvsmCaa => {

@@ -13,6 +13,8 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use sev_abi::product::Product;
+use sev_measure::hashes::MAX_KERNEL_FILE_LEN;
+use sev_measure::ovmf::MAX_FIRMWARE_LEN;
 use sev_measure::KernelHashes;
 
 use crate::certs::CertsProvider;
@@ -40,6 +42,15 @@ pub enum MachineError {
         /// What is wrong.
         why: String,
     },
+    /// A file the configuration names cannot be read (missing, unreadable,
+    /// or larger than what it should hold).
+    #[error("{what}: {source}")]
+    Read {
+        /// The option or property (`-bios`, `dh-cert-file`, ...).
+        what: &'static str,
+        /// Why (names the path).
+        source: sev_os::OsError,
+    },
     /// A required option is missing.
     #[error("{0}")]
     Missing(String),
@@ -51,17 +62,30 @@ pub enum MachineError {
     Launch(#[from] LaunchError),
 }
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MachineError> {
-    std::fs::read(path).map_err(|e| MachineError::File {
-        what,
-        path: path.display().to_string(),
-        why: e.to_string(),
-    })
+/// The largest `dh-cert-file` or `session-file`: 64 KiB. They hold the
+/// base64 of the owner's 2084-byte certificate and of a session blob of a
+/// few hundred bytes.
+pub const MAX_OWNER_FILE_LEN: u64 = 64 << 10;
+
+/// Reads the file of `what` (an option or property), at most `max` bytes
+/// of `content`.
+fn read(
+    what: &'static str,
+    path: &Path,
+    max: u64,
+    content: &'static str,
+) -> Result<Vec<u8>, MachineError> {
+    sev_os::read_bounded(path, max, content).map_err(|source| MachineError::Read { what, source })
 }
 
 /// QEMU reads `dh-cert-file` and `session-file` as base64 text.
 fn read_b64(what: &'static str, path: &Path) -> Result<Vec<u8>, MachineError> {
-    let text = read(what, path)?;
+    let text = read(
+        what,
+        path,
+        MAX_OWNER_FILE_LEN,
+        "a launch session file (base64)",
+    )?;
     let text: Vec<u8> = text
         .into_iter()
         .filter(|b| !b.is_ascii_whitespace())
@@ -112,16 +136,21 @@ impl MachinePlan {
         let bios_path = config.bios.as_ref().ok_or_else(|| {
             MachineError::Missing("-bios FILE is required: the firmware the AMD-SP measures".into())
         })?;
-        let image = read("-bios", bios_path)?;
+        let image = read(
+            "-bios",
+            bios_path,
+            MAX_FIRMWARE_LEN,
+            "a firmware image (OVMF)",
+        )?;
         let layout = MemoryLayout::q35(config.memory, image.len() as u64)?;
         let common = guest.common();
         let kernel_hashes = match (&config.kernel, common.kernel_hashes) {
             (Some(kernel), true) => {
-                let kernel = read("-kernel", kernel)?;
+                let kernel = read("-kernel", kernel, MAX_KERNEL_FILE_LEN, "a kernel")?;
                 let initrd = config
                     .initrd
                     .as_deref()
-                    .map(|p| read("-initrd", p))
+                    .map(|p| read("-initrd", p, MAX_KERNEL_FILE_LEN, "an initrd"))
                     .transpose()?;
                 Some(KernelHashes::compute(
                     &kernel,

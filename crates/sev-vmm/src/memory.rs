@@ -29,6 +29,7 @@ use std::ops::Range;
 use rangemap::RangeSet;
 use sev_firmware::{MemoryError, SystemMemory};
 use sev_firmware_server::FdMemory;
+use sev_measure::ovmf::MAX_FIRMWARE_LEN;
 
 /// Size of a page.
 pub const PAGE_SIZE: u64 = 4096;
@@ -128,7 +129,7 @@ impl MemoryLayout {
         let firmware_gpa = if firmware_len == 0 {
             None
         } else {
-            if !firmware_len.is_multiple_of(PAGE_SIZE) || firmware_len > 16 << 20 {
+            if !firmware_len.is_multiple_of(PAGE_SIZE) || firmware_len > MAX_FIRMWARE_LEN {
                 return Err(LayoutError::FirmwareSize(firmware_len));
             }
             Some(FOUR_GIB - firmware_len)
@@ -174,7 +175,10 @@ pub enum LayoutError {
     #[error("guest RAM size {0:#x} must be a non-zero multiple of 4 KiB")]
     RamSize(u64),
     /// The firmware image is not page-aligned or too large to map below 4 GiB.
-    #[error("firmware image of {0:#x} bytes must be a multiple of 4 KiB and at most 16 MiB")]
+    #[error(
+        "firmware image of {0:#x} bytes must be a multiple of 4 KiB and at most {mib} MiB",
+        mib = MAX_FIRMWARE_LEN >> 20
+    )]
     FirmwareSize(u64),
 }
 

@@ -1857,3 +1857,164 @@ fn no_panic_on_arbitrary_input() {
         let _ = VmConfig::from_toml(&doc);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Huge input
+// ---------------------------------------------------------------------------
+
+/// The longest message a 1 MiB key, value, name or line may produce.
+const SHORT_MESSAGE: usize = 1024;
+
+/// Every message quotes at most an excerpt of what it refuses: a 1 MiB
+/// value, key, id or option gives a message of a few hundred bytes, which
+/// still names the option and property.
+#[test]
+fn command_line_messages_quote_an_excerpt_of_huge_input() {
+    let huge = "x".repeat(1 << 20);
+    let h = huge.as_str();
+    let obj = "sev-guest,id=sev0,cbitpos=51,reduced-phys-bits=1";
+    let machine = "q35,confidential-guest-support=sev0";
+    let qemu: Vec<Vec<String>> = [
+        vec![h.to_owned()],
+        vec![format!("-{h}")],
+        vec!["-machine".into(), format!("q35,{h}=1")],
+        vec!["-machine".into(), format!("q35,a{h}")],
+        vec!["-machine".into(), format!("q35,smm={h}")],
+        vec!["-machine".into(), format!("q35,vmport={h}")],
+        vec!["-machine".into(), format!("q35,graphics={h}")],
+        vec![
+            "-machine".into(),
+            format!("q35,confidential-guest-support={h}"),
+        ],
+        vec!["-machine".into(), format!("q35,memory-encryption={h}")],
+        vec!["-machine".into(), format!("q35,accel={h}")],
+        vec!["-machine".into(), format!("q35,{h}.x=1")],
+        vec!["-machine".into(), format!("q35,a.{h}=1")],
+        vec!["-machine".into(), format!("q35,x{}=1", &h[..100])],
+        vec!["-machine".into(), h.to_owned()],
+        vec!["-machine".into(), format!("pc-i440fx-{h}")],
+        vec!["-object".into(), format!("{obj},{h}=1")],
+        vec!["-object".into(), format!("{obj},policy.{h}=1")],
+        vec!["-object".into(), format!("{h},id=sev0")],
+        vec!["-object".into(), format!("sev-guest,id=a{h}!")],
+        vec!["-object".into(), format!("{obj},cbitpos={h}")],
+        vec!["-object".into(), format!("{obj},policy=1{h}")],
+        vec!["-object".into(), format!("{obj},kernel-hashes={h}")],
+        vec!["-object".into(), format!("{obj},legacy-vm-type={h}")],
+        vec![
+            "-object".into(),
+            format!(r#"{{"qom-type": "sev-guest", "id": "sev0", "{h}": 1}}"#),
+        ],
+        vec!["-object".into(), format!(r#"{{"qom-type": "{h}"}}"#)],
+        vec![
+            "-object".into(),
+            format!(r#"{{"qom-type": "sev-guest", "id": "{h}"}}"#),
+        ],
+        vec!["-object".into(), format!("{{{h}")],
+        vec!["-m".into(), h.to_owned()],
+        vec!["-m".into(), format!("1{h}")],
+        vec!["-m".into(), format!("size=1G,{h}=1")],
+        vec![
+            "-m".into(),
+            format!("99999999999999999999999{}", "9".repeat(1 << 20)),
+        ],
+        vec!["-smp".into(), h.to_owned()],
+        vec!["-smp".into(), format!("2,{h}=1")],
+        vec!["-smp".into(), format!("cpus={h}")],
+        vec!["-cpu".into(), h.to_owned()],
+        vec!["-cpu".into(), format!("EPYC,{h}")],
+        vec!["-qmp".into(), h.to_owned()],
+        vec!["-qmp".into(), format!("unix:/x,{h}=on")],
+        vec!["-qmp".into(), format!("unix:/x,server={h}")],
+        vec!["-accel".into(), h.to_owned()],
+        vec!["-accel".into(), format!("kvm,{h}=1")],
+        vec!["-display".into(), h.to_owned()],
+        vec![
+            "-machine".into(),
+            machine.into(),
+            "-object".into(),
+            format!("sev-guest,id=a{h}"),
+            "-object".into(),
+            format!("sev-guest,id=a{h}"),
+        ],
+    ]
+    .into_iter()
+    .collect();
+    for args in &qemu {
+        let Err(e) = VmConfig::from_qemu_args(args) else {
+            panic!(
+                "{:?}: accepted",
+                args.iter()
+                    .map(|a| &a[..a.len().min(40)])
+                    .collect::<Vec<_>>()
+            );
+        };
+        let text = e.to_string();
+        assert!(
+            text.len() < SHORT_MESSAGE,
+            "{} bytes: {}",
+            text.len(),
+            &text[..200]
+        );
+    }
+}
+
+/// The same for TOML: a 1 MiB key, value or line; a syntax error still
+/// names the line and column, and shows the place under a caret.
+#[test]
+fn toml_messages_quote_an_excerpt_of_huge_input() {
+    let huge = "x".repeat(1 << 20);
+    let h = huge.as_str();
+    let toml: Vec<String> = vec![
+        format!("{h} = 1"),
+        format!("cpu = \"{h}\""),
+        format!("bios = \"a\"\nsmp = \"{h}\""),
+        format!("memory = \"{h}\""),
+        format!("[machine]\n{h} = 1"),
+        format!("[machine]\ntype = \"{h}\""),
+        format!("smp = {{ {h} = 1 }}"),
+        format!("[[object]]\nqom-type = \"{h}\""),
+        format!(
+            "[[object]]\nqom-type = \"sev-guest\"\nid = \"sev0\"\ncbitpos = 51\n\
+             reduced-phys-bits = 1\n{h} = 1"
+        ),
+        format!("[[object]]\nqom-type = \"sev-guest\"\nid = \"{h}\""),
+        // Syntax errors in a 1 MiB line.
+        format!("cpu = \"{h}"),
+        format!("cpu = {h}"),
+        format!("a = 1 {h}"),
+    ];
+    for (i, text) in toml.iter().enumerate() {
+        let Err(e) = VmConfig::from_toml(text) else {
+            panic!("TOML case {i}: accepted");
+        };
+        let shown = e.to_string();
+        assert!(
+            shown.len() < SHORT_MESSAGE,
+            "{} bytes: {}",
+            shown.len(),
+            &shown[..200]
+        );
+    }
+
+    // A syntax error in the middle of a long line: where, what, and the
+    // place itself under a caret.
+    let text = format!("cpu = \"EPYC\"\nsmp = 2\nbios = \"{h}\" ?{h}");
+    let e = VmConfig::from_toml(&text).unwrap_err();
+    let shown = e.to_string();
+    assert_eq!(e.kind(), Kind::Syntax);
+    let column = "bios = \"".len() + h.len() + "\" ".len() + 1;
+    assert!(
+        shown.contains(&format!("line 3, column {column}")),
+        "{shown}"
+    );
+    let lines: Vec<&str> = shown.lines().collect();
+    let (quoted, caret) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+    let at = caret.find('^').unwrap();
+    assert_eq!(quoted.chars().nth(at), Some('?'), "{shown}");
+    assert!(
+        quoted.starts_with("    …x") && quoted.ends_with("x…"),
+        "{shown}"
+    );
+    assert!(shown.len() < SHORT_MESSAGE);
+}

@@ -166,6 +166,15 @@ mod vm_states {
             hmp(&mut vm, "frobnicate 1").unwrap(),
             "unknown command: 'frobnicate'\r\n"
         );
+        // A huge command name is quoted as an excerpt.
+        let huge = "f".repeat(1 << 20);
+        assert_eq!(
+            hmp(&mut vm, &huge).unwrap(),
+            format!(
+                "unknown command: '{}…'\r\n",
+                &huge[..sev_os::EXCERPT_CHARS - 1]
+            )
+        );
         vm.cont().unwrap();
         assert_eq!(
             (vm.sev_state(), vm.run_state()),
@@ -248,7 +257,7 @@ mod vm_states {
         let config = VmConfig::from_qemu_args(&a).unwrap();
         let err = MachinePlan::new(&config, Product::Genoa).unwrap_err();
         assert!(
-            matches!(err, MachineError::File { what: "-bios", .. }),
+            matches!(err, MachineError::Read { what: "-bios", .. }),
             "{err}"
         );
         let plain = VmConfig::from_qemu_args(&["-smp", "1"]).unwrap();

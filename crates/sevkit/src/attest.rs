@@ -36,6 +36,8 @@ use sev_measure::{measure, vcpu_type, MeasureParams, Mode, OvmfImage, SectionKin
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
+use sev_os::excerpt;
+
 use crate::input::{self, invalid, InputError};
 
 /// The host address space: guest memory below 4 GiB, firmware pages above.
@@ -231,12 +233,13 @@ fn parse_policy(value: &str) -> Result<u64, InputError> {
         .strip_prefix("0x")
         .or_else(|| v.strip_prefix("0X"))
         .unwrap_or(v);
-    u64::from_str_radix(v, 16).map_err(|e| invalid(format!("--policy {value:?}: not hex ({e})")))
+    u64::from_str_radix(v, 16)
+        .map_err(|e| invalid(format!("--policy {:?}: not hex ({e})", excerpt(value))))
 }
 
 /// Reads a file of exactly `len` bytes (binary, or hex text).
 fn exact_file(name: &str, path: &Path, len: usize) -> Result<Vec<u8>, InputError> {
-    let raw = input::read(path)?;
+    let raw = input::read(path, input::MAX_STRUCT_FILE, "an SNP structure")?;
     let bytes = if raw.len() == len {
         raw
     } else {
@@ -275,7 +278,7 @@ fn parse_args(args: &AttestArgs) -> Result<LaunchInput, InputError> {
     let t = vcpu_type(&args.vcpu_type).ok_or_else(|| {
         invalid(format!(
             "unknown --vcpu-type {:?}; known: {}",
-            args.vcpu_type,
+            excerpt(&args.vcpu_type),
             sev_measure::VCPU_TYPES
                 .iter()
                 .map(|t| t.name)
@@ -296,7 +299,7 @@ fn parse_args(args: &AttestArgs) -> Result<LaunchInput, InputError> {
         _ => return Err(invalid("--id-block and --id-auth go together")),
     };
     Ok(LaunchInput {
-        image: input::read(&args.firmware)?,
+        image: crate::measure::read_firmware(&args.firmware)?,
         vcpus: args.vcpus,
         vcpu_sig: t.signature(),
         policy: parse_policy(&args.policy)?,

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 
-use crate::input::InputError;
+use crate::input::{self, InputError, SECRET_NOT_SHOWN};
 
 /// `sevkit firmware ...`
 #[derive(Debug, Subcommand)]
@@ -56,8 +56,9 @@ pub struct StateArgs {
     pub state: PathBuf,
     /// Deterministic mode for tests: every key comes from this 32-byte seed
     /// (hex). Never use it for a platform that guards real secrets.
-    #[arg(long, value_name = "HEX", value_parser = parse_seed)]
-    pub seed: Option<[u8; 32]>,
+    // Parsed by `parse_seed`, not by clap, whose errors repeat the value.
+    #[arg(long, value_name = "HEX")]
+    pub seed: Option<String>,
     /// Highest ASID (ASIDs below --min-sev-asid are for SEV-ES guests).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ASID)]
     pub max_asid: u32,
@@ -120,12 +121,22 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
-fn parse_seed(s: &str) -> Result<[u8; 32], String> {
+/// Parses `--seed`; errors never repeat it (every key derives from it).
+fn parse_seed(s: &str) -> Result<[u8; 32], InputError> {
+    let s = s.trim();
     let s = s.strip_prefix("0x").unwrap_or(s);
-    let bytes = hex::decode(s).map_err(|e| format!("seed: {e}"))?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| format!("seed: 32 bytes (64 hex digits) expected, got {}", b.len()))
+    let bytes = hex::decode(s).map_err(|e| {
+        invalid(format!(
+            "--seed: not hex ({}); {SECRET_NOT_SHOWN}",
+            input::hex_problem(&e)
+        ))
+    })?;
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        invalid(format!(
+            "--seed: 32 bytes (64 hex digits) expected, got {}",
+            b.len()
+        ))
+    })
 }
 
 fn invalid(e: impl std::fmt::Display) -> InputError {
@@ -133,21 +144,21 @@ fn invalid(e: impl std::fmt::Display) -> InputError {
 }
 
 impl StateArgs {
-    fn config(&self) -> FirmwareConfig {
-        FirmwareConfig {
+    fn config(&self) -> Result<FirmwareConfig, InputError> {
+        Ok(FirmwareConfig {
             state_dir: Some(self.state.clone()),
-            seed: self.seed,
+            seed: self.seed.as_deref().map(parse_seed).transpose()?,
             max_asid: self.max_asid,
             min_sev_asid: self.min_sev_asid,
             max_guests: self.max_guests,
             ..FirmwareConfig::default()
-        }
+        })
     }
 
     /// Locks the directory and opens the firmware on it.
     fn open(&self) -> Result<(StateLock, Firmware), InputError> {
         let lock = StateLock::acquire(&self.state).map_err(invalid)?;
-        let fw = Firmware::open(self.config()).map_err(invalid)?;
+        let fw = Firmware::open(self.config()?).map_err(invalid)?;
         Ok((lock, fw))
     }
 }
@@ -166,7 +177,7 @@ fn serve(args: &ServeArgs) -> Result<(), InputError> {
     let lock = StateLock::acquire(&args.state.state).map_err(invalid)?;
     let fw = Firmware::open(FirmwareConfig {
         launch_log: !args.no_launch_log,
-        ..args.state.config()
+        ..args.state.config()?
     })
     .map_err(invalid)?;
     let server = Server::bind(

@@ -6,8 +6,7 @@
 //! `-qmp`) serves QMP until `quit`, or (without) prints what management
 //! software would query and exits.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +16,8 @@ use sev_abi::product::Product;
 use sev_firmware::{Firmware, FirmwareConfig};
 use sev_firmware_server::{AmdSp, Client, InProcess};
 use sev_vmm::backend::{SharedVm, VmBackend};
-use sev_vmm::config::VmConfig;
+use sev_vmm::config::{VmConfig, MAX_TOML_LEN};
+use sev_vmm::debug::hmp::MAX_DUMP_BYTES;
 use sev_vmm::host::Host;
 use sev_vmm::machine::MachinePlan;
 use sev_vmm::qmp::{QmpBackend, QmpServer};
@@ -25,7 +25,8 @@ use sev_vmm::vm::SevState;
 use sev_vmm::GuestMemory;
 
 use crate::attest::SnpProduct;
-use crate::input::{invalid, InputError};
+use crate::input::{self, invalid, InputError};
+use crate::qmp_client::QmpClient;
 
 /// Arguments of `sevkit launch`.
 #[derive(Debug, Args)]
@@ -72,8 +73,9 @@ fn load_config(args: &LaunchArgs) -> Result<VmConfig, InputError> {
                     "give the VM either as --config FILE or as QEMU options, not both",
                 ));
             }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+            let bytes = input::read(path, MAX_TOML_LEN, "a VM configuration (TOML)")?;
+            let text = String::from_utf8(bytes)
+                .map_err(|e| invalid(format!("{}: not UTF-8 text: {e}", path.display())))?;
             VmConfig::from_toml(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))
         }
         None => VmConfig::from_qemu_args(&args.qemu).map_err(err),
@@ -187,7 +189,20 @@ pub struct DebugReadArgs {
     /// Print raw bytes instead of hex.
     #[arg(long)]
     pub raw: bool,
+    /// How long to wait for the monitor at each step (connect, greeting,
+    /// each reply), in seconds. A QMP socket serves one client at a time:
+    /// while another client holds it, the read ends after this long.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = DEFAULT_QMP_TIMEOUT_SECS,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub timeout: u64,
 }
+
+/// `debug read --timeout`'s default, in seconds.
+pub const DEFAULT_QMP_TIMEOUT_SECS: u64 = 10;
 
 /// `sevkit debug ...`
 #[derive(Debug, clap::Subcommand)]
@@ -197,49 +212,24 @@ pub enum DebugCommand {
     Read(DebugReadArgs),
 }
 
-/// A minimal QMP client: one command, one answer (events skipped).
-fn qmp_execute(
-    reader: &mut BufReader<UnixStream>,
-    command: &serde_json::Value,
-) -> Result<serde_json::Value, InputError> {
-    let mut line = serde_json::to_string(command).map_err(err)?;
-    line.push('\n');
-    reader.get_mut().write_all(line.as_bytes()).map_err(err)?;
-    loop {
-        let mut answer = String::new();
-        if reader.read_line(&mut answer).map_err(err)? == 0 {
-            return Err(invalid("QMP: the VM closed the connection"));
-        }
-        let v: serde_json::Value = serde_json::from_str(&answer).map_err(err)?;
-        if let Some(r) = v.get("return") {
-            return Ok(r.clone());
-        }
-        if let Some(e) = v.get("error") {
-            return Err(invalid(format!(
-                "QMP {}: {}",
-                e["class"].as_str().unwrap_or("?"),
-                e["desc"].as_str().unwrap_or("?")
-            )));
-        }
-    }
-}
-
 /// Parses `xp /Nxb` output (`ADDR: 0x.. 0x..`) back into bytes; a line
 /// that is not a dump line (an error, "Cannot access memory") is an error.
+/// That line is the monitor's own message (the policy bit that forbids
+/// debugging, and the remedy): it is shown whole, a reply line being at
+/// most [`MAX_REPLY_LINE`](crate::qmp_client::MAX_REPLY_LINE) bytes.
 fn parse_xp_bytes(text: &str) -> Result<Vec<u8>, InputError> {
+    let bad = |line: &str| invalid(format!("xp: {line}"));
     let mut out = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let Some((_, values)) = line.split_once(": ") else {
-            return Err(invalid(format!("xp: {line}")));
+            return Err(bad(line));
         };
         if values.contains("Cannot access memory") {
-            return Err(invalid(format!("xp: {line}")));
+            return Err(bad(line));
         }
         for v in values.split_whitespace() {
-            let hex = v
-                .strip_prefix("0x")
-                .ok_or_else(|| invalid(format!("xp: {line}")))?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| invalid(format!("xp: {line}")))?);
+            let hex = v.strip_prefix("0x").ok_or_else(|| bad(line))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad(line))?);
         }
     }
     Ok(out)
@@ -250,38 +240,24 @@ pub fn run_debug(cmd: &DebugCommand) -> Result<(), InputError> {
     let DebugCommand::Read(args) = cmd;
     let gpa =
         crate::measure::parse_int_auto(&args.gpa).map_err(|e| invalid(format!("--gpa: {e}")))?;
-    if args.len == 0 || args.len > 1 << 20 {
+    if args.len == 0 || args.len > MAX_DUMP_BYTES {
         return Err(invalid(format!(
-            "--len {}: expected 1 to 1048576",
+            "--len {}: expected 1 to {MAX_DUMP_BYTES}",
             args.len
         )));
     }
-    let stream = UnixStream::connect(&args.qmp)
-        .map_err(|e| invalid(format!("{}: {e}", args.qmp.display())))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(err)?;
-    let mut reader = BufReader::new(stream);
-    let mut greeting = String::new();
-    reader.read_line(&mut greeting).map_err(err)?;
-    if !greeting.contains("\"QMP\"") {
-        return Err(invalid(format!("{}: not a QMP socket", args.qmp.display())));
-    }
-    qmp_execute(
-        &mut reader,
-        &serde_json::json!({"execute": "qmp_capabilities"}),
-    )?;
-    let out = qmp_execute(
-        &mut reader,
+    let mut qmp = QmpClient::connect(&args.qmp, Duration::from_secs(args.timeout))?;
+    let out = qmp.execute(
         &serde_json::json!({
             "execute": "human-monitor-command",
             "arguments": {"command-line": format!("xp /{}xb {gpa:#x}", args.len)}
         }),
+        "xp",
     )?;
     let text = out.as_str().unwrap_or_default();
     let bytes = parse_xp_bytes(text)?;
     if bytes.len() as u64 != args.len {
-        return Err(invalid(format!("xp: {}", text.trim())));
+        return Err(invalid(format!("xp: {}", sev_os::excerpt(text.trim()))));
     }
     if args.raw {
         std::io::stdout().write_all(&bytes).map_err(err)?;

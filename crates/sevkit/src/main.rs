@@ -12,6 +12,7 @@ mod input;
 mod launch;
 mod measure;
 mod owner;
+mod qmp_client;
 mod show;
 mod verify;
 

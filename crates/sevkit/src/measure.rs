@@ -8,11 +8,15 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use clap::{Args, Subcommand, ValueEnum};
 use sev_crypto::session::Tik;
+use sev_measure::hashes::MAX_KERNEL_FILE_LEN;
+use sev_measure::ovmf::MAX_FIRMWARE_LEN;
 use sev_measure::sev::{LaunchMeasureParams, MEASURE_BLOB_LEN, SEV_LD_LEN};
 use sev_measure::{
     cpu_signature, launch_measure_blob, measure, vcpu_type, FpuState, KernelHashes, MeasureParams,
     Measurement, Mode, SvsmInput, VmmType, VCPU_TYPES,
 };
+
+use sev_os::excerpt;
 
 use crate::input::{self, invalid, InputError};
 use crate::Status;
@@ -208,6 +212,31 @@ pub fn run(args: &MeasureArgs) -> Result<Status, InputError> {
     }
 }
 
+/// The kernel hashes of `--kernel`, `--initrd` and `--append`, when a
+/// kernel is given.
+fn kernel_hashes(a: &ImageArgs) -> Result<Option<KernelHashes>, InputError> {
+    let Some(path) = &a.kernel else {
+        return Ok(None);
+    };
+    let kernel = input::read(path, MAX_KERNEL_FILE_LEN, "a kernel")?;
+    let initrd = a
+        .initrd
+        .as_deref()
+        .map(|p| input::read(p, MAX_KERNEL_FILE_LEN, "an initrd"))
+        .transpose()?;
+    Ok(Some(KernelHashes::compute(
+        &kernel,
+        initrd.as_deref(),
+        a.append.as_deref().map(str::as_bytes),
+    )))
+}
+
+/// Reads a firmware image (`--ovmf`, `attest --firmware`), at most
+/// [`MAX_FIRMWARE_LEN`] bytes.
+pub(crate) fn read_firmware(path: &Path) -> Result<Vec<u8>, InputError> {
+    input::read(path, MAX_FIRMWARE_LEN, "a firmware image (OVMF)")
+}
+
 /// A number on the command line: decimal, or with a `0x`, `0o` or `0b`
 /// prefix, `_` separators allowed.
 pub(crate) fn parse_int_auto(s: &str) -> Result<u64, String> {
@@ -222,17 +251,17 @@ pub(crate) fn parse_int_auto(s: &str) -> Result<u64, String> {
     } else {
         lower.parse::<u64>()
     };
-    parsed.map_err(|_| format!("{s:?} is not a number (decimal, or 0x-hex)"))
+    parsed.map_err(|_| format!("{:?} is not a number (decimal, or 0x-hex)", excerpt(s)))
 }
 
 fn parse_u32_auto(s: &str) -> Result<u32, String> {
     let v = parse_int_auto(s)?;
-    u32::try_from(v).map_err(|_| format!("{s} does not fit in 32 bits"))
+    u32::try_from(v).map_err(|_| format!("{} does not fit in 32 bits", excerpt(s)))
 }
 
 fn parse_u8_auto(s: &str) -> Result<u8, String> {
     let v = parse_int_auto(s)?;
-    u8::try_from(v).map_err(|_| format!("{s} does not fit in one byte (0-255)"))
+    u8::try_from(v).map_err(|_| format!("{} does not fit in one byte (0-255)", excerpt(s)))
 }
 
 /// Files read and values parsed for one measurement.
@@ -275,7 +304,8 @@ fn parse_mode(name: Option<&str>) -> Result<Mode, InputError> {
     })?;
     Mode::from_name(name).ok_or_else(|| {
         invalid(format!(
-            "unknown --mode {name:?}: use sev, seves (sev-es), snp (sev-snp), snp:ovmf-hash or snp:svsm"
+            "unknown --mode {:?}: use sev, seves (sev-es), snp (sev-snp), snp:ovmf-hash or snp:svsm",
+            excerpt(name)
         ))
     })
 }
@@ -304,7 +334,8 @@ fn vcpu_signature(a: &ImageArgs, mode: Mode, vmm: VmmType) -> Result<u32, InputE
         let t = vcpu_type(name).ok_or_else(|| {
             let names: Vec<&str> = VCPU_TYPES.iter().map(|t| t.name).collect();
             invalid(format!(
-                "unknown --vcpu-type {name:?}; known: {}",
+                "unknown --vcpu-type {:?}; known: {}",
+                excerpt(name),
                 names.join(", ")
             ))
         })?;
@@ -345,8 +376,12 @@ fn prepare(a: &ImageArgs, mode: Mode) -> Result<Prepared, InputError> {
     };
     let vmm = match &a.vmm_type {
         None => VmmType::Qemu,
-        Some(name) => VmmType::from_name(name)
-            .ok_or_else(|| invalid(format!("unknown VMM type '{name}' (use QEMU, ec2 or gce)")))?,
+        Some(name) => VmmType::from_name(name).ok_or_else(|| {
+            invalid(format!(
+                "unknown VMM type '{}' (use QEMU, ec2 or gce)",
+                excerpt(name)
+            ))
+        })?,
     };
     let vcpu_sig = vcpu_signature(a, mode, vmm)?;
     let vars_size = if mode == Mode::SnpSvsm {
@@ -385,23 +420,14 @@ fn prepare(a: &ImageArgs, mode: Mode) -> Result<Prepared, InputError> {
         .as_deref()
         .map(|h| input::hex_arg("snp-ovmf-hash", h, 48, true))
         .transpose()?;
-    let ovmf = input::read(ovmf_path)?;
+    let ovmf = read_firmware(ovmf_path)?;
     let svsm = match (vars_size, &a.svsm) {
-        (Some(size), Some(path)) => Some((input::read(path)?, size)),
+        (Some(size), Some(path)) => {
+            Some((input::read(path, MAX_FIRMWARE_LEN, "an SVSM binary")?, size))
+        }
         _ => None,
     };
-    let kernel = match &a.kernel {
-        None => None,
-        Some(path) => {
-            let kernel = input::read(path)?;
-            let initrd = a.initrd.as_deref().map(input::read).transpose()?;
-            Some(KernelHashes::compute(
-                &kernel,
-                initrd.as_deref(),
-                a.append.as_deref().map(str::as_bytes),
-            ))
-        }
-    };
+    let kernel = kernel_hashes(a)?;
     Ok(Prepared {
         mode,
         ovmf,
@@ -473,7 +499,7 @@ fn run_measure(a: &ImageArgs, out: &OutputArgs) -> Result<(), InputError> {
             .ovmf
             .as_ref()
             .ok_or_else(|| invalid("missing --ovmf PATH (the firmware image)"))?;
-        let ovmf = input::read(path)?;
+        let ovmf = read_firmware(path)?;
         let m = measure(&MeasureParams::new(mode, &ovmf)).map_err(|e| invalid(e.to_string()))?;
         write_log(&m, out.log, out.log_file.as_deref())?;
         println!("{}", hex::encode(&m.digest));
@@ -559,7 +585,7 @@ fn sev_launch_digest(a: &SevLaunchArgs) -> Result<[u8; SEV_LD_LEN], InputError> 
 }
 
 fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
-    let tik_bytes = input::path_or_base64("tik", &a.tik)?;
+    let tik_bytes = input::path_or_base64("tik", &a.tik, "a TIK")?;
     let tik = Tik::new(exact::<16>("tik", &tik_bytes).map_err(|_| {
         invalid(format!(
             "--tik: the TIK is 16 bytes, got {}{}",
@@ -574,12 +600,12 @@ fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
     let blob = a
         .launch_measure_blob
         .as_deref()
-        .map(|v| input::path_or_base64("launch-measure-blob", v))
+        .map(|v| input::path_or_base64("launch-measure-blob", v, "a LAUNCH_MEASURE blob"))
         .transpose()?
         .map(|b| exact::<MEASURE_BLOB_LEN>("launch-measure-blob", &b))
         .transpose()?;
     let nonce: [u8; 16] = match (&a.nonce, &blob) {
-        (Some(n), _) => exact::<16>("nonce", &input::path_or_base64("nonce", n)?)?,
+        (Some(n), _) => exact::<16>("nonce", &input::path_or_base64("nonce", n, "a nonce")?)?,
         (None, Some(b)) => exact::<16>("launch-measure-blob", &b[32..])?,
         (None, None) => {
             return Err(invalid(

@@ -14,7 +14,9 @@ use sev_owner::secret::{build_secret_packet, SecretTable, LAUNCH_MEASURE_BLOB_LE
 use sev_owner::session::{decode_key, pdh_public_key, SessionFileNames, SessionFiles};
 use zerocopy::IntoBytes;
 
-use crate::input::{self, invalid, InputError};
+use sev_os::excerpt;
+
+use crate::input::{self, invalid, InputError, SECRET_NOT_SHOWN};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -97,7 +99,7 @@ fn parse_hex_u32(value: &str) -> Result<u32, String> {
 /// Reads the PDH certificate: binary (optionally followed by the rest of a
 /// chain), base64, or hex / PEM text.
 fn read_pdh(path: &Path) -> Result<SevCert, InputError> {
-    let raw = input::read(path)?;
+    let raw = input::read(path, input::MAX_CERT_FILE, "a PDH certificate or chain")?;
     let bytes = if raw.len() >= SEV_CERT_LEN && raw.starts_with(&1u32.to_le_bytes()) {
         raw
     } else if let Ok(decoded) = B64.decode(raw.trim_ascii()) {
@@ -150,7 +152,7 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
     if a.name.is_empty() || a.name.contains(std::path::is_separator) {
         return Err(invalid(format!(
             "--name {:?}: a file-name prefix without path separators is needed (use --out for the directory)",
-            a.name
+            excerpt(&a.name)
         )));
     }
     if !a.out.is_dir() {
@@ -187,8 +189,9 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
     Ok(())
 }
 
-fn read_key(name: &'static str, value: &str) -> Result<[u8; 16], InputError> {
-    let bytes = input::path_or_base64(name, value)?;
+/// Reads `--name` (`what` in errors): a 16-byte key file, or base64.
+fn read_key(name: &'static str, what: &'static str, value: &str) -> Result<[u8; 16], InputError> {
+    let bytes = input::path_or_base64(name, value, what)?;
     decode_key(name, &bytes).map_err(|_| {
         invalid(format!(
             "--{name}: the {} is 16 bytes, got {}{}",
@@ -204,7 +207,7 @@ fn read_key(name: &'static str, value: &str) -> Result<[u8; 16], InputError> {
 }
 
 fn read_blob(value: &str) -> Result<[u8; LAUNCH_MEASURE_BLOB_LEN], InputError> {
-    let mut bytes = input::path_or_base64("launch-measure-blob", value)?;
+    let mut bytes = input::path_or_base64("launch-measure-blob", value, "a LAUNCH_MEASURE blob")?;
     // A file holding the base64 text QEMU prints.
     if bytes.len() != LAUNCH_MEASURE_BLOB_LEN {
         if let Ok(decoded) = B64.decode(bytes.trim_ascii()) {
@@ -220,14 +223,21 @@ fn read_blob(value: &str) -> Result<[u8; LAUNCH_MEASURE_BLOB_LEN], InputError> {
     })
 }
 
+/// Parses `--secret GUID:FILE` and reads the file. A malformed value may be
+/// a secret pasted by mistake: errors do not repeat it.
 fn read_secret(spec: &str) -> Result<(Guid, Vec<u8>), InputError> {
     let (guid, file) = spec.split_once(':').ok_or_else(|| {
         invalid(format!(
-            "--secret {spec:?}: expected GUID:FILE, e.g. 736869e5-84f0-4973-92ec-06879ce3da0b:luks.key"
+            "--secret: expected GUID:FILE, e.g. 736869e5-84f0-4973-92ec-06879ce3da0b:luks.key \
+             ({SECRET_NOT_SHOWN})"
         ))
     })?;
-    let guid = Guid::parse(guid).map_err(|e| invalid(format!("--secret {spec:?}: {e}")))?;
-    let data = input::read(Path::new(file))?;
+    let guid = Guid::parse(guid).map_err(|e| {
+        invalid(format!(
+            "--secret: the part before ':' is not a GUID ({e}); {SECRET_NOT_SHOWN}"
+        ))
+    })?;
+    let data = input::read(Path::new(file), input::MAX_SECRET_FILE, "a secret")?;
     Ok((guid, data))
 }
 
@@ -239,8 +249,8 @@ pub fn run_secret(cmd: &SecretCommand) -> Result<(), InputError> {
 }
 
 fn run_secret_build(a: &SecretBuildArgs) -> Result<(), InputError> {
-    let tek = Tek::new(read_key("tek", &a.tek)?);
-    let tik = Tik::new(read_key("tik", &a.tik)?);
+    let tek = Tek::new(read_key("tek", "a TEK", &a.tek)?);
+    let tik = Tik::new(read_key("tik", "a TIK", &a.tik)?);
     let blob = read_blob(&a.launch_measure_blob)?;
     let mut table = SecretTable::new();
     for spec in &a.secret {

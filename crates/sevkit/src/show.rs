@@ -61,7 +61,11 @@ pub fn run(cmd: &ShowCommand) -> Result<(), InputError> {
             Ok(())
         }
         ShowCommand::Cert(args) => {
-            let decoded = input::decode(&input::read(&args.file)?)?;
+            let decoded = input::decode(&input::read(
+                &args.file,
+                input::MAX_CERT_FILE,
+                "a certificate or certificate bundle",
+            )?)?;
             let mut all = Vec::new();
             for object in &decoded.objects {
                 let fields = cert_fields(object)

@@ -12,6 +12,8 @@ use sev_attest::snp::{verify_report, ChainSource, ReportExpectations};
 use sev_attest::{Outcome, Verdict};
 use sev_crypto::x509::X509Cert;
 
+use sev_os::excerpt;
+
 use crate::input::{self, InputError};
 use crate::Status;
 
@@ -152,13 +154,16 @@ pub fn run(cmd: &VerifyCommand) -> Result<Status, InputError> {
     }
 }
 
-fn read_object(path: &Path) -> Result<Vec<u8>, InputError> {
-    Ok(input::decode(&input::read(path)?)?.first().to_vec())
+/// The first object of a file of at most `max` bytes of `what`.
+fn read_object(path: &Path, max: u64, what: &'static str) -> Result<Vec<u8>, InputError> {
+    Ok(input::decode(&input::read(path, max, what)?)?
+        .first()
+        .to_vec())
 }
 
 /// Reads a report: 1184 raw bytes or hex text of them.
 pub fn read_report(path: &Path) -> Result<Vec<u8>, InputError> {
-    let bytes = read_object(path)?;
+    let bytes = read_object(path, input::MAX_STRUCT_FILE, "an attestation report")?;
     if bytes.len() != sev_abi::report::REPORT_LEN {
         return Err(InputError::Invalid(format!(
             "{}: an attestation report is {} bytes, this is {} bytes",
@@ -172,7 +177,7 @@ pub fn read_report(path: &Path) -> Result<Vec<u8>, InputError> {
 
 /// Reads one X.509 certificate (DER, PEM or hex).
 pub fn read_x509(path: &Path) -> Result<X509Cert, InputError> {
-    let der = read_object(path)?;
+    let der = read_object(path, input::MAX_CERT_FILE, "a certificate")?;
     X509Cert::from_der(&der).map_err(|e| {
         InputError::Invalid(format!("{}: not an X.509 certificate: {e}", path.display()))
     })
@@ -188,9 +193,9 @@ fn parse_min_tcb(text: &str) -> Result<TcbParts, InputError> {
     };
     let mut seen = Vec::new();
     for item in text.split(',').filter(|s| !s.is_empty()) {
-        let (key, value) = item
-            .split_once('=')
-            .ok_or_else(|| InputError::Invalid(format!("--min-tcb: '{item}' is not NAME=VALUE")))?;
+        let (key, value) = item.split_once('=').ok_or_else(|| {
+            InputError::Invalid(format!("--min-tcb: '{}' is not NAME=VALUE", excerpt(item)))
+        })?;
         let value = value.trim();
         let number = if let Some(hex) = value.strip_prefix("0x") {
             u8::from_str_radix(hex, 16)
@@ -198,7 +203,11 @@ fn parse_min_tcb(text: &str) -> Result<TcbParts, InputError> {
             value.parse::<u8>()
         }
         .map_err(|_| {
-            InputError::Invalid(format!("--min-tcb: {key}={value} is not a number 0..255"))
+            InputError::Invalid(format!(
+                "--min-tcb: {}={} is not a number 0..255",
+                excerpt(key),
+                excerpt(value)
+            ))
         })?;
         match key.trim() {
             "bl" => tcb.bootloader = number,
@@ -208,7 +217,8 @@ fn parse_min_tcb(text: &str) -> Result<TcbParts, InputError> {
             "fmc" => tcb.fmc = Some(number),
             other => {
                 return Err(InputError::Invalid(format!(
-                    "--min-tcb: unknown component '{other}' (use bl, tee, snp, ucode, fmc)"
+                    "--min-tcb: unknown component '{}' (use bl, tee, snp, ucode, fmc)",
+                    excerpt(other)
                 )))
             }
         }
@@ -236,7 +246,11 @@ fn report(args: &ReportArgs) -> Result<Status, InputError> {
     let report = read_report(&args.report)?;
     let vcek = read_x509(&args.vcek)?;
     let source = if let Some(chain) = &args.chain {
-        let decoded = input::decode(&input::read(chain)?)?;
+        let decoded = input::decode(&input::read(
+            chain,
+            input::MAX_CERT_FILE,
+            "a certificate chain",
+        )?)?;
         let certs = decoded
             .objects
             .iter()
@@ -282,8 +296,12 @@ fn report(args: &ReportArgs) -> Result<Status, InputError> {
     };
     let crl = match &args.crl {
         Some(path) => Some(
-            sev_crypto::x509::X509Crl::from_der(&read_object(path)?)
-                .map_err(|e| InputError::Invalid(format!("{}: not a CRL: {e}", path.display())))?,
+            sev_crypto::x509::X509Crl::from_der(&read_object(
+                path,
+                input::MAX_CERT_FILE,
+                "a certificate revocation list",
+            )?)
+            .map_err(|e| InputError::Invalid(format!("{}: not a CRL: {e}", path.display())))?,
         ),
         None => None,
     };
@@ -301,12 +319,12 @@ fn report(args: &ReportArgs) -> Result<Status, InputError> {
 }
 
 fn read_sev_cert(path: &Path) -> Result<SevCert, InputError> {
-    let bytes = read_object(path)?;
+    let bytes = read_object(path, input::MAX_CERT_FILE, "a certificate")?;
     SevCert::from_bytes(&bytes).map_err(|e| InputError::Invalid(format!("{}: {e}", path.display())))
 }
 
 fn read_amd_cert(path: &Path) -> Result<AmdCert, InputError> {
-    let bytes = read_object(path)?;
+    let bytes = read_object(path, input::MAX_CERT_FILE, "a certificate")?;
     AmdCert::from_bytes(&bytes).map_err(|e| InputError::Invalid(format!("{}: {e}", path.display())))
 }
 

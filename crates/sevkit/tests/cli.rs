@@ -155,6 +155,23 @@ fn verify_report_exit_codes() {
     let out = sevkit(&["verify", "report", &report, "--vcek", &report]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not an X.509 certificate"));
+
+    // A huge --min-tcb item is quoted as an excerpt.
+    let huge = "z".repeat(100_000);
+    for tcb in [huge.clone(), format!("bl={huge}"), format!("{huge}=1")] {
+        let out = sevkit(&[
+            "verify",
+            "report",
+            &report,
+            "--vcek",
+            &vcek,
+            "--min-tcb",
+            &tcb,
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("--min-tcb"));
+        assert!(stderr(&out).len() < 1024, "{} bytes", stderr(&out).len());
+    }
 }
 
 #[test]

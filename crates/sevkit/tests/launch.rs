@@ -10,9 +10,11 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -979,6 +981,211 @@ fn snp_launch_with_an_id_block_signed_by_snp_create_id_block() {
         err.contains("SNP_LAUNCH_FINISH") && err.contains("BAD_MEASUREMENT"),
         "{err}"
     );
+}
+
+/// The demo image with its SEV metadata section `index` moved to `gpa`
+/// and resized to `size`.
+fn demo_image_with_section(index: usize, gpa: u32, size: u32) -> Vec<u8> {
+    let mut image = sev_vmm::demo_image::demo_image();
+    let offset = sev_measure::OvmfImage::parse(&image)
+        .unwrap()
+        .metadata()
+        .unwrap()
+        .offset;
+    let at = offset
+        + sev_measure::ovmf::METADATA_HEADER_LEN
+        + index * sev_measure::ovmf::METADATA_SECTION_LEN;
+    image[at..at + 4].copy_from_slice(&gpa.to_le_bytes());
+    image[at + 4..at + 8].copy_from_slice(&size.to_le_bytes());
+    image
+}
+
+#[test]
+fn measure_refuses_the_metadata_the_launch_refuses_with_its_message() {
+    let (state, _) = platform();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Section 0 is SNP_SEC_MEM at 0x80_0000 + 0x9000; section 2 the
+    // SECRETS page.
+    let cases = [
+        (
+            0,
+            0x80_0800,
+            0x9000,
+            "(SNP_SEC_MEM) at 0x800800+0x9000 is not page aligned",
+        ),
+        (
+            2,
+            0x80_D010,
+            0x1000,
+            "(SECRETS) at 0x80d010+0x1000 is not page aligned",
+        ),
+        (
+            0,
+            0xFFFF_0000,
+            0x2_0000,
+            "(SNP_SEC_MEM) at 0xffff0000+0x20000 ends past 4 GiB",
+        ),
+    ];
+    for (index, gpa, size, text) in cases {
+        let image = d.join(format!("fw-{index}-{gpa:x}.bin"));
+        std::fs::write(&image, demo_image_with_section(index, gpa, size)).unwrap();
+        let measured = run(
+            SEVKIT,
+            &[
+                "measure",
+                "--mode",
+                "snp",
+                "--vcpus",
+                "1",
+                "--vcpu-type",
+                VCPU_TYPE,
+                "--ovmf",
+                s(&image),
+            ],
+            d,
+        );
+        let launched = run(
+            SEVKIT,
+            &[
+                "launch",
+                "--state",
+                s(state.path()),
+                "-machine",
+                "q35,confidential-guest-support=sev0",
+                "-object",
+                "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1",
+                "-bios",
+                s(&image),
+                "-cpu",
+                VCPU_TYPE,
+            ],
+            d,
+        );
+        let expected = format!("OVMF SEV metadata section {index} {text}");
+        for (what, out) in [("measure", &measured), ("launch", &launched)] {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what} {gpa:#x}: {err}");
+            assert!(
+                err.contains(&expected),
+                "{what}: expected {expected:?}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn debug_read_times_out_while_another_client_holds_the_monitor() {
+    let (state, _) = platform();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let image = d.join("fw.bin");
+    let demo = sev_vmm::demo_image::demo_image();
+    std::fs::write(&image, &demo).unwrap();
+    let vmm = Vmm::start(
+        d,
+        state.path(),
+        "sev-guest,id=sev0,policy=0x0,cbitpos=51,reduced-phys-bits=1",
+        s(&image),
+    );
+    // Hold the monitor: a client that got its greeting (sent once the
+    // launch is done) and stays.
+    let holder = UnixStream::connect(&vmm.socket).unwrap();
+    holder
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut greeting = String::new();
+    BufReader::new(&holder).read_line(&mut greeting).unwrap();
+    assert!(greeting.contains("QMP"), "{greeting}");
+    let gpa = format!("{:#x}", (1u64 << 32) - demo.len() as u64);
+    let read = |timeout: &str| {
+        let started = Instant::now();
+        let out = run(
+            SEVKIT,
+            &[
+                "debug",
+                "read",
+                "--qmp",
+                s(&vmm.socket),
+                "--gpa",
+                &gpa,
+                "--len",
+                "16",
+                "--timeout",
+                timeout,
+            ],
+            d,
+        );
+        (out, started.elapsed())
+    };
+    let (out, took) = read("1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("did not answer within 1 s (the greeting)")
+            && err.contains("another client may be connected"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    // Once the other client leaves, the monitor answers.
+    drop(holder);
+    let (out, _) = read("60");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("did not answer"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+#[test]
+fn debug_read_refuses_a_reply_line_past_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("fake-qmp.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    // A server that greets, accepts the negotiation, then answers the
+    // command with a line that never ends.
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(&stream);
+        let mut writer = &stream;
+        writer
+            .write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n")
+            .unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        writer.write_all(b"{\"return\": {}}\n").unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        let chunk = vec![b'a'; 1 << 20];
+        let mut sent = 0usize;
+        // Until the client gives up (or far past any limit).
+        while sent < 256 << 20 && writer.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    });
+    let out = run(
+        SEVKIT,
+        &[
+            "debug",
+            "read",
+            "--qmp",
+            s(&socket),
+            "--gpa",
+            "0",
+            "--len",
+            "16",
+            "--timeout",
+            "60",
+        ],
+        dir.path(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("a QMP reply (xp) is longer than") && err.contains("without a newline"),
+        "{err}"
+    );
+    let sent = server.join().unwrap();
+    assert!(sent < 64 << 20, "the client read {sent} bytes");
 }
 
 #[test]

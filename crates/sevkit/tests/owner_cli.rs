@@ -358,3 +358,93 @@ fn secret_build_refuses_unusable_input() {
     refused(&out, &["cannot write no/such/dir/h.bin"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn secret_values_never_appear_in_errors() {
+    let dir = temp_dir();
+    let (tek, tik, secret) = key_files(&dir);
+    let good = format!("{GUID1}:{secret}");
+    // Values that are not base64 (nor existing files), as a mistyped key
+    // or a secret pasted into the wrong argument would be.
+    let leaked = "S3cretKeyMaterial-!";
+    let with_colon = format!("{leaked}:x");
+    let build = |tik: &str, tek: &str, blob: &str, secret: &str| {
+        vec![
+            "secret".to_owned(),
+            "build".into(),
+            "--tik".into(),
+            tik.into(),
+            "--tek".into(),
+            tek.into(),
+            "--launch-measure-blob".into(),
+            blob.into(),
+            "--secret".into(),
+            secret.into(),
+            "--header".into(),
+            "h.bin".into(),
+            "--payload".into(),
+            "p.bin".into(),
+        ]
+    };
+    let seed = format!("{}g", "5e".repeat(31) + "5");
+    let state = dir.join("state");
+    let cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (build(leaked, &tek, BLOB, &good), "--tik", leaked),
+        (build(&tik, leaked, BLOB, &good), "--tek", leaked),
+        (
+            build(&tik, &tek, leaked, &good),
+            "--launch-measure-blob",
+            leaked,
+        ),
+        (build(&tik, &tek, BLOB, leaked), "--secret", leaked),
+        (build(&tik, &tek, BLOB, &with_colon), "--secret", leaked),
+        (
+            [
+                "measure",
+                "sev-launch",
+                "--tik",
+                leaked,
+                "--api-major",
+                "1",
+                "--api-minor",
+                "0",
+                "--build",
+                "0",
+                "--policy",
+                "0",
+                "--launch-digest",
+                &B64.encode([0u8; 32]),
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            "--tik",
+            leaked,
+        ),
+        (
+            [
+                "firmware",
+                "init",
+                "--state",
+                state.to_str().unwrap(),
+                "--seed",
+                &seed,
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            "--seed",
+            &seed[..62],
+        ),
+    ];
+    for (args, name, value) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = sevkit(&args, &dir);
+        refused(&out, &[name, "not shown"]);
+        let err = stderr(&out);
+        // Not the value, nor any 8 characters of it.
+        for start in 0..value.len().saturating_sub(8) {
+            let part = &value[start..start + 8];
+            assert!(!err.contains(part), "{args:?}: {part:?} in: {err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

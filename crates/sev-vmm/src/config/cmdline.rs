@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sev_os::excerpt;
+
 use super::b64;
 use super::draft::{size_message, Draft, CLI_NAMES};
 use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
@@ -249,8 +251,9 @@ fn option(draft: &mut Draft, word: &str, name: &str, arg: &str) -> Result<(), Co
                         origin(),
                         Some("accel"),
                         format!(
-                            "accelerator '{value}' is not supported: sevkit runs confidential \
-                             guests on KVM only"
+                            "accelerator '{}' is not supported: sevkit runs confidential \
+                             guests on KVM only",
+                            excerpt(value)
                         ),
                     ));
                 }
@@ -261,7 +264,10 @@ fn option(draft: &mut Draft, word: &str, name: &str, arg: &str) -> Result<(), Co
                 Kind::Unsupported,
                 origin(),
                 None,
-                format!("'{arg}' is not supported by sevkit (only 'none')"),
+                format!(
+                    "'{}' is not supported by sevkit (only 'none')",
+                    excerpt(arg)
+                ),
             ));
         }
         _ => {}
@@ -410,7 +416,7 @@ pub(crate) fn memory_opts(origin: &str, arg: &str) -> Result<Vec<(String, String
                 return Err(err(
                     Kind::InvalidParameter,
                     Some(k),
-                    format!("Invalid parameter '{k}'"),
+                    format!("Invalid parameter '{}'", excerpt(k)),
                 ))
             }
         }
@@ -428,8 +434,9 @@ fn qmp_path(word: &str, arg: &str) -> Result<PathBuf, ConfigError> {
             Kind::Unsupported,
             None,
             format!(
-                "'{arg}': only unix sockets are supported by sevkit \
-                 (unix:PATH,server=on,wait=off)"
+                "'{}': only unix sockets are supported by sevkit \
+                 (unix:PATH,server=on,wait=off)",
+                excerpt(arg)
             ),
         ));
     };
@@ -464,7 +471,7 @@ fn qmp_path(word: &str, arg: &str) -> Result<PathBuf, ConfigError> {
                 return Err(err(
                     Kind::InvalidParameter,
                     Some(k),
-                    format!("Invalid parameter '{k}'"),
+                    format!("Invalid parameter '{}'", excerpt(k)),
                 ))
             }
         }

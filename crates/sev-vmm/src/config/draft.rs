@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use sev_os::excerpt;
+
 use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
 use super::lex;
 use super::numbers::{strtoi64_full, strtosz, NumError};
@@ -138,7 +140,7 @@ impl Draft {
 
         let memory = memory_size(names.memory, &self.memory)?;
         let machine = self.apply_machine(&machine_type)?;
-        let smp = smp_cpus(names.smp, &machine_type, &self.smp)?;
+        let smp = smp_cpus(names.smp, &excerpt(&machine_type), &self.smp)?;
         let cpu_model = match &self.cpu {
             Some(cpu) => cpu_model(names.cpu, cpu)?,
             None => DEFAULT_CPU_MODEL.to_owned(),
@@ -187,7 +189,7 @@ impl Draft {
                     } else {
                         return Err(err(
                             Kind::ObjectNotFound,
-                            format!("Device '{value}' not found"),
+                            format!("Device '{}' not found", excerpt(value)),
                         ));
                     }
                 }
@@ -197,7 +199,7 @@ impl Draft {
                     } else {
                         return Err(err(
                             Kind::ObjectNotFound,
-                            format!("No such memory encryption object '{value}'"),
+                            format!("No such memory encryption object '{}'", excerpt(value)),
                         ));
                     }
                 }
@@ -205,7 +207,11 @@ impl Draft {
                     let v = OnOffAuto::parse(value).ok_or_else(|| {
                         err(
                             Kind::InvalidValue,
-                            format!("Parameter '{key}' does not accept value '{value}'"),
+                            format!(
+                                "Parameter '{}' does not accept value '{}'",
+                                excerpt(key),
+                                excerpt(value)
+                            ),
                         )
                     })?;
                     if key == "smm" {
@@ -225,8 +231,9 @@ impl Draft {
                         return Err(err(
                             Kind::Unsupported,
                             format!(
-                                "accelerator '{value}' is not supported: sevkit runs \
-                                 confidential guests on KVM only"
+                                "accelerator '{}' is not supported: sevkit runs \
+                                 confidential guests on KVM only",
+                                excerpt(value)
                             ),
                         ));
                     }
@@ -234,13 +241,20 @@ impl Draft {
                 k if QEMU_MACHINE_PROPERTIES.contains(&k) || k.contains('.') => {
                     return Err(err(
                         Kind::Unsupported,
-                        format!("machine property '{k}' is not supported by sevkit"),
+                        format!(
+                            "machine property '{}' is not supported by sevkit",
+                            excerpt(k)
+                        ),
                     ));
                 }
                 k => {
                     return Err(err(
                         Kind::InvalidParameter,
-                        format!("Property '{machine_type}-machine.{k}' not found"),
+                        format!(
+                            "Property '{}-machine.{}' not found",
+                            excerpt(machine_type),
+                            excerpt(k)
+                        ),
                     ));
                 }
             }
@@ -297,7 +311,7 @@ pub(crate) fn duplicate_id(qom_type: &str, id: &str) -> ConfigError {
             id: Some(id.to_owned()),
         },
         Some("id"),
-        format!("Duplicate ID '{id}' for object"),
+        format!("Duplicate ID '{}' for object", excerpt(id)),
     )
 }
 
@@ -336,12 +350,18 @@ fn check_machine_type(origin: &str, machine_type: &str) -> Result<(), ConfigErro
     if other_x86 {
         return Err(err(
             Kind::Unsupported,
-            format!("machine type '{machine_type}' is not supported by sevkit (only q35)"),
+            format!(
+                "machine type '{}' is not supported by sevkit (only q35)",
+                excerpt(machine_type)
+            ),
         ));
     }
     Err(err(
         Kind::InvalidValue,
-        format!("unsupported machine type: \"{machine_type}\" (Use -machine help to list supported machines)"),
+        format!(
+            "unsupported machine type: \"{}\" (Use -machine help to list supported machines)",
+            excerpt(machine_type)
+        ),
     ))
 }
 
@@ -396,7 +416,10 @@ fn memory_size(origin: &str, props: &[(String, String)]) -> Result<u64, ConfigEr
 /// QEMU's messages for a bad QemuOpts size.
 pub(crate) fn size_message(name: &str, value: &str, err: NumError) -> String {
     match err {
-        NumError::Range => format!("Value '{value}' is out of range for parameter '{name}'"),
+        NumError::Range => format!(
+            "Value '{}' is out of range for parameter '{name}'",
+            excerpt(value)
+        ),
         NumError::Invalid => format!(
             "Parameter '{name}' expects a non-negative number below 2^64 (Optional suffix k, \
              M, G, T, P or E means kilo-, mega-, giga-, tera-, peta- and exabytes, \
@@ -427,7 +450,7 @@ fn smp_values(origin: &str, props: &[(String, String)]) -> Result<[Option<u64>; 
             return Err(err(
                 Kind::InvalidParameter,
                 key,
-                format!("Parameter 'smp.{key}' is unexpected"),
+                format!("Parameter 'smp.{}' is unexpected", excerpt(key)),
             ));
         };
         let v = strtoi64_full(value).map_err(|_| {
@@ -456,6 +479,7 @@ fn smp_values(origin: &str, props: &[(String, String)]) -> Result<[Option<u64>; 
 
 /// QEMU's `machine_parse_smp_config` for q35 (dies and modules supported,
 /// clusters, books and drawers not). Returns the number of vCPUs.
+/// `machine_type` is quoted in messages as given: pass an excerpt.
 fn smp_cpus(
     origin: &str,
     machine_type: &str,
@@ -595,13 +619,16 @@ fn cpu_model(origin: &str, arg: &str) -> Result<String, ConfigError> {
     if !sev_measure::VCPU_TYPES.iter().any(|t| t.name == model) {
         return Err(err(
             Kind::InvalidValue,
-            format!("unable to find CPU model '{model}'"),
+            format!("unable to find CPU model '{}'", excerpt(model)),
         ));
     }
     if let Some(features) = features {
         return Err(err(
             Kind::Unsupported,
-            format!("CPU features ('{features}') are not supported by sevkit"),
+            format!(
+                "CPU features ('{}') are not supported by sevkit",
+                excerpt(features)
+            ),
         ));
     }
     Ok(model.to_owned())

@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use sev_os::excerpt;
+
 /// Which rule a configuration broke.
 ///
 /// The kinds group QEMU's messages; the message text itself is in
@@ -78,15 +80,17 @@ pub enum Origin {
     Toml,
 }
 
+/// Names from the input are quoted as [`excerpt`]s: a 1 MB option name
+/// or object id does not make a 1 MB message.
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Argument(arg) => write!(f, "argument '{arg}'"),
-            Self::Option(name) => f.write_str(name),
+            Self::Argument(arg) => write!(f, "argument '{}'", excerpt(arg)),
+            Self::Option(name) => f.write_str(&excerpt(name)),
             Self::Object { qom_type, id } => match (qom_type, id) {
-                (Some(t), Some(i)) => write!(f, "{t} '{i}'"),
-                (Some(t), None) => f.write_str(t),
-                (None, Some(i)) => write!(f, "-object '{i}'"),
+                (Some(t), Some(i)) => write!(f, "{} '{}'", excerpt(t), excerpt(i)),
+                (Some(t), None) => f.write_str(&excerpt(t)),
+                (None, Some(i)) => write!(f, "-object '{}'", excerpt(i)),
                 (None, None) => f.write_str("-object"),
             },
             Self::Toml => f.write_str("TOML"),
@@ -97,6 +101,10 @@ impl fmt::Display for Origin {
 /// A configuration error: the rule broken ([`kind`](Self::kind)), where
 /// ([`origin`](Self::origin), [`property`](Self::property)) and QEMU's
 /// message for it, verbatim where QEMU has one ([`message`](Self::message)).
+///
+/// Every value quoted from the input (in the origin, the property and the
+/// message) is an [`excerpt`]: at most [`sev_os::EXCERPT_CHARS`]
+/// characters.
 ///
 /// Displays as `origin: property 'name': message`, for example
 /// `sev-snp-guest 'sev0': property 'host-data': parameter length of 31 not
@@ -113,7 +121,7 @@ pub struct ConfigError {
 /// `": property 'name'"` when there is a property.
 fn property_part(property: Option<&str>) -> String {
     match property {
-        Some(p) => format!(": property '{p}'"),
+        Some(p) => format!(": property '{}'", excerpt(p)),
         None => String::new(),
     }
 }

@@ -9,6 +9,8 @@
 //!   paths allowed); every element but an implied first one needs `=`; the
 //!   implied value ends at the first `,` or `=` (no `,,` escape there).
 
+use sev_os::excerpt;
+
 /// A parsed QemuOpts string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Opts {
@@ -185,15 +187,19 @@ pub(crate) fn keyval(
             };
             let frag_end = pos + flen;
             if flen == 0 || (frag_end < len && bytes.get(frag_end) != Some(&b'.')) {
-                return Err(KeyvalError::Syntax(format!("Invalid parameter '{key}'")));
+                return Err(KeyvalError::Syntax(format!(
+                    "Invalid parameter '{}'",
+                    excerpt(key)
+                )));
             }
             if flen >= 128 {
                 let whole = pos == 0 && frag_end == len;
                 let fragment =
                     core::str::from_utf8(frag.get(..flen).unwrap_or_default()).unwrap_or_default();
                 return Err(KeyvalError::Syntax(format!(
-                    "Parameter{} '{fragment}' is too long",
-                    if whole { "" } else { " fragment" }
+                    "Parameter{} '{}' is too long",
+                    if whole { "" } else { " fragment" },
+                    excerpt(fragment)
                 )));
             }
             if frag_end >= len {
@@ -203,7 +209,8 @@ pub(crate) fn keyval(
         }
         if bytes.get(len) != Some(&b'=') {
             return Err(KeyvalError::Syntax(format!(
-                "Expected '=' after parameter '{key}'"
+                "Expected '=' after parameter '{}'",
+                excerpt(key)
             )));
         }
         let (value, rest) = opt_value(s.get(len + 1..).unwrap_or_default());
@@ -302,11 +309,13 @@ mod tests {
             ]
         );
         assert_eq!(keyval("help", Some("type")), Err(KeyvalError::Help));
+        // QEMU quotes the whole name; sevkit an excerpt.
         let long = "a".repeat(128);
         assert_eq!(
             keyval(&format!("{long}=1"), None),
             Err(KeyvalError::Syntax(format!(
-                "Parameter '{long}' is too long"
+                "Parameter '{}…' is too long",
+                &long[..sev_os::EXCERPT_CHARS - 1]
             )))
         );
         assert_eq!(keyval("", Some("type")).unwrap(), []);

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use sev_abi::snp_launch::{ID_AUTH_LEN, ID_BLOCK_LEN};
 use sev_abi::{GuestPolicy, SnpPolicy};
+use sev_os::excerpt;
 
 use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
 use super::numbers::{parse_uint_full, NumError};
@@ -370,7 +371,11 @@ impl Visit {
                 self.err(
                     Kind::InvalidValue,
                     name,
-                    format!("Parameter '{name}' does not accept value '{s}'"),
+                    format!(
+                        "Parameter '{}' does not accept value '{}'",
+                        excerpt(name),
+                        excerpt(s)
+                    ),
                 )
             }),
             _ => Err(self.type_error(name, "string")),
@@ -448,7 +453,7 @@ impl Visit {
                 "help output is not supported by sevkit",
             ));
         }
-        let mut message = format!("Invalid parameter '{key}'");
+        let mut message = format!("Invalid parameter '{}'", excerpt(key));
         if key.starts_with("policy.") {
             let names: Vec<&str> = policy_fields.iter().map(|(n, _)| *n).collect();
             message = format!(
@@ -618,7 +623,10 @@ fn header(
                 Kind::InvalidValue,
                 anonymous,
                 Some("qom-type"),
-                format!("Parameter 'qom-type' does not accept value '{t}'"),
+                format!(
+                    "Parameter 'qom-type' does not accept value '{}'",
+                    excerpt(t)
+                ),
             ))
         }
     };
@@ -801,8 +809,12 @@ fn snp_setters(
 /// messages.
 pub(crate) fn number_message(name: &str, value: &str, err: NumError) -> String {
     match err {
-        NumError::Range => format!("Value '{value}' is too large for parameter '{name}'"),
-        NumError::Invalid => format!("Parameter '{name}' expects a number"),
+        NumError::Range => format!(
+            "Value '{}' is too large for parameter '{}'",
+            excerpt(value),
+            excerpt(name)
+        ),
+        NumError::Invalid => format!("Parameter '{}' expects a number", excerpt(name)),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use sev_os::{excerpt, excerpt_at};
 use toml::Value;
 
 use super::cmdline::memory_opts;
@@ -70,11 +71,44 @@ fn prop_value(value: &Value) -> PropValue {
     }
 }
 
+/// A TOML syntax error: where (line and column, 1-based), the parser's
+/// message, and an [`excerpt_at`] of the line with a caret under the
+/// position. (The parser's own rendering quotes the whole line: a 100 MB
+/// one-line file would make a 100 MB message.)
+fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return ConfigError::new(Kind::Syntax, Origin::Toml, None, excerpt(message));
+    };
+    // The span is a byte offset at a character boundary; stay safe anyway.
+    let mut at = span.start.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let (before, after) = text.split_at(at);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = at + after.find('\n').unwrap_or(after.len());
+    let line = text[line_start..line_end].trim_end_matches('\r');
+    let line_number = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let column = text[line_start..at].chars().count();
+    let (shown, caret) = excerpt_at(line, column);
+    ConfigError::new(
+        Kind::Syntax,
+        Origin::Toml,
+        None,
+        format!(
+            "parse error at line {line_number}, column {}: {message}\n    {shown}\n    {}^",
+            column + 1,
+            " ".repeat(caret)
+        ),
+    )
+}
+
 /// Parses the TOML form.
 pub(crate) fn parse(text: &str) -> Result<VmConfig, ConfigError> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        ConfigError::new(Kind::Syntax, Origin::Toml, None, e.to_string().trim_end())
-    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| syntax_error(text, &e))?;
     let mut draft = Draft::new(TOML_NAMES);
 
     // Objects first, so the machine can reference them whatever the order.
@@ -129,7 +163,7 @@ pub(crate) fn parse(text: &str) -> Result<VmConfig, ConfigError> {
                     Kind::InvalidParameter,
                     Origin::Toml,
                     Some(other),
-                    format!("unknown key '{other}'"),
+                    format!("unknown key '{}'", excerpt(other)),
                 ))
             }
         }

@@ -3,6 +3,8 @@
 //! checks KVM and the firmware make at LAUNCH_START, and the
 //! host-independent rules again for configurations built by hand.
 
+use sev_os::excerpt;
+
 use super::draft::check_snp_smm;
 use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
 use super::object::{check_id_block_auth, check_reduced_phys_bits, id_wellformed, object_origin};
@@ -110,7 +112,8 @@ fn static_rules(cfg: &VmConfig) -> Result<(), ConfigError> {
             Some("cpus"),
             format!(
                 "Invalid SMP CPUs {}. The max CPUs supported by machine '{}' is {MAX_CPUS}",
-                cfg.smp, cfg.machine.machine_type
+                cfg.smp,
+                excerpt(&cfg.machine.machine_type)
             ),
         ));
     }
@@ -130,7 +133,7 @@ fn static_rules(cfg: &VmConfig) -> Result<(), ConfigError> {
             Kind::InvalidValue,
             Origin::Option("-cpu".into()),
             Some("model"),
-            format!("unable to find CPU model '{}'", cfg.cpu_model),
+            format!("unable to find CPU model '{}'", excerpt(&cfg.cpu_model)),
         ));
     }
     let cgs = cfg.machine.confidential_guest_support.as_deref();
@@ -141,7 +144,7 @@ fn static_rules(cfg: &VmConfig) -> Result<(), ConfigError> {
                 Kind::ObjectNotFound,
                 machine(),
                 Some("confidential-guest-support"),
-                format!("Device '{id}' not found"),
+                format!("Device '{}' not found", excerpt(id)),
             ))
         }
         (Some(guest), None) => {
@@ -151,7 +154,7 @@ fn static_rules(cfg: &VmConfig) -> Result<(), ConfigError> {
                 Some("confidential-guest-support"),
                 format!(
                     "the guest object '{}' is not referenced by confidential-guest-support",
-                    guest.id()
+                    excerpt(guest.id())
                 ),
             ))
         }

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use sev_os::excerpt;
 
 use super::json::{Dict, Json, Message};
 use super::types::{timestamp_now, QmpEvent, ShutdownCause, VersionInfo};
@@ -148,7 +149,8 @@ impl Session {
                 "id" => {}
                 _ => {
                     return Err(QmpError::generic(format!(
-                        "QMP input member '{key}' is unexpected"
+                        "QMP input member '{}' is unexpected",
+                        excerpt(key)
                     )))
                 }
             }
@@ -166,7 +168,7 @@ impl Session {
             .ok_or_else(|| {
                 QmpError::new(
                     ErrorClass::CommandNotFound,
-                    format!("The command {name} has not been found"),
+                    format!("The command {} has not been found", excerpt(name)),
                 )
             })?;
         if oob {
@@ -315,7 +317,8 @@ fn cmd_qmp_capabilities(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json
             if cap != "oob" {
                 // input_type_enum names list elements 'null'.
                 return Err(QmpError::generic(format!(
-                    "Parameter 'null' does not accept value '{cap}'"
+                    "Parameter 'null' does not accept value '{}'",
+                    excerpt(cap)
                 )));
             }
             oob = true;
@@ -538,7 +541,8 @@ impl<'a> Args<'a> {
     fn finish(&self) -> Result<(), QmpError> {
         match self.dict.iter().find(|(k, _)| !self.visited.contains(k)) {
             Some((key, _)) => Err(QmpError::generic(format!(
-                "Parameter '{key}' is unexpected"
+                "Parameter '{}' is unexpected",
+                excerpt(key)
             ))),
             None => Ok(()),
         }
@@ -990,6 +994,47 @@ mod tests {
                     r#"{{"return": {{"status": "prelaunch", "running": false}}, "id": {echoed}}}"#
                 )]
             );
+        }
+    }
+
+    #[test]
+    fn errors_quote_an_excerpt_of_huge_names() {
+        let mut h = Harness::negotiated();
+        let huge = "n".repeat(1 << 20);
+        // QMP output is ASCII: the cut mark is escaped.
+        let cut = format!("{}\\u2026", "n".repeat(sev_os::EXCERPT_CHARS - 1));
+        for (input, desc) in [
+            (
+                format!(r#"{{"execute": "{huge}"}}"#),
+                format!("The command {cut} has not been found"),
+            ),
+            (
+                format!(r#"{{"execute": "cont", "{huge}": 1}}"#),
+                format!("QMP input member '{cut}' is unexpected"),
+            ),
+            (
+                format!(r#"{{"execute": "cont", "arguments": {{"{huge}": 1}}}}"#),
+                format!("Parameter '{cut}' is unexpected"),
+            ),
+            (
+                format!(
+                    r#"{{"execute": "qmp_capabilities", "arguments": {{"enable": ["{huge}"]}}}}"#
+                ),
+                format!("Parameter 'null' does not accept value '{cut}'"),
+            ),
+            (
+                format!(r#"{{"execute": "cont", "id": {huge}}}"#),
+                format!("JSON parse error, invalid keyword '{cut}'"),
+            ),
+        ] {
+            let out = h.send(&input);
+            assert_eq!(out.len(), 1);
+            assert!(
+                out[0].contains(&format!(r#""desc": "{desc}""#)),
+                "{}",
+                &out[0][..out[0].len().min(300)]
+            );
+            assert!(out[0].len() < 1024);
         }
     }
 

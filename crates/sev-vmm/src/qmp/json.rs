@@ -22,6 +22,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use sev_os::excerpt;
+
 /// QEMU's `MAX_TOKEN_SIZE`: the most token text one message may have, and
 /// the longest single token (64 MiB).
 pub(crate) const MAX_TOKEN_SIZE: usize = 64 << 20;
@@ -595,7 +597,10 @@ impl JsonStreamer {
                 Step::Error => {
                     self.token.push(ch);
                     let stray = c_string_lossy(&self.token);
-                    self.emit(Err(format!("JSON parse error, stray '{stray}'")), out);
+                    self.emit(
+                        Err(format!("JSON parse error, stray '{}'", excerpt(&stray))),
+                        out,
+                    );
                     self.token.clear();
                     self.state = Lex::Recovery;
                     break;
@@ -823,7 +828,7 @@ impl<'a> Parser<'a> {
                 b"null" => Ok(Json::Null),
                 _ => Err(format!(
                     "JSON parse error, invalid keyword '{}'",
-                    String::from_utf8_lossy(text)
+                    excerpt(&String::from_utf8_lossy(text))
                 )),
             },
             Tok::Integer => {

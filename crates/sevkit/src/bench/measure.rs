@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::{json, Value};
+use sev_measure::hashes::MAX_KERNEL_FILE_LEN;
 use sev_measure::{measure, vcpu_type, KernelHashes, MeasureParams, Mode};
 
 use crate::input::InputError;
@@ -242,15 +243,17 @@ fn measure_args<'a>(ovmf: &'a str, kernel: Option<(&'a str, &'a str)>) -> Vec<&'
 
 /// The library call of (a) and (b): read the files, predict, hex.
 fn library_call(ovmf: &Path, kernel: Option<(&Path, &Path)>) -> Result<String, String> {
-    let image = std::fs::read(ovmf).map_err(|e| format!("{}: {e}", ovmf.display()))?;
+    let image = crate::measure::read_firmware(ovmf).map_err(|e| e.to_string())?;
     let mut params = MeasureParams::new(Mode::Snp, &image);
     params.vcpus = 1;
     params.vcpu_sig = vcpu_type(VCPU_TYPE)
         .map(sev_measure::VcpuType::signature)
         .ok_or("no vCPU type")?;
     if let Some((kernel, initrd)) = kernel {
-        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-        let (kernel, initrd) = (read(kernel)?, read(initrd)?);
+        let read = |p: &Path, what| {
+            crate::input::read(p, MAX_KERNEL_FILE_LEN, what).map_err(|e| e.to_string())
+        };
+        let (kernel, initrd) = (read(kernel, "a kernel")?, read(initrd, "an initrd")?);
         params.kernel = Some(KernelHashes::compute(&kernel, Some(&initrd), None));
     }
     let m = measure(&params).map_err(|e| e.to_string())?;
