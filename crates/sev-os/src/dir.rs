@@ -161,9 +161,16 @@ impl PrivateDir {
     /// rename had not happened).
     pub fn remove_stale_temps(&self, name: &str) -> Result<(), OsError> {
         let (prefix, suffix) = temp_affixes(OsStr::new(name));
-        let dup = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
-            .map_err(|e| OsError::errno(&self.path, "read directory", e))?;
-        let mut dir = rustix::fs::Dir::new(dup)
+        // A new open file description: a duplicate of `self.fd` would share
+        // its position, which the previous listing left at the end.
+        let fresh = rustix::fs::openat(
+            &self.fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| OsError::errno(&self.path, "read directory", e))?;
+        let mut dir = rustix::fs::Dir::new(fresh)
             .map_err(|e| OsError::errno(&self.path, "read directory", e))?;
         let mut stale = Vec::new();
         while let Some(entry) = dir.read() {
@@ -289,6 +296,9 @@ mod tests {
         std::fs::write(dir.join("chip.sevfw"), b"keep").unwrap();
         std::fs::write(dir.join(".platform.sevfw.1.tmp"), b"keep").unwrap();
         dir.remove_stale_temps("chip.sevfw").unwrap();
+        // A second listing sees the whole directory again.
+        std::fs::write(dir.join(".snp.sevfw.tmp"), b"x").unwrap();
+        dir.remove_stale_temps("snp.sevfw").unwrap();
         let mut names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
