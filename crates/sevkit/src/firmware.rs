@@ -146,7 +146,7 @@ impl StateArgs {
 
     /// Locks the directory and opens the firmware on it.
     fn open(&self) -> Result<(StateLock, Firmware), InputError> {
-        let lock = StateLock::acquire(&self.state).map_err(invalid)?;
+        let lock = StateLock::create(&self.state).map_err(invalid)?;
         let fw = Firmware::open(self.config()).map_err(invalid)?;
         Ok((lock, fw))
     }
@@ -163,7 +163,7 @@ pub fn run(cmd: &FirmwareCommand) -> Result<(), InputError> {
 }
 
 fn serve(args: &ServeArgs) -> Result<(), InputError> {
-    let lock = StateLock::acquire(&args.state.state).map_err(invalid)?;
+    let lock = StateLock::create(&args.state.state).map_err(invalid)?;
     let fw = Firmware::open(FirmwareConfig {
         launch_log: !args.no_launch_log,
         ..args.state.config()
@@ -252,7 +252,7 @@ fn expect(command: SevCommand, status: FirmwareStatus) -> Result<(), InputError>
 fn status(args: &StatusArgs) -> Result<(), InputError> {
     let report = match (&args.state, &args.socket) {
         (Some(dir), _) => {
-            let lock = StateLock::acquire(dir).map_err(invalid)?;
+            let lock = StateLock::create(dir).map_err(invalid)?;
             let fw = Firmware::open(FirmwareConfig {
                 state_dir: Some(dir.clone()),
                 ..FirmwareConfig::default()
