@@ -63,7 +63,7 @@ pub enum StateKind {
 
 impl StateKind {
     /// The file name of this kind inside the state directory.
-    pub fn file_name(self) -> &'static str {
+    pub const fn file_name(self) -> &'static str {
         match self {
             Self::Chip => "chip.sevfw",
             Self::Platform => "platform.sevfw",
