@@ -80,14 +80,21 @@ impl PrivateDir {
     }
 
     /// Opens `path`, creating it first (mode 0700 whatever the umask;
-    /// missing parents as `mkdir -p` makes them) when it does not exist.
+    /// missing parents as `mkdir -p` makes them, but never writable by
+    /// group or others, so nobody else can rename the directory away) when
+    /// it does not exist.
     pub fn create(path: &Path) -> Result<Self, OsError> {
         match Self::open(path) {
             Err(OsError::Missing { .. }) => {}
             other => return other,
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| OsError::io(parent, "create", e))?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(|e| OsError::io(parent, "create", e))?;
         }
         match rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)) {
             // Someone created it meanwhile: it is checked like any other.
@@ -230,6 +237,9 @@ mod tests {
         rustix::process::umask(old);
         dir.unwrap();
         assert_eq!(mode_of(&path), 0o700);
+        // The parents it made are not writable by group or others.
+        assert_eq!(mode_of(&base.path().join("a")), 0o755);
+        assert_eq!(mode_of(&base.path().join("a/b")), 0o755);
     }
 
     #[test]
