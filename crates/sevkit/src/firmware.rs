@@ -183,7 +183,7 @@ impl StateArgs {
         let minted = Firmware::open(config).map_err(invalid).and_then(|mut fw| {
             // INIT mints and persists OCA, PEK and PDH when the store has
             // none.
-            let identity = ExportedIdentity::from_firmware(&mut fw).map_err(invalid)?;
+            let identity = identity_of(&mut fw)?;
             Ok((fw, identity))
         });
         match minted {
@@ -204,6 +204,16 @@ impl StateArgs {
             }
         }
     }
+}
+
+/// The platform's identity (INIT first if it is UNINIT, which mints OCA,
+/// PEK and PDH when there are none); a failure says why the firmware failed
+/// (a state write, say).
+fn identity_of(fw: &mut Firmware) -> Result<ExportedIdentity, InputError> {
+    ExportedIdentity::from_firmware(fw).map_err(|e| match fw.last_error() {
+        Some(why) => invalid(format!("{e}: {why}")),
+        None => invalid(e),
+    })
 }
 
 /// The files a state directory holds.
@@ -394,7 +404,7 @@ fn print_status(r: &Report, as_json: bool) {
 
 fn export(args: &ExportArgs) -> Result<(), InputError> {
     let (_lock, mut fw) = args.state.open_existing()?;
-    let identity = ExportedIdentity::from_firmware(&mut fw).map_err(invalid)?;
+    let identity = identity_of(&mut fw)?;
     identity.write_to(&args.out).map_err(invalid)?;
     for (name, _) in identity.files() {
         println!("{}", Path::new(&args.out).join(name).display());
