@@ -83,9 +83,10 @@ fn a_directory_of_another_user_is_refused_with_the_fix() {
     assert!(names(dir.path()).is_empty());
 }
 
-/// The attack of a user who can write the state directory: pre-create the
-/// temporary file the next save will use, keep it open, and read the
-/// platform's private keys through it once the firmware has written them.
+/// The attack of a user who can write the state directory: once the
+/// firmware runs, pre-create the temporary file the next save will use,
+/// keep it open, and read the platform's private keys through it after the
+/// firmware has written them.
 #[test]
 fn another_user_cannot_read_the_keys_through_a_planted_temporary_file() {
     if !is_root() {
@@ -98,13 +99,15 @@ fn another_user_cannot_read_the_keys_through_a_planted_temporary_file() {
     std::fs::create_dir(&dir).unwrap();
     // What `mkdir` under `umask 000` gives.
     set_mode(&dir, 0o777);
-    let script = r#"exec 3<>"$1/.platform.sevfw.tmp" || exit 1
+    let script = r#"umask 000
+while [ ! -e "$1/opened" ]; do sleep 0.01; done
+exec 3<>"$1/.platform.sevfw.tmp" || exit 1
 : > "$1/ready"
 while [ ! -e "$1/go" ]; do sleep 0.01; done
 cat <&3 > "$1/stolen""#;
     let mut attacker = Command::new("sh");
     attacker
-        .args(["-c", &format!("umask 000\n{script}"), "sh"])
+        .args(["-c", script, "sh"])
         .arg(&dir)
         .stdin(Stdio::null());
     {
@@ -112,6 +115,9 @@ cat <&3 > "$1/stolen""#;
         attacker.uid(65534).gid(65534);
     }
     let mut attacker = attacker.spawn().unwrap();
+    let opened = Firmware::open_with_chip(config(&dir), common::chip());
+    let refused = opened.as_ref().err().map(ToString::to_string);
+    std::fs::write(dir.join("opened"), b"").unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !dir.join("ready").exists() {
         assert!(
@@ -121,15 +127,11 @@ cat <&3 > "$1/stolen""#;
         assert!(Instant::now() < deadline, "the attacker did not start");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let refused = match Firmware::open_with_chip(config(&dir), common::chip()) {
-        Err(e) => Some(e.to_string()),
-        Ok(mut fw) => {
-            // INIT mints and saves OCA, PEK and PDH.
-            let mut mem = common::memory();
-            common::init(&mut fw, &mut mem, false);
-            None
-        }
-    };
+    if let Ok(mut fw) = opened {
+        // INIT mints and saves OCA, PEK and PDH.
+        let mut mem = common::memory();
+        common::init(&mut fw, &mut mem, false);
+    }
     std::fs::write(dir.join("go"), b"").unwrap();
     assert!(attacker.wait().unwrap().success());
     let stolen = std::fs::read(dir.join("stolen")).unwrap();
