@@ -263,15 +263,14 @@ impl Firmware {
     /// one does). Without a state directory, an in-memory chip is minted.
     pub fn open_existing(config: FirmwareConfig) -> Result<Self, FirmwareError> {
         config.validate()?;
-        let rng = make_rng(&config);
-        let dir = open_store(&config, false)?;
-        let chip = match &dir {
-            Some(dir) => load_chip(dir)?.ok_or_else(|| FirmwareError::NoIdentity {
-                path: dir.path().to_owned(),
-            })?,
-            None => return Self::open(config),
+        let Some(dir) = open_store(&config, false)? else {
+            return Self::open(config);
         };
-        Self::finish_open(config, rng, chip, dir)
+        let chip = load_chip(&dir)?.ok_or_else(|| FirmwareError::NoIdentity {
+            path: dir.path().to_owned(),
+        })?;
+        let rng = make_rng(&config);
+        Self::finish_open(config, rng, chip, Some(dir))
     }
 
     /// Opens a firmware on a given chip (e.g. one minted once and shared by
