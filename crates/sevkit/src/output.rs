@@ -16,6 +16,23 @@ fn write_error(e: &sev_os::OsError) -> InputError {
     InputError::Invalid(format!("cannot write: {e}"))
 }
 
+/// Refuses `path` when its directory does not exist, naming the file.
+fn check_dir(path: &Path) -> Result<(), InputError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(InputError::Invalid(format!(
+            "cannot write {}: {} is not an existing directory",
+            path.display(),
+            dir.display()
+        )))
+    }
+}
+
 /// Creates the output directory `dir` (and its parents) if missing.
 pub fn create_dir(dir: &Path) -> Result<(), InputError> {
     std::fs::create_dir_all(dir)
@@ -24,12 +41,19 @@ pub fn create_dir(dir: &Path) -> Result<(), InputError> {
 
 /// Writes one file (see the module documentation).
 pub fn write(path: &Path, bytes: &[u8], mode: FileMode) -> Result<(), InputError> {
-    sev_os::write_atomic(path, bytes, mode).map_err(|e| write_error(&e))
+    check_dir(path)?;
+    sev_os::write_atomic(path, bytes, mode)
+        .map_err(|e| InputError::Invalid(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Writes several files that belong together, all or none: if any cannot
 /// be written, none is.
 pub fn write_all(files: &[(PathBuf, &[u8], FileMode)]) -> Result<(), InputError> {
+    for (path, _, _) in files {
+        check_dir(path)?;
+    }
+    // Other errors name the file's temporary name (`.NAME.….tmp`) or its
+    // directory.
     let files: Vec<sev_os::NewFile<'_>> = files
         .iter()
         .map(|(path, bytes, mode)| sev_os::NewFile {
