@@ -369,7 +369,7 @@ fn snp(
     let table = kds.cert_table(&vcek_der).to_bytes().map_err(err)?;
     let dir = crate::output::scratch_dir("sevkit-demo")?;
     let certs_path = dir.join("certs.bin");
-    sev_vmm::certs::write_certs_file(&certs_path, &table).map_err(err)?;
+    sev_vmm::certs::replace_certs_file(&certs_path, &table).map_err(err)?;
     say(
         "[host]",
         format!(
