@@ -39,6 +39,9 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
+    /// The files could not be written (the message names the file).
+    #[error(transparent)]
+    Write(#[from] sev_os::OsError),
     /// A certificate does not parse.
     #[error("{name}: {reason}")]
     Parse {
@@ -142,21 +145,28 @@ impl ExportedIdentity {
         ]
     }
 
-    /// Writes the six files into `dir` (created if needed). Each file is
-    /// written to a temporary name and renamed, so a reader never sees half
-    /// a certificate.
+    /// Writes the six files into `dir` (created if needed), all or none:
+    /// each is written to a new temporary file (mode 0644 less the umask)
+    /// and flushed, and only then are they renamed into place
+    /// ([`sev_os::write_atomic_all`]), so a reader never sees half a
+    /// certificate and a failure leaves no partial set.
     pub fn write_to(&self, dir: &Path) -> Result<(), ExportError> {
-        let io_err = |path: &Path| {
-            let path = path.to_owned();
-            move |source| ExportError::Io { path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        for (name, bytes) in self.files() {
-            let path = dir.join(name);
-            let tmp = dir.join(format!(".{name}.tmp"));
-            std::fs::write(&tmp, &bytes).map_err(io_err(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        }
+        std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let files = self.files();
+        let paths: Vec<PathBuf> = files.iter().map(|(name, _)| dir.join(name)).collect();
+        let new: Vec<sev_os::NewFile<'_>> = files
+            .iter()
+            .zip(&paths)
+            .map(|((_, bytes), path)| sev_os::NewFile {
+                path,
+                bytes,
+                mode: sev_os::FileMode::Public,
+            })
+            .collect();
+        sev_os::write_atomic_all(&new)?;
         Ok(())
     }
 

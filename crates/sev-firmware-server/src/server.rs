@@ -26,8 +26,7 @@ use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -38,6 +37,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::{ClientId, Firmware, MemoryError, SystemMemory};
+use sev_os::BoundSocket;
 
 use crate::memory::FdMemory;
 use crate::protocol::{
@@ -85,6 +85,9 @@ pub enum ServerError {
     /// The path exists and is not a socket.
     #[error("{0}: exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
+    /// The socket could not be bound (the message names the path).
+    #[error(transparent)]
+    Bind(sev_os::OsError),
     /// I/O on the socket failed.
     #[error("{path}: {source}")]
     Io {
@@ -164,54 +167,45 @@ struct Connection {
 
 /// A bound firmware server; [`Server::run`] serves until shut down.
 pub struct Server {
-    listener: UnixListener,
-    path: PathBuf,
-    /// Device and inode of the socket file we created (removed at exit only
-    /// if it is still ours).
-    socket_id: (u64, u64),
+    /// The listening socket (its file is removed at exit only if it is
+    /// still ours).
+    socket: BoundSocket,
     shared: Arc<Shared>,
 }
 
 impl core::fmt::Debug for Server {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Server")
-            .field("path", &self.path)
+            .field("path", &self.socket.path())
             .finish_non_exhaustive()
     }
 }
 
 impl Server {
-    /// Binds `socket` (mode 0600) for `firmware`. A stale socket file (no
-    /// one listening) is replaced; a live one is [`ServerError::InUse`]; any
+    /// Binds `socket` for `firmware`, at mode 0600 from the start (never
+    /// reachable at a wider mode, whatever the umask:
+    /// [`sev_os::bind_private_socket`]). A stale socket file (no one
+    /// listening) is replaced; a live one is [`ServerError::InUse`]; any
     /// other file is [`ServerError::NotASocket`].
     pub fn bind(
         firmware: Firmware,
         socket: &Path,
         config: ServerConfig,
     ) -> Result<Self, ServerError> {
-        let io_err = |source| ServerError::Io {
-            path: socket.to_owned(),
-            source,
-        };
-        match std::fs::symlink_metadata(socket) {
-            Ok(meta) if meta.file_type().is_socket() => {
-                if UnixStream::connect(socket).is_ok() {
-                    return Err(ServerError::InUse(socket.to_owned()));
-                }
-                std::fs::remove_file(socket).map_err(io_err)?;
-            }
-            Ok(_) => return Err(ServerError::NotASocket(socket.to_owned())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(e)),
+        let bound = sev_os::bind_private_socket(socket).map_err(|e| match e {
+            sev_os::OsError::SocketInUse(path) => ServerError::InUse(path),
+            sev_os::OsError::NotASocket(path) => ServerError::NotASocket(path),
+            e => ServerError::Bind(e),
+        })?;
+        if let Err(source) = bound.listener.set_nonblocking(true) {
+            bound.remove();
+            return Err(ServerError::Io {
+                path: socket.to_owned(),
+                source,
+            });
         }
-        let listener = UnixListener::bind(socket).map_err(io_err)?;
-        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
-        listener.set_nonblocking(true).map_err(io_err)?;
-        let meta = std::fs::symlink_metadata(socket).map_err(io_err)?;
         Ok(Self {
-            listener,
-            path: socket.to_owned(),
-            socket_id: (meta.dev(), meta.ino()),
+            socket: bound,
             shared: Arc::new(Shared {
                 platform: Mutex::new(firmware),
                 config,
@@ -224,7 +218,7 @@ impl Server {
 
     /// The socket path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.socket.path()
     }
 
     /// A handle that stops [`Self::run`].
@@ -245,12 +239,12 @@ impl Server {
             if self.shared.shutdown.is_shutdown() {
                 break Ok(());
             }
-            let mut fds = [PollFd::new(&self.listener, PollFlags::IN)];
+            let mut fds = [PollFd::new(&self.socket.listener, PollFlags::IN)];
             match rustix::event::poll(&mut fds, Some(&tick)) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => break Err(e.into()),
             }
-            let stream = match self.listener.accept() {
+            let stream = match self.socket.listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e)
                     if matches!(
@@ -298,9 +292,9 @@ impl Server {
         for c in &stuck {
             let _ = c.stream.shutdown(Shutdown::Both);
         }
-        self.remove_socket();
+        self.socket.remove();
         result.map_err(|source| ServerError::Io {
-            path: self.path.clone(),
+            path: self.socket.path().to_owned(),
             source,
         })?;
         let summary = ServeSummary {
@@ -322,14 +316,6 @@ impl Server {
             .name(format!("sevfw-client-{id}"))
             .spawn(move || serve_connection(&shared, &reader, id))?;
         Ok(Connection { stream, thread })
-    }
-
-    fn remove_socket(&self) {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
-            if (meta.dev(), meta.ino()) == self.socket_id {
-                let _ = std::fs::remove_file(&self.path);
-            }
-        }
     }
 }
 

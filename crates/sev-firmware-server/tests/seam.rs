@@ -421,3 +421,47 @@ fn shutdown_answers_in_flight_commands_and_removes_the_socket() {
     ));
     assert_eq!(summary.connections, 1);
 }
+
+#[test]
+fn the_socket_is_0600_and_only_a_stale_one_is_replaced() {
+    use sev_firmware_server::ServerError;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let server = Running::start(13, FirmwareConfig::default());
+    let meta = std::fs::symlink_metadata(&server.socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    // Nothing but the socket was left next to it (no staging directory).
+    let dir = server.socket.parent().unwrap();
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 1);
+    // A live socket is refused.
+    let err = Server::bind(
+        firmware(14, FirmwareConfig::default()),
+        &server.socket,
+        ServerConfig::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ServerError::InUse(_)), "{err}");
+    // A file that is not a socket is refused and kept.
+    let file = dir.join("file");
+    std::fs::write(&file, b"keep").unwrap();
+    let err = Server::bind(
+        firmware(14, FirmwareConfig::default()),
+        &file,
+        ServerConfig::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ServerError::NotASocket(_)), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+    // A stale socket is replaced.
+    let stale = dir.join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let server2 = Server::bind(
+        firmware(14, FirmwareConfig::default()),
+        &stale,
+        ServerConfig::default(),
+    )
+    .unwrap();
+    UnixStream::connect(&stale).unwrap();
+    drop(server2);
+    server.stop();
+}

@@ -39,6 +39,17 @@ pub enum FirmwareError {
         /// The chip state file.
         path: PathBuf,
     },
+    /// A command that uses an existing platform
+    /// ([`crate::Firmware::open_existing`]) was given a state directory that
+    /// does not exist or holds no chip.
+    #[error(
+        "{path}: no software AMD-SP identity here (the directory does not exist or has no \
+         chip.sevfw); create one with `sevkit firmware init --state {path}`"
+    )]
+    NoIdentity {
+        /// The state directory.
+        path: PathBuf,
+    },
     /// The configuration is inconsistent.
     #[error("invalid firmware configuration: {0}")]
     Config(String),

@@ -38,6 +38,7 @@ use crate::memory::SystemMemory;
 use crate::snp::keys::ChipEndorsementKeys;
 use crate::snp::platform::{default_tcb, tcb_le, SnpPersisted, SnpPlatform};
 use crate::store::{self, StateKind, StoreError};
+use sev_os::PrivateDir;
 
 /// API major version the model reports by default.
 pub const DEFAULT_API_MAJOR: u8 = 1;
@@ -120,7 +121,8 @@ pub struct FirmwareConfig {
     pub max_guests: u32,
     /// Where the identity and the SNP platform's persistent state persist
     /// (`chip.sevfw`, `platform.sevfw`, `snp.sevfw`); `None` keeps them in
-    /// memory only.
+    /// memory only. The directory must belong to the user the firmware runs
+    /// as and must not be writable by group or others (see [`crate::store`]).
     pub state_dir: Option<PathBuf>,
     /// Seed of the deterministic mode: every key, nonce and VEK comes from
     /// ChaCha20 seeded with it, so runs are byte-identical. `None` uses the
@@ -211,6 +213,8 @@ pub struct Firmware {
     last_error: Option<String>,
     /// The client of the command running ([`Firmware::execute_for`]).
     pub(crate) client: ClientId,
+    /// The state directory, opened and checked once (`None` without one).
+    store: Option<PrivateDir>,
 }
 
 impl core::fmt::Debug for Firmware {
@@ -226,19 +230,23 @@ impl core::fmt::Debug for Firmware {
 
 impl Firmware {
     /// Opens a firmware: loads the chip and platform identity from
-    /// `config.state_dir` (minting and saving a new chip, with its RSA-4096
-    /// ARK and ASK, when the directory has none), or mints an in-memory chip
-    /// when there is no state directory.
+    /// `config.state_dir` (creating the directory, mode 0700, when it does
+    /// not exist, and minting and saving a new chip, with its RSA-4096 ARK
+    /// and ASK, when it has none), or mints an in-memory chip when there is
+    /// no state directory. [`Firmware::open_existing`] creates nothing.
     ///
-    /// A state file that is foreign, of another version, or corrupted is
-    /// refused ([`FirmwareError::Store`]) and left untouched, as is an SNP
-    /// state file of another product ([`FirmwareError::SnpStateMismatch`])
-    /// or whose committed TCB is above the configured current TCB
+    /// A state directory that is not the running user's or that group or
+    /// others may write is refused ([`StoreError::Dir`]), as is a state file
+    /// that is a symbolic link, foreign, of another version, or corrupted
+    /// ([`FirmwareError::Store`]; the file is left untouched), an SNP state
+    /// file of another product ([`FirmwareError::SnpStateMismatch`]) or one
+    /// whose committed TCB is above the configured current TCB
     /// ([`FirmwareError::TcbRollback`]).
     pub fn open(config: FirmwareConfig) -> Result<Self, FirmwareError> {
         config.validate()?;
         let mut rng = make_rng(&config);
-        let chip = match &config.state_dir {
+        let dir = open_store(&config, true)?;
+        let chip = match &dir {
             Some(dir) => {
                 if let Some(chip) = load_chip(dir)? {
                     chip
@@ -252,12 +260,30 @@ impl Firmware {
             }
             None => ChipIdentity::generate(rng.as_mut(), config.api_major, config.api_minor)?,
         };
-        Self::finish_open(config, rng, chip)
+        Self::finish_open(config, rng, chip, dir)
+    }
+
+    /// As [`Firmware::open`], for a platform that already exists: the state
+    /// directory must exist and hold a chip ([`FirmwareError::NoIdentity`]
+    /// otherwise). Nothing is created and no chip is minted (a platform
+    /// without OCA/PEK/PDH still gets them from its first INIT, as a real
+    /// one does). Without a state directory, an in-memory chip is minted.
+    pub fn open_existing(config: FirmwareConfig) -> Result<Self, FirmwareError> {
+        config.validate()?;
+        let Some(dir) = open_store(&config, false)? else {
+            return Self::open(config);
+        };
+        let chip = load_chip(&dir)?.ok_or_else(|| FirmwareError::NoIdentity {
+            path: dir.path().to_owned(),
+        })?;
+        let rng = make_rng(&config);
+        Self::finish_open(config, rng, chip, Some(dir))
     }
 
     /// Opens a firmware on a given chip (e.g. one minted once and shared by
-    /// many tests). With a state directory, the directory's chip must be this
-    /// one ([`FirmwareError::ChipMismatch`] otherwise); a directory without a
+    /// many tests). With a state directory (created as by [`Firmware::open`]
+    /// when missing), the directory's chip must be this one
+    /// ([`FirmwareError::ChipMismatch`] otherwise); a directory without a
     /// chip file gets this chip saved.
     pub fn open_with_chip(
         config: FirmwareConfig,
@@ -265,7 +291,8 @@ impl Firmware {
     ) -> Result<Self, FirmwareError> {
         config.validate()?;
         let rng = make_rng(&config);
-        if let Some(dir) = &config.state_dir {
+        let dir = open_store(&config, true)?;
+        if let Some(dir) = &dir {
             match load_chip(dir)? {
                 Some(existing) if !existing.same_chip(&chip) => {
                     return Err(FirmwareError::ChipMismatch {
@@ -279,21 +306,23 @@ impl Firmware {
                 }
             }
         }
-        Self::finish_open(config, rng, chip)
+        Self::finish_open(config, rng, chip, dir)
     }
 
     fn finish_open(
         config: FirmwareConfig,
         rng: Box<dyn CryptoRngCore + Send>,
         chip: ChipIdentity,
+        dir: Option<PrivateDir>,
     ) -> Result<Self, FirmwareError> {
-        let keys = match &config.state_dir {
+        let keys = match &dir {
             Some(dir) => {
                 store::remove_stale_temp(dir, StateKind::Platform)?;
                 match store::load(dir, StateKind::Platform)? {
                     Some(payload) => {
                         let corrupted = |reason: String| StoreError::Corrupted {
                             path: dir.join(StateKind::Platform.file_name()),
+                            kind: StateKind::Platform,
                             reason,
                         };
                         let keys = PlatformKeys::from_payload(&payload).map_err(corrupted)?;
@@ -312,7 +341,7 @@ impl Firmware {
             }
             None => None,
         };
-        let saved = match &config.state_dir {
+        let saved = match &dir {
             Some(dir) => load_snp(dir, &chip, &config)?,
             None => SnpPersisted::default(),
         };
@@ -333,6 +362,7 @@ impl Firmware {
             next_key_group: 1,
             last_error: None,
             client: ClientId::LOCAL,
+            store: dir,
         })
     }
 
@@ -574,7 +604,7 @@ impl Firmware {
     /// Persists and installs new platform keys; nothing changes when the
     /// write fails.
     fn commit_keys(&mut self, keys: PlatformKeys) -> Status {
-        if let Some(dir) = &self.config.state_dir {
+        if let Some(dir) = &self.store {
             if let Err(e) = store::save(dir, StateKind::Platform, &keys.to_payload()) {
                 self.last_error = Some(e.to_string());
                 return Err(FirmwareStatus::HWERROR_PLATFORM);
@@ -592,7 +622,7 @@ impl Firmware {
         if saved == self.snp.persisted() {
             return Ok(());
         }
-        if let Some(dir) = &self.config.state_dir {
+        if let Some(dir) = &self.store {
             let payload = saved.to_payload(self.chip.chip_id(), self.snp.product);
             if let Err(e) = store::save(dir, StateKind::Snp, &payload) {
                 self.last_error = Some(e.to_string());
@@ -658,7 +688,7 @@ impl Firmware {
     }
 
     fn platform_reset(&mut self) -> Status {
-        if let Some(dir) = &self.config.state_dir {
+        if let Some(dir) = &self.store {
             if let Err(e) = store::remove(dir, StateKind::Platform) {
                 self.last_error = Some(e.to_string());
                 return Err(FirmwareStatus::HWERROR_PLATFORM);
@@ -1244,12 +1274,33 @@ fn make_rng(config: &FirmwareConfig) -> Box<dyn CryptoRngCore + Send> {
     }
 }
 
-fn load_chip(dir: &std::path::Path) -> Result<Option<ChipIdentity>, FirmwareError> {
+/// Opens the configured state directory: created (mode 0700) when missing
+/// if `create`, else [`FirmwareError::NoIdentity`]; refused unless private.
+fn open_store(config: &FirmwareConfig, create: bool) -> Result<Option<PrivateDir>, FirmwareError> {
+    let Some(path) = &config.state_dir else {
+        return Ok(None);
+    };
+    let dir = if create {
+        PrivateDir::create(path)
+    } else {
+        PrivateDir::open(path)
+    };
+    match dir {
+        Ok(dir) => Ok(Some(dir)),
+        Err(e) if e.is_missing() && !create => {
+            Err(FirmwareError::NoIdentity { path: path.clone() })
+        }
+        Err(e) => Err(StoreError::from(e).into()),
+    }
+}
+
+fn load_chip(dir: &PrivateDir) -> Result<Option<ChipIdentity>, FirmwareError> {
     store::remove_stale_temp(dir, StateKind::Chip)?;
     match store::load(dir, StateKind::Chip)? {
         Some(payload) => Ok(Some(ChipIdentity::from_payload(&payload).map_err(
             |reason| StoreError::Corrupted {
                 path: dir.join(StateKind::Chip.file_name()),
+                kind: StateKind::Chip,
                 reason,
             },
         )?)),
@@ -1260,7 +1311,7 @@ fn load_chip(dir: &std::path::Path) -> Result<Option<ChipIdentity>, FirmwareErro
 /// A platform store without its chip cannot be used (its PEK is endorsed
 /// by a CEK that no longer exists), and must not be silently replaced; nor
 /// can an SNP state file (its committed TCB binds that chip).
-fn refuse_orphan_platform(dir: &std::path::Path) -> Result<(), FirmwareError> {
+fn refuse_orphan_platform(dir: &PrivateDir) -> Result<(), FirmwareError> {
     for (kind, why) in [
         (StateKind::Platform, "its PEK is endorsed by that chip"),
         (
@@ -1269,9 +1320,10 @@ fn refuse_orphan_platform(dir: &std::path::Path) -> Result<(), FirmwareError> {
         ),
     ] {
         let file = dir.join(kind.file_name());
-        if file.exists() {
+        if std::fs::symlink_metadata(&file).is_ok() {
             return Err(StoreError::Corrupted {
                 path: dir.join(StateKind::Chip.file_name()),
+                kind: StateKind::Chip,
                 reason: format!("missing, while {} exists ({why})", file.display()),
             }
             .into());
@@ -1286,7 +1338,7 @@ fn refuse_orphan_platform(dir: &std::path::Path) -> Result<(), FirmwareError> {
 /// one in any component), and an SNP_CONFIG reported TCB not above the
 /// current TCB (what SNP_CONFIG itself enforces).
 fn load_snp(
-    dir: &std::path::Path,
+    dir: &PrivateDir,
     chip: &ChipIdentity,
     config: &FirmwareConfig,
 ) -> Result<SnpPersisted, FirmwareError> {
@@ -1297,6 +1349,7 @@ fn load_snp(
     let path = dir.join(StateKind::Snp.file_name());
     let corrupted = |reason: String| StoreError::Corrupted {
         path: path.clone(),
+        kind: StateKind::Snp,
         reason,
     };
     let (saved, chip_id, product) = SnpPersisted::from_payload(&payload).map_err(corrupted)?;

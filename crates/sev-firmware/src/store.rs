@@ -12,18 +12,25 @@
 //!      sha256[32]      over every byte before it
 //! ```
 //!
-//! Writes are atomic: the new content goes to a temporary file in the same
-//! directory, is flushed to disk, renamed over the old file, and the
-//! directory is flushed, so a crash (even `kill -9`) at any point leaves
-//! either the old or the new file. Loading never repairs or overwrites
-//! anything: a file that is not ours ([`StoreError::Foreign`]), of another
-//! format version or kind, or damaged ([`StoreError::Corrupted`]) is refused
-//! and left in place for the operator to inspect.
+//! The state directory is a [`PrivateDir`]: it must belong to the user the
+//! firmware runs as and must not be writable by group or others (it holds
+//! the CUK and every private key), and every file in it is opened through
+//! the directory's descriptor without following symbolic links
+//! ([`StoreError::Dir`] otherwise).
+//!
+//! Writes are atomic ([`PrivateDir::write_atomic`]): the new content goes to
+//! a new temporary file in the same directory, created with
+//! `O_CREAT | O_EXCL | O_NOFOLLOW` at mode 0600, is flushed to disk, renamed
+//! over the old file, and the directory is flushed, so a crash (even
+//! `kill -9`) at any point leaves either the old or the new file, and no
+//! other user can open the temporary file. Loading never repairs or
+//! overwrites anything: a file that is not ours ([`StoreError::Foreign`]), of
+//! another format version or kind, or damaged ([`StoreError::Corrupted`]) is
+//! refused and left in place for the operator to inspect.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use sev_os::{FileMode, OsError, PrivateDir};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -56,7 +63,7 @@ pub enum StateKind {
 
 impl StateKind {
     /// The file name of this kind inside the state directory.
-    pub fn file_name(self) -> &'static str {
+    pub const fn file_name(self) -> &'static str {
         match self {
             Self::Chip => "chip.sevfw",
             Self::Platform => "platform.sevfw",
@@ -69,6 +76,28 @@ impl StateKind {
             Self::Chip => "chip",
             Self::Platform => "platform",
             Self::Snp => "SNP",
+        }
+    }
+
+    /// What to do about a corrupted file of this kind: removing one is not
+    /// harmless, and what it loses differs.
+    pub fn corrupted_advice(self) -> &'static str {
+        match self {
+            Self::Chip => {
+                "restore it from a backup; removing it gives the platform a new chip identity \
+                 (new CEK, ARK and ASK: every certificate exported before stops verifying), and \
+                 platform.sevfw and snp.sevfw, which belong to the old chip, must then go too"
+            }
+            Self::Platform => {
+                "restore it from a backup, or remove it to give the platform new OCA, PEK and \
+                 PDH keys (what PLATFORM_RESET does; guest owners need the new PDH)"
+            }
+            Self::Snp => {
+                "restore it from a backup; do not simply remove it: that drops the TCB \
+                 SNP_COMMIT committed (the anti-rollback floor: firmware older than it would be \
+                 accepted again) and the SNP_CONFIG settings (reported TCB, chip id / chip key \
+                 masking)"
+            }
         }
     }
 }
@@ -109,31 +138,23 @@ pub enum StoreError {
     },
     /// Length or checksum do not match, or the payload does not decode.
     #[error(
-        "{path}: corrupted firmware state ({reason}); refusing to use or overwrite it: restore \
-         it from a backup, or remove it to give the platform a new identity"
+        "{path}: corrupted firmware state ({reason}); refusing to use or overwrite it: {}",
+        .kind.corrupted_advice()
     )]
     Corrupted {
         /// The file.
         path: PathBuf,
+        /// What the file holds (what removing it would lose).
+        kind: StateKind,
         /// What is wrong.
         reason: String,
     },
-    /// An I/O error.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    /// The state directory or a file in it cannot be used: not owned by
+    /// the user the firmware runs as, writable by group or others, a
+    /// symbolic link, not a regular file, or an I/O error. The message says
+    /// what to fix.
+    #[error(transparent)]
+    Dir(#[from] OsError),
 }
 
 /// Encodes a payload into the state-file format.
@@ -160,6 +181,7 @@ pub fn decode(
 ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     let corrupted = |reason: String| StoreError::Corrupted {
         path: path.to_owned(),
+        kind,
         reason,
     };
     let Some(magic) = bytes.get(..MAGIC.len()) else {
@@ -224,101 +246,75 @@ pub fn decode(
     Ok(Zeroizing::new(body[HEADER_LEN..].to_vec()))
 }
 
+/// The largest state file read: header, payload and checksum.
+const MAX_FILE: u64 = HEADER_LEN as u64 + MAX_PAYLOAD + CHECKSUM_LEN as u64;
+
 /// Loads the state file of `kind` from `dir`: `Ok(None)` when there is none.
-pub fn load(dir: &Path, kind: StateKind) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+/// The file must be a regular file of the directory's owner, not writable
+/// by group or others, and not a symbolic link.
+pub fn load(dir: &PrivateDir, kind: StateKind) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
     let path = dir.join(kind.file_name());
-    let bytes = match fs::read(&path) {
-        Ok(b) => Zeroizing::new(b),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(&path)(e)),
+    let bytes = match dir.read(kind.file_name(), MAX_FILE, "a firmware state file") {
+        Ok(Some(b)) => Zeroizing::new(b),
+        Ok(None) => return Ok(None),
+        Err(OsError::TooLarge { size, .. }) => {
+            return Err(StoreError::Corrupted {
+                path,
+                kind,
+                reason: match size {
+                    Some(size) => format!("{size} bytes, more than any state file"),
+                    None => "more bytes than any state file".into(),
+                },
+            })
+        }
+        Err(e) => return Err(e.into()),
     };
     decode(&path, kind, &bytes).map(Some)
 }
 
-/// Atomically replaces the state file of `kind` in `dir` with `payload`.
-pub fn save(dir: &Path, kind: StateKind, payload: &[u8]) -> Result<(), StoreError> {
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let path = dir.join(kind.file_name());
-    let tmp = temp_path(dir, kind);
+/// Atomically replaces the state file of `kind` in `dir` with `payload`
+/// (mode 0600; see the module documentation).
+pub fn save(dir: &PrivateDir, kind: StateKind, payload: &[u8]) -> Result<(), StoreError> {
     let bytes = encode(kind, payload);
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        restrict_permissions(&file, &tmp)?;
-        file.write_all(&bytes).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-    }
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(dir)
+    dir.write_atomic(kind.file_name(), &bytes, FileMode::Private)?;
+    Ok(())
 }
 
 /// Deletes the state file of `kind` (and any stale temporary file) from
 /// `dir`. A missing file is not an error.
-pub fn remove(dir: &Path, kind: StateKind) -> Result<(), StoreError> {
-    for path in [dir.join(kind.file_name()), temp_path(dir, kind)] {
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&path)(e)),
-        }
-    }
-    if dir.exists() {
-        sync_dir(dir)?;
-    }
+pub fn remove(dir: &PrivateDir, kind: StateKind) -> Result<(), StoreError> {
+    dir.remove_stale_temps(kind.file_name())?;
+    dir.remove(kind.file_name())?;
     Ok(())
 }
 
-/// Removes a temporary file a crash left behind (it never holds the only
-/// copy of anything: the rename had not happened).
-pub fn remove_stale_temp(dir: &Path, kind: StateKind) -> Result<(), StoreError> {
-    let tmp = temp_path(dir, kind);
-    match fs::remove_file(&tmp) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err(&tmp)(e)),
-    }
-}
-
-fn temp_path(dir: &Path, kind: StateKind) -> PathBuf {
-    dir.join(format!(".{}.tmp", kind.file_name()))
-}
-
-#[cfg(unix)]
-fn restrict_permissions(file: &File, path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(io_err(path))
-}
-
-#[cfg(not(unix))]
-fn restrict_permissions(_file: &File, _path: &Path) -> Result<(), StoreError> {
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
+/// Removes the temporary files a crash left behind (they never hold the
+/// only copy of anything: the rename had not happened).
+pub fn remove_stale_temp(dir: &PrivateDir, kind: StateKind) -> Result<(), StoreError> {
+    dir.remove_stale_temps(kind.file_name())?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
 
     #[test]
     fn round_trip_and_refusals() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = PrivateDir::open(tmp.path()).unwrap();
+        let d = &dir;
         assert!(load(d, StateKind::Platform).unwrap().is_none());
         save(d, StateKind::Platform, b"payload").unwrap();
         assert_eq!(
@@ -330,7 +326,8 @@ mod tests {
             &load(d, StateKind::Platform).unwrap().unwrap()[..],
             b"second"
         );
-        assert!(!temp_path(d, StateKind::Platform).exists());
+        // No temporary file is left.
+        assert_eq!(names(tmp.path()), ["platform.sevfw"]);
 
         let path = d.join(StateKind::Platform.file_name());
         let good = fs::read(&path).unwrap();
@@ -389,13 +386,52 @@ mod tests {
 
     #[test]
     fn stale_temp_file_is_ignored_then_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = &PrivateDir::open(tmp.path()).unwrap();
         save(d, StateKind::Chip, b"old").unwrap();
-        // A crash after writing the temporary file but before the rename.
-        fs::write(temp_path(d, StateKind::Chip), b"half-writ").unwrap();
+        // A crash after writing the temporary file but before the rename
+        // (the name of this version and of earlier ones).
+        fs::write(d.join(".chip.sevfw.123.0.0.tmp"), b"half-writ").unwrap();
+        fs::write(d.join(".chip.sevfw.tmp"), b"half-writ").unwrap();
         assert_eq!(&load(d, StateKind::Chip).unwrap().unwrap()[..], b"old");
         remove_stale_temp(d, StateKind::Chip).unwrap();
-        assert!(!temp_path(d, StateKind::Chip).exists());
+        assert_eq!(names(tmp.path()), ["chip.sevfw"]);
+    }
+
+    #[test]
+    fn corrupted_snp_state_is_not_advised_away() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = &PrivateDir::open(tmp.path()).unwrap();
+        save(d, StateKind::Snp, b"payload").unwrap();
+        let path = d.join(StateKind::Snp.file_name());
+        let mut bad = fs::read(&path).unwrap();
+        bad[0x18] ^= 1;
+        fs::write(&path, &bad).unwrap();
+        let err = load(d, StateKind::Snp).unwrap_err().to_string();
+        assert!(err.contains("committed"), "{err}");
+        assert!(err.contains("anti-rollback"), "{err}");
+        assert!(!err.contains("give the platform a new identity"), "{err}");
+    }
+
+    #[test]
+    fn state_files_are_0600_and_symlinks_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = &PrivateDir::open(tmp.path()).unwrap();
+        let old = rustix::process::umask(rustix::fs::Mode::empty());
+        let saved = save(d, StateKind::Platform, b"keys");
+        rustix::process::umask(old);
+        saved.unwrap();
+        let path = d.join(StateKind::Platform.file_name());
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        // A symbolic link at the chip file is refused, not followed.
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::write(&elsewhere, &encode(StateKind::Chip, b"x")[..]).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, d.join(StateKind::Chip.file_name())).unwrap();
+        assert!(matches!(
+            load(d, StateKind::Chip),
+            Err(StoreError::Dir(OsError::Symlink { .. }))
+        ));
     }
 }

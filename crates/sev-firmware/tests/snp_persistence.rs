@@ -538,20 +538,33 @@ fn a_failed_write_is_hwerror_platform_and_changes_nothing() {
     let mut mem = common::memory();
     let mut fw = open(dir.path(), Some(t2())).unwrap();
     snp_init(&mut fw, &mut mem);
-    // A directory where the temporary file goes: every write fails (even
-    // for root).
-    let tmp = dir.path().join(format!(".{SNP_FILE}.tmp"));
-    std::fs::create_dir(&tmp).unwrap();
+    // A non-empty directory where the file goes: every write fails at the
+    // rename (even for root), and leaves no temporary file.
+    let block = |path: &Path| {
+        std::fs::create_dir(path).unwrap();
+        std::fs::write(path.join("x"), b"x").unwrap();
+    };
+    let unblock = |path: &Path| std::fs::remove_dir_all(path).unwrap();
+    let names = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    block(&file);
     assert_eq!(
         snp_config(&mut fw, &mut mem, t1(), SNP_CONFIG_MASK_CHIP_ID),
         S::HWERROR_PLATFORM
     );
-    assert!(fw.last_error().unwrap().contains(".snp.sevfw.tmp"));
+    assert!(fw.last_error().unwrap().contains(SNP_FILE));
     let st = status(&mut fw, &mut mem);
     assert_eq!((st.reported_tcb.get(), mask_flags(&st)), (t2().raw(), 0));
     assert_eq!(snp_commit(&mut fw, &mut mem), S::HWERROR_PLATFORM);
+    assert_eq!(names(), ["chip.sevfw", SNP_FILE]);
+    unblock(&file);
     assert!(!file.exists());
-    std::fs::remove_dir(&tmp).unwrap();
 
     // Writable again: both succeed; a failed SNP_SHUTDOWN leaves SNP INIT
     // with its configuration.
@@ -560,14 +573,17 @@ fn a_failed_write_is_hwerror_platform_and_changes_nothing() {
         S::SUCCESS
     );
     assert_eq!(snp_commit(&mut fw, &mut mem), S::SUCCESS);
-    std::fs::create_dir(&tmp).unwrap();
+    let saved = dir.path().join("saved");
+    std::fs::rename(&file, &saved).unwrap();
+    block(&file);
     assert_eq!(snp_shutdown(&mut fw, &mut mem), S::HWERROR_PLATFORM);
     assert_eq!(fw.snp_platform_state(), SnpPlatformState::Init);
     assert_eq!(
         mask_flags(&status(&mut fw, &mut mem)),
         SNP_STATUS_MASK_CHIP_ID
     );
-    std::fs::remove_dir(&tmp).unwrap();
+    unblock(&file);
+    std::fs::rename(&saved, &file).unwrap();
     drop(fw);
     let fw = open(dir.path(), Some(t2())).unwrap();
     let view = fw.snp_platform_view();

@@ -80,14 +80,21 @@ impl PrivateDir {
     }
 
     /// Opens `path`, creating it first (mode 0700 whatever the umask;
-    /// missing parents as `mkdir -p` makes them) when it does not exist.
+    /// missing parents as `mkdir -p` makes them, but never writable by
+    /// group or others, so nobody else can rename the directory away) when
+    /// it does not exist.
     pub fn create(path: &Path) -> Result<Self, OsError> {
         match Self::open(path) {
             Err(OsError::Missing { .. }) => {}
             other => return other,
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| OsError::io(parent, "create", e))?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(|e| OsError::io(parent, "create", e))?;
         }
         match rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)) {
             // Someone created it meanwhile: it is checked like any other.
@@ -161,9 +168,16 @@ impl PrivateDir {
     /// rename had not happened).
     pub fn remove_stale_temps(&self, name: &str) -> Result<(), OsError> {
         let (prefix, suffix) = temp_affixes(OsStr::new(name));
-        let dup = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
-            .map_err(|e| OsError::errno(&self.path, "read directory", e))?;
-        let mut dir = rustix::fs::Dir::new(dup)
+        // A new open file description: a duplicate of `self.fd` would share
+        // its position, which the previous listing left at the end.
+        let fresh = rustix::fs::openat(
+            &self.fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| OsError::errno(&self.path, "read directory", e))?;
+        let mut dir = rustix::fs::Dir::new(fresh)
             .map_err(|e| OsError::errno(&self.path, "read directory", e))?;
         let mut stale = Vec::new();
         while let Some(entry) = dir.read() {
@@ -223,6 +237,9 @@ mod tests {
         rustix::process::umask(old);
         dir.unwrap();
         assert_eq!(mode_of(&path), 0o700);
+        // The parents it made are not writable by group or others.
+        assert_eq!(mode_of(&base.path().join("a")), 0o755);
+        assert_eq!(mode_of(&base.path().join("a/b")), 0o755);
     }
 
     #[test]
@@ -289,6 +306,9 @@ mod tests {
         std::fs::write(dir.join("chip.sevfw"), b"keep").unwrap();
         std::fs::write(dir.join(".platform.sevfw.1.tmp"), b"keep").unwrap();
         dir.remove_stale_temps("chip.sevfw").unwrap();
+        // A second listing sees the whole directory again.
+        std::fs::write(dir.join(".snp.sevfw.tmp"), b"x").unwrap();
+        dir.remove_stale_temps("snp.sevfw").unwrap();
         let mut names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

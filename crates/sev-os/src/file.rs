@@ -123,6 +123,43 @@ fn create_temp(
     ))
 }
 
+/// Writes `bytes` to a new temporary file for `name` in `dir` at `mode`
+/// and flushes it to disk; returns the temporary name. On failure the
+/// temporary file is already gone.
+fn prepare(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &OsStr,
+    bytes: &[u8],
+    mode: FileMode,
+) -> Result<Vec<u8>, OsError> {
+    let (fd, temp) = create_temp(dir, dir_path, name, mode)?;
+    let temp_name = OsStr::from_bytes(&temp);
+    let result = (|| {
+        let mut file = File::from(fd);
+        file.write_all(bytes)
+            .map_err(|e| OsError::io(dir_path.join(temp_name), "write", e))?;
+        file.sync_all()
+            .map_err(|e| OsError::io(dir_path.join(temp_name), "fsync", e))
+    })();
+    if let Err(e) = result {
+        // No partial file: the temporary file goes, the target is untouched.
+        let _ = rustix::fs::unlinkat(dir, temp_name, AtFlags::empty());
+        return Err(e);
+    }
+    Ok(temp)
+}
+
+/// Renames the temporary file `temp` over `name`; on failure the
+/// temporary file is removed.
+fn commit(dir: BorrowedFd<'_>, dir_path: &Path, temp: &[u8], name: &OsStr) -> Result<(), OsError> {
+    let temp = OsStr::from_bytes(temp);
+    rustix::fs::renameat(dir, temp, dir, name).map_err(|e| {
+        let _ = rustix::fs::unlinkat(dir, temp, AtFlags::empty());
+        OsError::errno(dir_path.join(name), "rename", e)
+    })
+}
+
 /// [`write_atomic`] relative to an open directory.
 pub(crate) fn write_atomic_at(
     dir: BorrowedFd<'_>,
@@ -131,24 +168,91 @@ pub(crate) fn write_atomic_at(
     bytes: &[u8],
     mode: FileMode,
 ) -> Result<(), OsError> {
-    let target = dir_path.join(name);
-    let (fd, temp) = create_temp(dir, dir_path, name, mode)?;
-    let temp = OsStr::from_bytes(&temp);
-    let result = (|| {
-        let mut file = File::from(fd);
-        file.write_all(bytes)
-            .map_err(|e| OsError::io(dir_path.join(temp), "write", e))?;
-        file.sync_all()
-            .map_err(|e| OsError::io(dir_path.join(temp), "fsync", e))?;
-        drop(file);
-        rustix::fs::renameat(dir, temp, dir, name).map_err(|e| OsError::errno(&target, "rename", e))
-    })();
-    if let Err(e) = result {
-        // No partial file: the temporary file goes, the target is untouched.
-        let _ = rustix::fs::unlinkat(dir, temp, AtFlags::empty());
-        return Err(e);
-    }
+    let temp = prepare(dir, dir_path, name, bytes, mode)?;
+    commit(dir, dir_path, &temp, name)?;
     rustix::fs::fsync(dir).map_err(|e| OsError::errno(dir_path, "fsync directory", e))
+}
+
+/// One file of [`write_atomic_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewFile<'a> {
+    /// Where the file goes (its directory must exist).
+    pub path: &'a Path,
+    /// Its content.
+    pub bytes: &'a [u8],
+    /// Its permissions.
+    pub mode: FileMode,
+}
+
+/// A written, flushed temporary file waiting for its rename.
+struct Pending<'a> {
+    dir: OwnedFd,
+    dir_path: &'a Path,
+    name: &'a OsStr,
+    temp: Vec<u8>,
+}
+
+impl Pending<'_> {
+    fn discard(&self) {
+        let _ = rustix::fs::unlinkat(&self.dir, OsStr::from_bytes(&self.temp), AtFlags::empty());
+    }
+}
+
+/// Writes several files all or nothing: every file is first written to its
+/// temporary file (as [`write_atomic`] does) and only when all of them are
+/// on disk are they renamed into place, in order. A failure before the
+/// renames (a full disk, a missing directory, a target that is a
+/// directory) removes every temporary file and leaves all targets as they
+/// were. A rename failing after others succeeded (which the checks before
+/// make unlikely: it needs the file system to change meanwhile) leaves the
+/// files renamed before it in place and the rest as they were.
+pub fn write_atomic_all(files: &[NewFile<'_>]) -> Result<(), OsError> {
+    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(files.len());
+    let discard_all = |pending: &[Pending<'_>]| pending.iter().for_each(Pending::discard);
+    for file in files {
+        let prepared = (|| {
+            let (dir_path, name) = split(file.path)?;
+            let dir = rustix::fs::open(
+                dir_path,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| OsError::errno(dir_path, "open directory", e))?;
+            // A directory at the target would make its rename fail after
+            // the others were done: refuse it now.
+            if let Ok(stat) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+                    return Err(OsError::NotAFile {
+                        path: file.path.to_owned(),
+                    });
+                }
+            }
+            let temp = prepare(dir.as_fd(), dir_path, name, file.bytes, file.mode)?;
+            Ok(Pending {
+                dir,
+                dir_path,
+                name,
+                temp,
+            })
+        })();
+        match prepared {
+            Ok(p) => pending.push(p),
+            Err(e) => {
+                discard_all(&pending);
+                return Err(e);
+            }
+        }
+    }
+    for (i, p) in pending.iter().enumerate() {
+        if let Err(e) = commit(p.dir.as_fd(), p.dir_path, &p.temp, p.name) {
+            discard_all(&pending[i + 1..]);
+            return Err(e);
+        }
+    }
+    for p in &pending {
+        rustix::fs::fsync(&p.dir).map_err(|e| OsError::errno(p.dir_path, "fsync directory", e))?;
+    }
+    Ok(())
 }
 
 /// Reads the file at `path` whole, refusing one larger than `max` bytes
@@ -261,6 +365,77 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("sub")]);
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn several_files_all_at_their_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a_tek.bin"), dir.path().join("b.b64"));
+        std::fs::write(&a, b"old").unwrap();
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let old = rustix::process::umask(Mode::from_raw_mode(0o022));
+        let result = write_atomic_all(&[
+            NewFile {
+                path: &a,
+                bytes: b"secret",
+                mode: FileMode::Private,
+            },
+            NewFile {
+                path: &b,
+                bytes: b"public",
+                mode: FileMode::Public,
+            },
+        ]);
+        rustix::process::umask(old);
+        result.unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"secret");
+        assert_eq!(mode_of(&a), 0o600);
+        assert_eq!(std::fs::read(&b).unwrap(), b"public");
+        assert_eq!(mode_of(&b), 0o644);
+        assert_eq!(names_in(dir.path()), ["a_tek.bin", "b.b64"]);
+    }
+
+    #[test]
+    fn one_failure_writes_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first");
+        std::fs::write(&first, b"keep").unwrap();
+        let fresh = dir.path().join("fresh");
+        // The third target is a directory, the fourth's directory does not
+        // exist: either way nothing is written.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir(&blocked).unwrap();
+        for bad in [blocked.clone(), dir.path().join("none/x")] {
+            let files = [
+                NewFile {
+                    path: &first,
+                    bytes: b"new",
+                    mode: FileMode::Private,
+                },
+                NewFile {
+                    path: &fresh,
+                    bytes: b"new",
+                    mode: FileMode::Public,
+                },
+                NewFile {
+                    path: &bad,
+                    bytes: b"new",
+                    mode: FileMode::Public,
+                },
+            ];
+            assert!(write_atomic_all(&files).is_err(), "{}", bad.display());
+            assert_eq!(std::fs::read(&first).unwrap(), b"keep");
+            assert_eq!(names_in(dir.path()), ["blocked", "first"]);
+        }
     }
 
     #[test]

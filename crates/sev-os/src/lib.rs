@@ -15,6 +15,8 @@
 //!   over the target (which replaces a symbolic link rather than following
 //!   it) and the directory `fsync`ed. A reader sees the old file or the new
 //!   one, never half of one; a failure leaves no file behind.
+//!   [`write_atomic_all`] does the same for several files at once: all
+//!   written first, then all renamed, so a failure leaves none of them.
 //! * [`read_bounded`]: reads a file whole only after checking it against the
 //!   largest size the caller accepts, and stops at that size for files that
 //!   do not know theirs (`/dev/zero`, pipes).
@@ -38,7 +40,7 @@ mod text;
 
 pub use dir::PrivateDir;
 pub use error::OsError;
-pub use file::{read_bounded, write_atomic, FileMode};
+pub use file::{read_bounded, write_atomic, write_atomic_all, FileMode, NewFile};
 pub use process::disable_core_dumps;
 pub use socket::{bind_private_socket, BoundSocket};
 pub use text::{excerpt, excerpt_at, EXCERPT_CHARS};

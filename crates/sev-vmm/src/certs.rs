@@ -78,11 +78,10 @@
 //! empty table) and the [`CertsError`] says what is wrong.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -343,6 +342,10 @@ pub enum CertsError {
         #[source]
         source: io::Error,
     },
+    /// A replacement could not be written (the message names the file; the
+    /// old file is untouched).
+    #[error("{0}")]
+    Write(sev_os::OsError),
     /// A writer holds the exclusive lock (or the file kept being replaced).
     #[error("certificate file {} is busy (locked by a writer after {attempts} attempts)", path.display())]
     Busy {
@@ -937,42 +940,19 @@ impl CertsWriter {
     /// the lock notice the replacement and open the new file.
     pub fn replace(self, table: &[u8]) -> Result<(), CertsError> {
         validate(&self.path, table)?;
-        install_by_rename(&self.path, table).map_err(|e| CertsError::io(&self.path, e))?;
+        install_by_rename(&self.path, table)?;
         drop(self.lock);
         Ok(())
     }
 }
 
-/// Writes `table` to a new file next to `path`, `fsync`s it, renames it
-/// over `path` and `fsync`s the directory.
-fn install_by_rename(path: &Path, table: &[u8]) -> io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(
-        ".{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        file.write_all_at(table, 0)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// Writes `table` to a new file next to `path` (created with
+/// `O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0644 less the umask), `fsync`s it,
+/// renames it over `path` and `fsync`s the directory
+/// ([`sev_os::write_atomic`]); a failure leaves `path` as it was and no
+/// temporary file.
+fn install_by_rename(path: &Path, table: &[u8]) -> Result<(), CertsError> {
+    sev_os::write_atomic(path, table, sev_os::FileMode::Public).map_err(CertsError::Write)
 }
 
 /// Rewrites the certificate file at `path` in place under the exclusive
@@ -992,7 +972,7 @@ pub fn replace_certs_file(path: impl AsRef<Path>, table: &[u8]) -> Result<(), Ce
         Ok(_) => CertsWriter::lock(path)?.replace(table),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             validate(path, table)?;
-            install_by_rename(path, table).map_err(|e| CertsError::io(path, e))
+            install_by_rename(path, table)
         }
         Err(e) => Err(CertsError::io(path, e)),
     }
@@ -1000,6 +980,8 @@ pub fn replace_certs_file(path: impl AsRef<Path>, table: &[u8]) -> Result<(), Ce
 
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+
     use super::*;
     use sev_abi::cert_table::CertKind;
 

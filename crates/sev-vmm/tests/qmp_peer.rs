@@ -1029,6 +1029,9 @@ fn bind_rules() {
     // A live socket: refused.
     let path = dir.path().join("qmp.sock");
     let live = QmpServer::bind(&path).unwrap();
+    // Only its owner can connect (QEMU's monitor socket is no wider).
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::symlink_metadata(&path).unwrap());
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     assert!(matches!(
         QmpServer::bind(&path),
         Err(QmpServerError::AddressInUse { .. })

@@ -30,6 +30,7 @@ use sev_firmware::snp::kds::EmulatedKds;
 use sev_firmware::snp::keys::ChipEndorsementKeys;
 use sev_firmware::snp::rmp::{PageSize, RmpUpdate};
 use sev_firmware::{Firmware, FirmwareConfig, SystemMemory, VecMemory};
+use sev_firmware_server::StateLock;
 use sev_guest::GuestChannel;
 use sev_measure::snp::VMSA_GPA;
 use sev_measure::{measure, vcpu_type, MeasureParams, Mode, OvmfImage, SectionKind};
@@ -39,6 +40,7 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 use sev_os::excerpt;
 
 use crate::input::{self, invalid, InputError};
+use crate::output::{self, FileMode};
 
 /// The host address space: guest memory below 4 GiB, firmware pages above.
 const MEM_SIZE: u64 = 1 << 33;
@@ -110,8 +112,10 @@ pub struct AttestArgs {
     /// The emulated processor generation.
     #[arg(long, value_enum, default_value_t = SnpProduct::Genoa)]
     pub product: SnpProduct,
-    /// Use (and persist) the chip identity in this directory; without it an
-    /// ephemeral chip is minted (RSA-4096: a few seconds).
+    /// Use (and persist) the chip identity in this directory, as `sevkit
+    /// firmware init` creates it (locked while the command runs, as `sevkit
+    /// firmware serve` locks it); without it an ephemeral chip is minted
+    /// (RSA-4096: a few seconds).
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Output directory (created if missing).
@@ -312,16 +316,20 @@ fn parse_args(args: &AttestArgs) -> Result<LaunchInput, InputError> {
 }
 
 /// Opens the firmware, SNP_INIT, guest context, LAUNCH_START, ACTIVATE.
+/// With a state directory, it must exist and hold an identity (`sevkit
+/// firmware init` makes one), and it is locked as `sevkit firmware serve`
+/// locks it: the lock comes back with the firmware and must be held while
+/// the firmware is used.
 fn start_guest(
     product: Product,
     state: Option<PathBuf>,
     policy: u64,
-) -> Result<(Firmware, VecMemory), InputError> {
-    if let Some(dir) = &state {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| invalid(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let mut fw = Firmware::open(FirmwareConfig {
+) -> Result<(Option<StateLock>, Firmware, VecMemory), InputError> {
+    let lock = match &state {
+        Some(dir) => Some(StateLock::acquire(dir).map_err(|e| invalid(e.to_string()))?),
+        None => None,
+    };
+    let mut fw = Firmware::open_existing(FirmwareConfig {
         state_dir: state,
         product,
         ..FirmwareConfig::default()
@@ -355,7 +363,7 @@ fn start_guest(
         "SNP_ACTIVATE",
         snp(&mut fw, SnpCommand::SnpActivate, &mut act, &mut mem),
     )?;
-    Ok((fw, mem))
+    Ok((lock, fw, mem))
 }
 
 /// Launches the guest and attests it.
@@ -380,7 +388,7 @@ pub fn attest(args: &AttestArgs) -> Result<Attestation, InputError> {
     let predicted =
         measure(&params).map_err(|e| invalid(format!("{}: {e}", args.firmware.display())))?;
 
-    let (mut fw, mut mem) = start_guest(li.product, li.state.clone(), li.policy)?;
+    let (_lock, mut fw, mut mem) = start_guest(li.product, li.state.clone(), li.policy)?;
 
     // OVMF, NORMAL pages ending at 4 GiB.
     let base = ovmf.gpa();
@@ -537,14 +545,17 @@ fn host_certs(fw: &Firmware, product: Product) -> Result<Vec<(&'static str, Vec<
 /// See [`attest`]; also an unwritable output directory.
 pub fn run(args: &AttestArgs) -> Result<(), InputError> {
     let a = attest(args)?;
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| invalid(format!("cannot create {}: {e}", args.out.display())))?;
+    output::create_dir(&args.out)?;
+    let files: Vec<_> = a
+        .files
+        .iter()
+        .map(|(name, bytes)| (args.out.join(name), bytes.as_slice(), FileMode::Public))
+        .collect();
+    // The report, certificates and log belong together: all or none.
+    output::write_all(&files)?;
     println!("measurement: {}", hex::encode(a.measurement));
     println!("report:      {} bytes, signed by the VCEK", a.report.len());
-    for (name, bytes) in &a.files {
-        let path = args.out.join(name);
-        std::fs::write(&path, bytes)
-            .map_err(|e| invalid(format!("cannot write {}: {e}", path.display())))?;
+    for (path, _, _) in &files {
         println!("wrote        {}", path.display());
     }
     Ok(())

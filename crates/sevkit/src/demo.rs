@@ -26,7 +26,7 @@ use sev_crypto::x509::X509Cert;
 use sev_firmware::snp::kds::EmulatedKds;
 use sev_firmware::snp::keys::ChipEndorsementKeys;
 use sev_firmware::{Firmware, FirmwareConfig};
-use sev_firmware_server::{InProcess, SharedFirmware};
+use sev_firmware_server::{InProcess, SharedFirmware, StateLock};
 use sev_measure::{check_launch_measure_blob, measure, FpuState, MeasureParams, Mode};
 use sev_owner::secret::{build_secret_packet, SecretTable};
 use sev_owner::session::pdh_public_key;
@@ -95,7 +95,7 @@ pub fn run(args: &DemoArgs) -> Result<Status, InputError> {
     );
     let product = Product::Genoa;
     let t = Instant::now();
-    let (fw, origin) = open_firmware(product)?;
+    let (_cache_lock, fw, origin) = open_firmware(product)?;
     say(
         "[AMD-SP]",
         format!(
@@ -118,29 +118,39 @@ pub fn run(args: &DemoArgs) -> Result<Status, InputError> {
 
 /// The demo's AMD-SP: its chip (two RSA-4096 keys: seconds to mint) is
 /// cached in `$XDG_CACHE_HOME/sevkit/demo-chip` (or `~/.cache/...`), so
-/// later runs start at once; without a usable cache directory it is minted
-/// in memory. Its platform state is reset each run.
-fn open_firmware(product: Product) -> Result<(Firmware, String), InputError> {
+/// later runs start at once; the cache is a state directory like any other
+/// (created 0700, refused if group or others may write it, locked while the
+/// demo runs). Without a usable cache it is minted in memory, and the
+/// transcript says why. Its platform state is reset each run.
+fn open_firmware(product: Product) -> Result<(Option<StateLock>, Firmware, String), InputError> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
         .map(|d| d.join("sevkit").join("demo-chip"));
+    let mut not_cached = String::new();
     if let Some(dir) = cache {
-        let existed = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
-        if std::fs::create_dir_all(&dir).is_ok() {
-            let opened = Firmware::open(FirmwareConfig {
-                product,
-                state_dir: Some(dir.clone()),
-                ..FirmwareConfig::default()
+        let existed = std::fs::symlink_metadata(dir.join("chip.sevfw")).is_ok();
+        let opened = StateLock::create(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|lock| {
+                Firmware::open(FirmwareConfig {
+                    product,
+                    state_dir: Some(dir.clone()),
+                    ..FirmwareConfig::default()
+                })
+                .map(|fw| (lock, fw))
+                .map_err(|e| e.to_string())
             });
-            if let Ok(fw) = opened {
+        match opened {
+            Ok((lock, fw)) => {
                 let how = if existed {
                     "loaded from"
                 } else {
                     "minted, cached in"
                 };
-                return Ok((fw, format!("{how} {}", dir.display())));
+                return Ok((Some(lock), fw, format!("{how} {}", dir.display())));
             }
+            Err(e) => not_cached = format!(" (not cached: {e})"),
         }
     }
     let fw = Firmware::open(FirmwareConfig {
@@ -148,7 +158,7 @@ fn open_firmware(product: Product) -> Result<(Firmware, String), InputError> {
         ..FirmwareConfig::default()
     })
     .map_err(err)?;
-    Ok((fw, "minted in memory".into()))
+    Ok((None, fw, format!("minted in memory{not_cached}")))
 }
 
 // A transcript reads best as one sequence of steps.
@@ -355,10 +365,9 @@ fn snp(
         (kds, vcek)
     };
     let table = kds.cert_table(&vcek_der).to_bytes().map_err(err)?;
-    let dir = std::env::temp_dir().join(format!("sevkit-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(err)?;
+    let dir = crate::output::scratch_dir("sevkit-demo")?;
     let certs_path = dir.join("certs.bin");
-    sev_vmm::certs::write_certs_file(&certs_path, &table).map_err(err)?;
+    sev_vmm::certs::replace_certs_file(&certs_path, &table).map_err(err)?;
     say(
         "[host]",
         format!(

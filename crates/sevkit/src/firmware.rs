@@ -2,15 +2,21 @@
 //!
 //! * `serve --state DIR --socket PATH`: serve many VMs at once over a Unix
 //!   socket (protocol in docs/FIRMWARE.md); SIGTERM or SIGINT stops it
-//!   gracefully (exit 0, socket removed).
-//! * `init --state DIR`: mint the chip (emulated ARK/ASK, CEK) and the
-//!   platform keys (OCA, PEK, PDH) if the directory has none.
+//!   gracefully (exit 0, socket removed). With `--init` it first does what
+//!   `init` does.
+//! * `init --state DIR`: create the directory (mode 0700) and mint the chip
+//!   (emulated ARK/ASK, CEK) and the platform keys (OCA, PEK, PDH) if the
+//!   directory has none. A failed `init` leaves nothing behind.
 //! * `status --state DIR` or `--socket PATH`: platform state and identity.
 //! * `export --state DIR --out DIR`: pdh.cert, pek.cert, oca.cert, cek.cert,
 //!   ask.cert, ark.cert in AMD's formats, as `sevctl export` writes them.
 //!
-//! One process per state directory: the daemon locks it for its life, the
-//! other commands while they run.
+//! Only `init` and `serve --init` create a state directory or mint an
+//! identity; every other command needs an existing one (exit 2 naming the
+//! path otherwise). The directory must be the user's and closed to group and
+//! others (it holds private keys). One process per state directory: the
+//! daemon locks it for its life, the other commands (and `launch --state`,
+//! `attest --state`) while they run.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +25,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use sev_abi::commands::{GetIdBuffer, PlatformStatusBuffer, SevCommand};
 use sev_abi::status::FirmwareStatus;
+use sev_firmware::store::StateKind;
 use sev_firmware::{
     Firmware, FirmwareConfig, PlatformState, SystemMemory, DEFAULT_MAX_ASID, DEFAULT_MAX_GUESTS,
     DEFAULT_MIN_SEV_ASID, GET_ID_LEN,
@@ -38,8 +45,8 @@ pub enum FirmwareCommand {
     /// Serve the software AMD-SP on a Unix socket, one thread per VM (guest
     /// memory passed as a memfd). SIGTERM stops it gracefully.
     Serve(ServeArgs),
-    /// Create the identity in a state directory (chip, then OCA/PEK/PDH) if
-    /// it has none; print the chip id.
+    /// Create a state directory (mode 0700) and its identity (chip, then
+    /// OCA/PEK/PDH) if it has none; print the chip id.
     Init(StateArgs),
     /// Print the platform's state and identity.
     Status(StatusArgs),
@@ -51,7 +58,9 @@ pub enum FirmwareCommand {
 /// The state directory and how to open the firmware on it.
 #[derive(Debug, Args)]
 pub struct StateArgs {
-    /// State directory (chip.sevfw, platform.sevfw), created if missing.
+    /// State directory (chip.sevfw, platform.sevfw, snp.sevfw): yours and not
+    /// writable by group or others. Only `init` (and `serve --init`) create
+    /// one.
     #[arg(long, value_name = "DIR")]
     pub state: PathBuf,
     /// Deterministic mode for tests: every key comes from this 32-byte seed
@@ -79,6 +88,11 @@ pub struct ServeArgs {
     /// replaced, a live one refused).
     #[arg(long, value_name = "PATH")]
     pub socket: PathBuf,
+    /// Create the state directory and its identity first if there is none,
+    /// as `sevkit firmware init` does; without it the directory must hold
+    /// one already.
+    #[arg(long)]
+    pub init: bool,
     /// Most clients at once.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_clients: usize,
@@ -95,7 +109,7 @@ pub struct ServeArgs {
 /// Arguments of `sevkit firmware status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// State directory (the daemon must not be running on it).
+    /// State directory (must exist; the daemon must not be running on it).
     #[arg(
         long,
         value_name = "DIR",
@@ -116,7 +130,8 @@ pub struct StatusArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub state: StateArgs,
-    /// Directory to write the six certificates to.
+    /// Directory to write the six certificates to (created if missing; the
+    /// six are written all or none).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }
@@ -155,13 +170,69 @@ impl StateArgs {
         })
     }
 
-    /// Locks the directory and opens the firmware on it.
-    fn open(&self) -> Result<(StateLock, Firmware), InputError> {
+    /// Locks the existing directory and opens the firmware on its identity
+    /// (nothing is created).
+    fn open_existing(&self) -> Result<(StateLock, Firmware), InputError> {
         let lock = StateLock::acquire(&self.state).map_err(invalid)?;
-        let fw = Firmware::open(self.config()?).map_err(invalid)?;
+        let fw = Firmware::open_existing(self.config()?).map_err(invalid)?;
         Ok((lock, fw))
     }
+
+    /// `init`: creates the directory (0700) if missing, locks it, opens the
+    /// firmware (minting a chip if there is none) and INIT mints OCA, PEK
+    /// and PDH if there are none. When that fails, the state files this
+    /// run created are removed again, and the directory if it created it:
+    /// a failed `init` leaves nothing behind.
+    fn create(
+        &self,
+        config: FirmwareConfig,
+    ) -> Result<(StateLock, Firmware, ExportedIdentity), InputError> {
+        let existed = std::fs::symlink_metadata(&self.state).is_ok();
+        let lock = StateLock::create(&self.state).map_err(invalid)?;
+        let present = |name: &str| std::fs::symlink_metadata(lock.dir().join(name)).is_ok();
+        let before: Vec<bool> = STATE_FILES.iter().map(|name| present(name)).collect();
+        let minted = Firmware::open(config).map_err(invalid).and_then(|mut fw| {
+            // INIT mints and persists OCA, PEK and PDH when the store has
+            // none.
+            let identity = identity_of(&mut fw)?;
+            Ok((fw, identity))
+        });
+        match minted {
+            Ok((fw, identity)) => Ok((lock, fw, identity)),
+            Err(e) => {
+                for (name, was) in STATE_FILES.iter().zip(before) {
+                    if !was {
+                        let _ = lock.dir().remove_stale_temps(name);
+                        let _ = lock.dir().remove(name);
+                    }
+                }
+                if !existed {
+                    let _ = lock.dir().remove(sev_firmware_server::lock::LOCK_FILE);
+                    drop(lock);
+                    let _ = std::fs::remove_dir(&self.state);
+                }
+                Err(e)
+            }
+        }
+    }
 }
+
+/// The platform's identity (INIT first if it is UNINIT, which mints OCA,
+/// PEK and PDH when there are none); a failure says why the firmware failed
+/// (a state write, say).
+fn identity_of(fw: &mut Firmware) -> Result<ExportedIdentity, InputError> {
+    ExportedIdentity::from_firmware(fw).map_err(|e| match fw.last_error() {
+        Some(why) => invalid(format!("{e}: {why}")),
+        None => invalid(e),
+    })
+}
+
+/// The files a state directory holds.
+const STATE_FILES: [&str; 3] = [
+    StateKind::Chip.file_name(),
+    StateKind::Platform.file_name(),
+    StateKind::Snp.file_name(),
+];
 
 /// Runs a `sevkit firmware` command.
 pub fn run(cmd: &FirmwareCommand) -> Result<(), InputError> {
@@ -174,12 +245,17 @@ pub fn run(cmd: &FirmwareCommand) -> Result<(), InputError> {
 }
 
 fn serve(args: &ServeArgs) -> Result<(), InputError> {
-    let lock = StateLock::acquire(&args.state.state).map_err(invalid)?;
-    let fw = Firmware::open(FirmwareConfig {
+    let config = FirmwareConfig {
         launch_log: !args.no_launch_log,
         ..args.state.config()?
-    })
-    .map_err(invalid)?;
+    };
+    let (lock, fw) = if args.init {
+        let (lock, fw, _) = args.state.create(config)?;
+        (lock, fw)
+    } else {
+        let lock = StateLock::acquire(&args.state.state).map_err(invalid)?;
+        (lock, Firmware::open_existing(config).map_err(invalid)?)
+    };
     let server = Server::bind(
         fw,
         &args.socket,
@@ -207,9 +283,7 @@ fn serve(args: &ServeArgs) -> Result<(), InputError> {
 }
 
 fn init(args: &StateArgs) -> Result<(), InputError> {
-    let (_lock, mut fw) = args.open()?;
-    // INIT mints and persists OCA, PEK and PDH when the store has none.
-    let identity = ExportedIdentity::from_firmware(&mut fw).map_err(invalid)?;
+    let (_lock, fw, identity) = args.create(args.config()?)?;
     println!("state: {}", args.state.display());
     println!("chip id: {}", hex::encode(fw.chip().chip_id()));
     println!(
@@ -264,7 +338,7 @@ fn status(args: &StatusArgs) -> Result<(), InputError> {
     let report = match (&args.state, &args.socket) {
         (Some(dir), _) => {
             let lock = StateLock::acquire(dir).map_err(invalid)?;
-            let fw = Firmware::open(FirmwareConfig {
+            let fw = Firmware::open_existing(FirmwareConfig {
                 state_dir: Some(dir.clone()),
                 ..FirmwareConfig::default()
             })
@@ -340,8 +414,8 @@ fn print_status(r: &Report, as_json: bool) {
 }
 
 fn export(args: &ExportArgs) -> Result<(), InputError> {
-    let (_lock, mut fw) = args.state.open()?;
-    let identity = ExportedIdentity::from_firmware(&mut fw).map_err(invalid)?;
+    let (_lock, mut fw) = args.state.open_existing()?;
+    let identity = identity_of(&mut fw)?;
     identity.write_to(&args.out).map_err(invalid)?;
     for (name, _) in identity.files() {
         println!("{}", Path::new(&args.out).join(name).display());

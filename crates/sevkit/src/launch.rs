@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use sev_abi::product::Product;
 use sev_firmware::{Firmware, FirmwareConfig};
-use sev_firmware_server::{AmdSp, Client, InProcess};
+use sev_firmware_server::{AmdSp, Client, InProcess, StateLock};
 use sev_vmm::backend::{SharedVm, VmBackend};
 use sev_vmm::config::{VmConfig, MAX_TOML_LEN};
 use sev_vmm::debug::hmp::MAX_DUMP_BYTES;
@@ -26,6 +26,7 @@ use sev_vmm::GuestMemory;
 
 use crate::attest::SnpProduct;
 use crate::input::{self, invalid, InputError};
+use crate::output::{self, FileMode};
 use crate::qmp_client::QmpClient;
 
 /// Arguments of `sevkit launch`.
@@ -44,7 +45,8 @@ pub struct LaunchArgs {
     #[arg(long, value_enum, default_value_t = SnpProduct::Genoa)]
     pub product: SnpProduct,
     /// State directory of the embedded AMD-SP (persistent chip and PDH, as
-    /// `sevkit firmware init` creates); without it a fresh chip is minted.
+    /// `sevkit firmware init` creates; locked for the VM's life, as `sevkit
+    /// firmware serve` locks it); without it a fresh chip is minted.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Print the VMM's launch log.
@@ -99,17 +101,18 @@ pub fn run(args: &LaunchArgs) -> Result<(), InputError> {
         None => None,
     };
     let memory = GuestMemory::new(plan.layout).map_err(err)?;
+    // One process per state directory: held until the VM is gone.
+    let _state_lock = match (&args.firmware_socket, &args.state) {
+        (None, Some(dir)) => Some(StateLock::acquire(dir).map_err(err)?),
+        _ => None,
+    };
     let sp: Box<dyn AmdSp + Send> = if let Some(socket) = &args.firmware_socket {
         Box::new(
             Client::connect_with_memory(socket, memory.system(), Some(Duration::from_secs(60)))
                 .map_err(|e| invalid(format!("{}: {e}", socket.display())))?,
         )
     } else {
-        if let Some(dir) = &args.state {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| invalid(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let fw = Firmware::open(FirmwareConfig {
+        let fw = Firmware::open_existing(FirmwareConfig {
             state_dir: args.state.clone(),
             product,
             ..FirmwareConfig::default()
@@ -153,12 +156,21 @@ pub fn run(args: &LaunchArgs) -> Result<(), InputError> {
         }
         if let Some(dir) = &args.guest_report {
             let got = vm.guest_report([0u8; 64], None).map_err(err)?;
-            std::fs::create_dir_all(dir)
-                .map_err(|e| invalid(format!("cannot create {}: {e}", dir.display())))?;
-            for (name, bytes) in [("report.bin", &got.report), ("certs.bin", &got.certs)] {
-                let path = dir.join(name);
-                std::fs::write(&path, bytes)
-                    .map_err(|e| invalid(format!("cannot write {}: {e}", path.display())))?;
+            output::create_dir(dir)?;
+            let files = [
+                (
+                    dir.join("report.bin"),
+                    got.report.as_slice(),
+                    FileMode::Public,
+                ),
+                (
+                    dir.join("certs.bin"),
+                    got.certs.as_slice(),
+                    FileMode::Public,
+                ),
+            ];
+            output::write_all(&files)?;
+            for (path, _, _) in &files {
                 println!("wrote {}", path.display());
             }
         }

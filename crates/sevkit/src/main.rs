@@ -11,6 +11,7 @@ mod firmware;
 mod input;
 mod launch;
 mod measure;
+mod output;
 mod owner;
 mod qmp_client;
 mod show;

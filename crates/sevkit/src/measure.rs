@@ -19,6 +19,7 @@ use sev_measure::{
 use sev_os::excerpt;
 
 use crate::input::{self, invalid, InputError};
+use crate::output::{self, FileMode};
 use crate::Status;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -469,8 +470,7 @@ fn write_log(
         }
     };
     if let Some(path) = file {
-        std::fs::write(path, text)
-            .map_err(|e| invalid(format!("cannot write {}: {e}", path.display())))
+        output::write(path, text.as_bytes(), FileMode::Public)
     } else {
         let _ = std::io::stderr().write_all(text.as_bytes());
         Ok(())
@@ -478,16 +478,12 @@ fn write_log(
 }
 
 fn dump_vmsas(m: &Measurement, dir: &Path) -> Result<(), InputError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| invalid(format!("cannot create {}: {e}", dir.display())))?;
-    for i in 0..m.vmsa_count() {
-        if let Some(page) = m.vmsa_page(i) {
-            let path = dir.join(format!("vmsa{i}.bin"));
-            std::fs::write(&path, page)
-                .map_err(|e| invalid(format!("cannot write {}: {e}", path.display())))?;
-        }
-    }
-    Ok(())
+    output::create_dir(dir)?;
+    let files: Vec<_> = (0..m.vmsa_count())
+        .filter_map(|i| m.vmsa_page(i).map(|page| (i, page)))
+        .map(|(i, page)| (dir.join(format!("vmsa{i}.bin")), page, FileMode::Public))
+        .collect();
+    output::write_all(&files)
 }
 
 fn run_measure(a: &ImageArgs, out: &OutputArgs) -> Result<(), InputError> {

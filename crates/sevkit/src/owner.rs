@@ -1,8 +1,6 @@
 //! The guest owner's launch tools: `sevkit session` (like `sevctl session`)
 //! and `sevkit secret build` (like `sevctl secret build`).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -17,6 +15,7 @@ use zerocopy::IntoBytes;
 use sev_os::excerpt;
 
 use crate::input::{self, invalid, InputError, SECRET_NOT_SHOWN};
+use crate::output::{self, FileMode};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -119,34 +118,6 @@ fn read_pdh(path: &Path) -> Result<SevCert, InputError> {
         .map_err(|e| invalid(format!("{}: not a PDH certificate: {e}", path.display())))
 }
 
-/// Creates a file readable only by its owner (for the TEK and TIK).
-fn create_private(path: &Path) -> Result<File, InputError> {
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
-        .map_err(|source| write_error(path, &source))
-}
-
-fn write_error(path: &Path, source: &std::io::Error) -> InputError {
-    InputError::Invalid(format!("cannot write {}: {source}", path.display()))
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), InputError> {
-    std::fs::write(path, bytes).map_err(|e| write_error(path, &e))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), InputError> {
-    create_private(path)?
-        .write_all(bytes)
-        .map_err(|e| write_error(path, &e))
-}
-
 /// `sevkit session`.
 pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
     if a.name.is_empty() || a.name.contains(std::path::is_separator) {
@@ -179,10 +150,18 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
     let session = a.out.join(&names.session);
     let tek = a.out.join(&names.tek);
     let tik = a.out.join(&names.tik);
-    write_private(&tik, files.tik.as_bytes())?;
-    write_private(&tek, files.tek.as_bytes())?;
-    write_file(&session, files.session_b64.as_bytes())?;
-    write_file(&godh, files.godh_b64.as_bytes())?;
+    // All four or none; the keys at 0600 even over an existing wider file,
+    // and a symbolic link at any name is replaced, never followed.
+    output::write_all(&[
+        (tik.clone(), files.tik.as_bytes(), FileMode::Private),
+        (tek.clone(), files.tek.as_bytes(), FileMode::Private),
+        (
+            session.clone(),
+            files.session_b64.as_bytes(),
+            FileMode::Public,
+        ),
+        (godh.clone(), files.godh_b64.as_bytes(), FileMode::Public),
+    ])?;
     for path in [&godh, &session, &tek, &tik] {
         println!("wrote {}", path.display());
     }
@@ -273,9 +252,12 @@ fn run_secret_build(a: &SecretBuildArgs) -> Result<(), InputError> {
     let plaintext = table.to_bytes().map_err(|e| invalid(e.to_string()))?;
     let (header, payload) = build_secret_packet(&tek, &tik, &blob, &plaintext, iv)
         .map_err(|e| invalid(e.to_string()))?;
-    write_file(&a.header, header.as_bytes())?;
+    // Both or neither.
+    output::write_all(&[
+        (a.header.clone(), header.as_bytes(), FileMode::Public),
+        (a.payload.clone(), payload.as_slice(), FileMode::Public),
+    ])?;
     println!("wrote header to {}", a.header.display());
-    write_file(&a.payload, &payload)?;
     println!("wrote payload to {}", a.payload.display());
     Ok(())
 }

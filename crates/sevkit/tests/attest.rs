@@ -7,7 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const SEVKIT: &str = env!("CARGO_BIN_EXE_sevkit");
+mod common;
+
+use common::{state_with_chip, SEVKIT};
+
 const REPORT_DATA: &str = "0123456789abcdef";
 const HOST_DATA: &str = "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5";
 
@@ -74,6 +77,7 @@ fn attest(image: &str, state: &Path, dir: &Path, vcpus: u32, vcpu_type: &str) ->
 fn check_image(image: &str) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
+    state_with_chip(&state);
     for vcpus in [1, 4] {
         for vcpu_type in ["EPYC-v4", "EPYC-Milan"] {
             let expected = peer_measurement(image, vcpus, vcpu_type);
@@ -167,6 +171,7 @@ fn attest_trixie_ovmf_matches_sev_snp_measure() {
 fn snpguest_verifies_attest_output() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
+    state_with_chip(&state);
     for product in ["milan", "genoa", "turin"] {
         let out_dir = dir.path().join(product);
         let out = run(

@@ -372,7 +372,8 @@ fn identity_survives_sigkill_during_writes() {
             std::fs::read(state.path().join(CHIP_FILE)).unwrap(),
             chip_bytes
         );
-        match store::load(state.path(), StateKind::Platform) {
+        let dir = sev_os::PrivateDir::open(state.path()).unwrap();
+        match store::load(&dir, StateKind::Platform) {
             Ok(Some(_)) => {}
             Ok(None) => panic!("iteration {iteration}: platform state lost"),
             Err(e) => panic!("iteration {iteration}: platform state torn: {e}"),

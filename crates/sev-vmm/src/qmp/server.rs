@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read as _};
-use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use rustix::net::{SendFlags, Shutdown};
+use sev_os::BoundSocket;
 
 use super::dispatch::Session;
 use super::json::{self, Json, JsonStreamer};
@@ -37,6 +38,9 @@ pub enum QmpServerError {
         /// The socket path.
         path: PathBuf,
     },
+    /// The socket could not be bound (the message names the path).
+    #[error("cannot listen: {0}")]
+    Socket(sev_os::OsError),
     /// Creating the socket failed.
     #[error("cannot listen on {}: {source}", path.display())]
     Bind {
@@ -79,10 +83,9 @@ pub enum ServeOutcome {
 /// ```
 #[derive(Debug)]
 pub struct QmpServer {
-    listener: UnixListener,
-    path: PathBuf,
-    /// Device and inode of the socket file, to remove only our own.
-    ident: Option<(u64, u64)>,
+    /// The listening socket (its file is removed on drop only if it is
+    /// still ours).
+    socket: BoundSocket,
     version: VersionInfo,
     shared: Arc<Shared>,
 }
@@ -105,39 +108,30 @@ impl Shared {
 }
 
 impl QmpServer {
-    /// Listens on a Unix socket at `path`. A stale socket there (nobody
-    /// accepting) is replaced; anything else is an error. The socket file is
-    /// removed when the server is dropped.
+    /// Listens on a Unix socket at `path`, mode 0600 from the start (only
+    /// its owner can connect, whatever the umask:
+    /// [`sev_os::bind_private_socket`]). A stale socket there (nobody
+    /// accepting) is replaced; anything else is
+    /// [`QmpServerError::AddressInUse`]. The socket file is removed when
+    /// the server is dropped.
     pub fn bind(path: impl AsRef<Path>) -> Result<Self, QmpServerError> {
         let path = path.as_ref().to_path_buf();
-        if let Ok(meta) = std::fs::symlink_metadata(&path) {
-            let stale = meta.file_type().is_socket()
-                && matches!(UnixStream::connect(&path), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused);
-            if !stale {
-                return Err(QmpServerError::AddressInUse { path });
+        let socket = sev_os::bind_private_socket(&path).map_err(|e| match e {
+            sev_os::OsError::SocketInUse(path) | sev_os::OsError::NotASocket(path) => {
+                QmpServerError::AddressInUse { path }
             }
-            std::fs::remove_file(&path).map_err(|source| QmpServerError::Bind {
-                path: path.clone(),
-                source,
-            })?;
-        }
-        let listener = UnixListener::bind(&path).map_err(|source| QmpServerError::Bind {
-            path: path.clone(),
-            source,
+            e => QmpServerError::Socket(e),
         })?;
-        let ident = std::fs::symlink_metadata(&path)
-            .ok()
-            .map(|m| (m.dev(), m.ino()));
-        let wake = listener
-            .try_clone()
-            .map_err(|source| QmpServerError::Bind {
-                path: path.clone(),
-                source,
-            })?;
+        let listener = &socket.listener;
+        let wake = match listener.try_clone() {
+            Ok(wake) => wake,
+            Err(source) => {
+                socket.remove();
+                return Err(QmpServerError::Bind { path, source });
+            }
+        };
         Ok(Self {
-            listener,
-            path: path.clone(),
-            ident,
+            socket,
             version: VersionInfo::default(),
             shared: Arc::new(Shared {
                 stop: AtomicBool::new(false),
@@ -159,7 +153,7 @@ impl QmpServer {
 
     /// The socket path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.socket.path()
     }
 
     /// A handle that stops [`QmpServer::serve`] from another thread.
@@ -200,7 +194,7 @@ impl QmpServer {
             if self.shared.stop.load(Ordering::SeqCst) {
                 return Ok(ServeOutcome::Shutdown);
             }
-            let stream = match self.listener.accept() {
+            let stream = match self.socket.listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(_) if self.shared.stop.load(Ordering::SeqCst) => {
                     return Ok(ServeOutcome::Shutdown)
@@ -314,13 +308,7 @@ impl QmpServer {
 impl Drop for QmpServer {
     fn drop(&mut self) {
         // Remove the socket file if it is still ours.
-        let ours = std::fs::symlink_metadata(&self.path)
-            .ok()
-            .map(|m| (m.dev(), m.ino()))
-            .is_some_and(|id| Some(id) == self.ident);
-        if ours {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        self.socket.remove();
     }
 }
 

@@ -210,7 +210,5 @@ pub fn run(args: &FirmwareBenchArgs) -> Result<(), InputError> {
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, InputError> {
-    let dir = std::env::temp_dir().join(format!("sevkit-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(invalid)?;
-    Ok(dir)
+    crate::output::scratch_dir("sevkit-bench")
 }

@@ -428,21 +428,12 @@ pub fn run(args: &MeasureBenchArgs) -> Result<(), InputError> {
     let b = match &amdsev {
         None => None,
         Some(firmware) => {
-            let dir = Scratch(
-                std::env::temp_dir().join(format!("sevkit-bench-measure-{}", std::process::id())),
-            );
+            let dir = Scratch(crate::output::scratch_dir("sevkit-bench-measure")?);
             let write = |name: &str, len: usize, seed: u64| -> Result<PathBuf, InputError> {
                 let path = dir.0.join(name);
-                std::fs::write(&path, filler(len, seed)).map_err(|source| InputError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+                crate::output::write(&path, &filler(len, seed), crate::output::FileMode::Public)?;
                 Ok(path)
             };
-            std::fs::create_dir_all(&dir.0).map_err(|source| InputError::Read {
-                path: dir.0.display().to_string(),
-                source,
-            })?;
             let kernel = write("vmlinuz", KERNEL_LEN, 0x6b)?;
             let initrd = write("initrd.img", INITRD_LEN, 0x69)?;
             Some(bench_launch(

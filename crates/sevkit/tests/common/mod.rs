@@ -48,6 +48,14 @@ pub fn chip_file() -> &'static Path {
     })
 }
 
+/// Makes `dir` (and its parents) a state directory holding the shared chip,
+/// as `sevkit firmware init` leaves one (the platform keys come from the
+/// first INIT).
+pub fn state_with_chip(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(chip_file(), dir.join(CHIP_FILE)).unwrap();
+}
+
 pub struct Daemon {
     pub child: Child,
     pub socket: PathBuf,
