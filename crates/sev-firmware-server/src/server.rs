@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Print connection events and refused frames to stderr.
     pub verbose: bool,
+    /// Who may connect: the owner (0600, the default) or also the socket's
+    /// group (0660; see docs/USAGE.md for several users).
+    pub access: sev_os::SocketAccess,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
             write_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             verbose: false,
+            access: sev_os::SocketAccess::Owner,
         }
     }
 }
@@ -182,9 +186,10 @@ impl core::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds `socket` for `firmware`, at mode 0600 from the start (never
+    /// Binds `socket` for `firmware`, at mode 0600 (0660 with
+    /// [`ServerConfig::access`] for a group) from the start (never
     /// reachable at a wider mode, whatever the umask:
-    /// [`sev_os::bind_private_socket`]). A stale socket file (no one
+    /// [`sev_os::bind_socket`]). A stale socket file (no one
     /// listening) is replaced; a live one is [`ServerError::InUse`]; any
     /// other file is [`ServerError::NotASocket`].
     pub fn bind(
@@ -192,7 +197,7 @@ impl Server {
         socket: &Path,
         config: ServerConfig,
     ) -> Result<Self, ServerError> {
-        let bound = sev_os::bind_private_socket(socket).map_err(|e| match e {
+        let bound = sev_os::bind_socket(socket, config.access).map_err(|e| match e {
             sev_os::OsError::SocketInUse(path) => ServerError::InUse(path),
             sev_os::OsError::NotASocket(path) => ServerError::NotASocket(path),
             e => ServerError::Bind(e),

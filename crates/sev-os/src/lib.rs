@@ -20,9 +20,10 @@
 //! * [`read_bounded`]: reads a file whole only after checking it against the
 //!   largest size the caller accepts, and stops at that size for files that
 //!   do not know theirs (`/dev/zero`, pipes).
-//! * [`bind_private_socket`]: a Unix socket that is never reachable at a
-//!   wider mode than 0600 (bound inside a fresh 0700 directory, then renamed
-//!   into place), with one rule for stale sockets.
+//! * [`bind_socket`] / [`bind_private_socket`]: a Unix socket that is never
+//!   reachable at a wider mode than asked for (0600, or 0660 to let a group
+//!   connect; bound inside a fresh 0700 directory, then renamed into place),
+//!   with one rule for stale sockets.
 //! * [`disable_core_dumps`]: for processes that hold private keys.
 //! * [`excerpt`] / [`excerpt_at`]: the one way a message quotes untrusted
 //!   input: at most [`EXCERPT_CHARS`] characters, a cut marked with `…`.
@@ -42,5 +43,5 @@ pub use dir::PrivateDir;
 pub use error::OsError;
 pub use file::{read_bounded, write_atomic, write_atomic_all, FileMode, NewFile};
 pub use process::disable_core_dumps;
-pub use socket::{bind_private_socket, BoundSocket};
+pub use socket::{bind_private_socket, bind_socket, BoundSocket, SocketAccess};
 pub use text::{excerpt, excerpt_at, EXCERPT_CHARS};

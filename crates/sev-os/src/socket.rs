@@ -38,14 +38,39 @@ impl BoundSocket {
     }
 }
 
+/// Who may connect to a socket [`bind_socket`] creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SocketAccess {
+    /// Its owner only (mode 0600).
+    #[default]
+    Owner,
+    /// Its owner and its group (mode 0660): the process's group, or the
+    /// directory's group when the directory is set-group-ID.
+    OwnerAndGroup,
+}
+
+impl SocketAccess {
+    fn mode(self) -> Mode {
+        match self {
+            Self::Owner => Mode::from_raw_mode(0o600),
+            Self::OwnerAndGroup => Mode::from_raw_mode(0o660),
+        }
+    }
+}
+
+/// [`bind_socket`] for its owner only (mode 0600).
+pub fn bind_private_socket(path: &Path) -> Result<BoundSocket, OsError> {
+    bind_socket(path, SocketAccess::Owner)
+}
+
 /// Binds a Unix socket at `path` that is never reachable at a wider mode
-/// than 0600: it is bound inside a fresh 0700 directory next to `path`,
-/// set to 0600 there, and renamed into place (the umask is not touched, so
-/// other threads are unaffected).
+/// than `access` gives (0600 or 0660): it is bound inside a fresh 0700
+/// directory next to `path`, set to its mode there, and renamed into place
+/// (the umask is not touched, so other threads are unaffected).
 ///
 /// A stale socket at `path` (nothing listens) is replaced; a live one is
 /// [`OsError::SocketInUse`]; any other file is [`OsError::NotASocket`].
-pub fn bind_private_socket(path: &Path) -> Result<BoundSocket, OsError> {
+pub fn bind_socket(path: &Path, access: SocketAccess) -> Result<BoundSocket, OsError> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if UnixStream::connect(path).is_ok() {
@@ -67,8 +92,7 @@ pub fn bind_private_socket(path: &Path) -> Result<BoundSocket, OsError> {
     let inner = staging.join("socket");
     let result = (|| {
         let listener = UnixListener::bind(&inner).map_err(|e| OsError::io(&inner, "bind", e))?;
-        rustix::fs::chmod(&inner, Mode::from_raw_mode(0o600))
-            .map_err(|e| OsError::errno(&inner, "chmod", e))?;
+        rustix::fs::chmod(&inner, access.mode()).map_err(|e| OsError::errno(&inner, "chmod", e))?;
         match rustix::fs::renameat_with(CWD, &inner, CWD, path, RenameFlags::NOREPLACE) {
             Ok(()) => {}
             // File systems without RENAME_NOREPLACE: a plain rename (the
@@ -100,6 +124,19 @@ pub fn bind_private_socket(path: &Path) -> Result<BoundSocket, OsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_access_is_0660_and_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fw.sock");
+        let old = rustix::process::umask(Mode::empty());
+        let bound = bind_socket(&path, SocketAccess::OwnerAndGroup);
+        rustix::process::umask(old);
+        let bound = bound.unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o660);
+        bound.remove();
+    }
 
     #[test]
     fn bound_at_0600_under_any_umask_and_stale_rules() {

@@ -81,6 +81,7 @@ pub struct StateArgs {
 
 /// Arguments of `sevkit firmware serve`.
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // independent command-line switches
 pub struct ServeArgs {
     #[command(flatten)]
     pub state: StateArgs,
@@ -88,6 +89,11 @@ pub struct ServeArgs {
     /// replaced, a live one refused).
     #[arg(long, value_name = "PATH")]
     pub socket: PathBuf,
+    /// Let the socket's group connect too (mode 0660): the group of a
+    /// set-group-ID socket directory, else the daemon's. Whoever can connect
+    /// may administer the platform and launch guests of their own.
+    #[arg(long)]
+    pub group_access: bool,
     /// Create the state directory and its identity first if there is none,
     /// as `sevkit firmware init` does; without it the directory must hold
     /// one already.
@@ -262,6 +268,11 @@ fn serve(args: &ServeArgs) -> Result<(), InputError> {
         ServerConfig {
             max_clients: args.max_clients.max(1),
             verbose: args.verbose,
+            access: if args.group_access {
+                sev_os::SocketAccess::OwnerAndGroup
+            } else {
+                sev_os::SocketAccess::Owner
+            },
             ..ServerConfig::default()
         },
     )

@@ -1,7 +1,8 @@
 //! Process hardening of the commands that hold private keys: the firmware
 //! daemon runs without core dumps (`RLIMIT_CORE` 0) and not dumpable
 //! (`PR_SET_DUMPABLE` 0), so neither a crash nor a same-user debugger
-//! reaches the CUK, the PDH private key or a guest's TEK.
+//! reaches the CUK, the PDH private key or a guest's TEK. And who may
+//! connect to its socket: its user, or with `--group-access` its group.
 
 mod common;
 
@@ -30,8 +31,11 @@ impl Drop for Serving {
 /// `sevkit firmware serve` on a copy of the shared chip, as `uid` (when
 /// given), once its socket exists.
 fn serve(state: &Path, uid: Option<u32>) -> Serving {
+    serve_on(state, &state.join("fw.sock"), uid, &[])
+}
+
+fn serve_on(state: &Path, socket: &Path, uid: Option<u32>, extra: &[&str]) -> Serving {
     std::fs::copy(chip_file(), state.join(CHIP_FILE)).unwrap();
-    let socket = state.join("fw.sock");
     if let Some(uid) = uid {
         for path in [state, &state.join(CHIP_FILE)] {
             std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
@@ -42,7 +46,8 @@ fn serve(state: &Path, uid: Option<u32>) -> Serving {
         .args(["firmware", "serve", "--state"])
         .arg(state)
         .arg("--socket")
-        .arg(&socket)
+        .arg(socket)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -120,4 +125,45 @@ fn the_daemon_is_not_dumpable_by_its_own_user() {
         .uid();
     assert_eq!(owner, 0, "PR_SET_DUMPABLE 0");
     assert_eq!(core_limit(pid), "0 0");
+}
+
+/// `serve --group-access`: the socket is 0660, and a process of another
+/// user in the daemon's group is served; without it (0600), refused.
+#[test]
+fn group_access_lets_the_group_connect_and_only_then() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to connect as another user (CI runs as root)");
+        return;
+    }
+    for shared in [false, true] {
+        let state = tempfile::tempdir().unwrap();
+        let sockets = tempfile::tempdir().unwrap();
+        // The socket directory: traversable by the daemon's group (root's).
+        std::fs::set_permissions(
+            sockets.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o750),
+        )
+        .unwrap();
+        let socket = sockets.path().join("fw.sock");
+        let extra: &[&str] = if shared { &["--group-access"] } else { &[] };
+        let _daemon = serve_on(state.path(), &socket, None, extra);
+        let mode = std::fs::metadata(&socket).unwrap().mode() & 0o777;
+        assert_eq!(mode, if shared { 0o660 } else { 0o600 });
+        // Another user in the daemon's group (gid 0).
+        let out = Command::new(SEVKIT)
+            .args(["firmware", "status", "--socket"])
+            .arg(&socket)
+            .uid(NOBODY)
+            .gid(0)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if shared {
+            assert!(out.status.success(), "{err}");
+            assert!(String::from_utf8_lossy(&out.stdout).contains("chip id:"));
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(err.contains("ermission denied"), "{err}");
+        }
+    }
 }
