@@ -8,16 +8,20 @@
 //!
 //! * the VMM's CPUID page builder (`sev_vmm::cpuid`) reports the set of the
 //!   vCPU model's generation to the guest;
-//! * the firmware's platform profile ([`super::profile`]) takes the set of
-//!   the product's generation as the bits a guest may see (its MASK
-//!   registers), adding what the processor has beyond the QEMU model.
+//! * the firmware's platform profile (`sev_firmware::snp::cpuid::profile`)
+//!   takes the set of the product's generation as the bits a guest may see
+//!   (its MASK registers), adding what the processor has beyond the QEMU
+//!   model.
 //!
 //! Every generation's set contains the previous one's, so a page built for
 //! an older model passes a newer platform's masks. sevkit's Zen 5 set is
 //! Zen 4's: the model transcribes no Zen 5 additions for guests (the Turin
-//! platform profile allows a few, see [`super::profile`]).
+//! platform profile allows a few).
+//!
+//! Also here: the XSAVE area sizes of CPUID leaf 0xD ([`xsave_size`],
+//! [`xsaves_size`]), which both need.
 
-use sev_abi::product::Product;
+use crate::product::Product;
 
 /// An AMD Zen generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -344,6 +348,45 @@ impl Zen {
             },
         }
     }
+}
+
+/// XSAVE area size for the features enabled in `xcr0` (0xD.0 EBX).
+pub fn xsave_size(xcr0: u64) -> u32 {
+    let mut size = 0x240;
+    if xcr0 & (1 << 2) != 0 {
+        size = 0x340;
+    }
+    if xcr0 & (1 << 5) != 0 {
+        size = 0x380;
+    }
+    if xcr0 & (1 << 6) != 0 {
+        size = 0x580;
+    }
+    if xcr0 & (1 << 7) != 0 {
+        size = 0x980;
+    }
+    if xcr0 & (1 << 9) != 0 {
+        size = 0x988;
+    }
+    size
+}
+
+/// Compacted XSAVE size for `xcr0 | xss` (0xD.1 EBX).
+pub fn xsaves_size(xcr0: u64, xss: u64) -> u32 {
+    let mut size = 0x240;
+    if xcr0 & (1 << 2) != 0 {
+        size += 0x100;
+    }
+    if xcr0 & (1 << 9) != 0 {
+        size += 0x20;
+    }
+    if xss & (1 << 11) != 0 {
+        size += 0x20;
+    }
+    if xss & (1 << 12) != 0 {
+        size += 0x20;
+    }
+    size
 }
 
 #[cfg(test)]

@@ -58,5 +58,6 @@ pub use session::{
 pub use snp_launch::{IdAuth, IdBlock, PageInfo, PageType};
 pub use vmsa::{SaveArea, VmcbSegment};
 pub mod commands;
+pub mod cpuid_features;
 pub mod cpuid_page;
 pub mod host_ops;

@@ -26,6 +26,28 @@ pub enum Product {
 }
 
 impl Product {
+    /// The C-bit position (CPUID 0x8000_001F EBX bits 5:0): 51 on the SNP
+    /// generations (Milan, Genoa, Turin), 47 on Naples and Rome.
+    pub const fn c_bit_position(self) -> u8 {
+        match self {
+            Product::Naples | Product::Rome => 47,
+            Product::Milan | Product::Genoa | Product::Turin => 51,
+        }
+    }
+
+    /// CPUID Fn0000_0001_EAX (family/model/stepping) sevkit reports for the
+    /// product: Naples B2 (17h/01h), Rome B0 (17h/31h), Milan B1 (19h/01h),
+    /// Genoa B1 (19h/11h), Turin C1 (1Ah/02h).
+    pub const fn default_fms(self) -> u32 {
+        match self {
+            Product::Naples => 0x0080_0F12,
+            Product::Rome => 0x0083_0F10,
+            Product::Milan => 0x00A0_0F11,
+            Product::Genoa => 0x00A1_0F11,
+            Product::Turin => 0x00B0_0F21,
+        }
+    }
+
     /// Every product, oldest first.
     pub const ALL: &'static [Product] = &[
         Product::Naples,

@@ -10,9 +10,9 @@ use std::time::Duration;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use sev_abi::status::FirmwareStatus;
 
-use crate::protocol::{self, Command, Frame, Hello, MAX_BUFFER_LEN};
-use crate::seam::{AmdSp, SpError};
+use crate::protocol::{self, Command, ErrorCode, Frame, Hello, MAX_BUFFER_LEN};
 use crate::wire::{read_frame, write_frame, ReadError};
+use sev_sp::{AmdSp, FdMemory, SpError};
 
 /// A connection to the firmware server, bound to one guest memory.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ impl From<ReadError> for SpError {
         match e {
             ReadError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => Self::Closed,
             ReadError::Io(e) => Self::Io(e),
-            ReadError::Decode(e) => Self::Decode(e),
+            ReadError::Decode(e) => Self::Protocol(e.to_string()),
         }
     }
 }
@@ -35,7 +35,7 @@ impl From<ReadError> for SpError {
 impl Client {
     /// Connects to the server at `socket` and hands it `memory` (an fd of at
     /// least `memory_size` bytes, normally a memfd from
-    /// [`FdMemory::memfd`](crate::FdMemory::memfd)); `None` connects without
+    /// [`FdMemory::memfd`](sev_sp::FdMemory::memfd)); `None` connects without
     /// guest memory (every `*_paddr` then fails with `INVALID_ADDRESS`).
     ///
     /// `timeout` bounds every later read and write (a server that does not
@@ -64,6 +64,7 @@ impl Client {
             }),
             Some(Frame::Error(e)) => Err(SpError::Server {
                 code: e.code,
+                name: ErrorCode::from_u32(e.code).map_or("unknown error", ErrorCode::name),
                 message: e.message,
             }),
             None => Err(SpError::Closed),
@@ -77,7 +78,7 @@ impl Client {
     /// Connects with the guest memory `memory`.
     pub fn connect_with_memory(
         socket: &Path,
-        memory: &crate::FdMemory,
+        memory: &FdMemory,
         timeout: Option<Duration>,
     ) -> Result<Self, SpError> {
         Self::connect(socket, Some((memory.as_fd(), memory.size())), timeout)
@@ -146,6 +147,7 @@ impl AmdSp for Client {
             ))),
             Some(Frame::Error(e)) => Err(SpError::Server {
                 code: e.code,
+                name: ErrorCode::from_u32(e.code).map_or("unknown error", ErrorCode::name),
                 message: e.message,
             }),
             Some(other) => Err(SpError::Protocol(format!(

@@ -19,7 +19,7 @@ use sev_firmware::{MemoryError, PlatformState, SystemMemory};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 
-use crate::seam::{call, AmdSp, SpError};
+use sev_sp::{call, AmdSp, SpError};
 
 /// The system-memory map of these helpers.
 pub mod layout {

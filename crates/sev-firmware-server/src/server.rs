@@ -39,12 +39,12 @@ use sev_abi::status::FirmwareStatus;
 use sev_firmware::{ClientId, Firmware, MemoryError, SystemMemory};
 use sev_os::BoundSocket;
 
-use crate::memory::FdMemory;
 use crate::protocol::{
     decode_header, decode_payload, ErrorCode, ErrorFrame, Frame, Header, Hello, HelloOk, Kind,
     Response, HEADER_LEN, HELLO_LEN, MAX_BUFFER_LEN,
 };
 use crate::wire::{read_frame, write_frame, ReadError};
+use sev_sp::FdMemory;
 
 /// Most fds a HELLO may carry before it is refused (more are closed).
 const MAX_HELLO_FDS: usize = 4;

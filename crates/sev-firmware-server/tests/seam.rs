@@ -17,13 +17,11 @@ use sev_abi::host_ops::{
 };
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::FirmwareConfig;
-use sev_firmware::SystemMemory;
+use sev_firmware::InProcess;
 use sev_firmware_server::launch::{self, layout};
 use sev_firmware_server::protocol::{self, ErrorCode, Frame, Hello};
-use sev_firmware_server::{
-    call, AmdSp, Client, FdMemory, InProcess, ServeSummary, Server, ServerConfig, ShutdownHandle,
-    SpError,
-};
+use sev_firmware_server::{Client, ServeSummary, Server, ServerConfig, ShutdownHandle};
+use sev_sp::{call, AmdSp, FdMemory, SpError, SystemMemory};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::FromZeros;
 

@@ -69,7 +69,11 @@ mod firmware;
 pub mod guest;
 mod host;
 pub mod identity;
-pub mod memory;
+pub mod memory {
+    //! The AMD-SP's view of system memory (defined by the seam, `sev_sp`).
+    pub use sev_sp::{MemoryError, SystemMemory, VecMemory};
+}
+mod seam;
 pub mod snp;
 pub mod store;
 
@@ -83,3 +87,4 @@ pub use firmware::{
 pub use guest::GuestState;
 pub use identity::{ChipIdentity, EMULATED_KEY_ID_PREFIX};
 pub use memory::{MemoryError, SystemMemory, VecMemory};
+pub use seam::{InProcess, SharedFirmware};

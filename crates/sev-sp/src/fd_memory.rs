@@ -11,8 +11,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
+use crate::{MemoryError, SystemMemory};
 use rustix::fs::{MemfdFlags, SealFlags};
-use sev_firmware::{MemoryError, SystemMemory};
 
 /// System memory backed by a file descriptor: addresses `0..size` are the
 /// file's bytes. Accesses outside that range fail (the firmware answers

@@ -91,7 +91,7 @@ use nix::libc;
 use rustix::fs::{Mode, OFlags};
 use sev_abi::cert_table::{CertTable, CERT_TABLE_ENTRY_LEN};
 use sev_abi::AbiError;
-use sev_firmware::MemoryError;
+use sev_sp::MemoryError;
 
 use crate::memory::{GuestMemory, PAGE_SIZE};
 

@@ -412,10 +412,10 @@ pub struct HostCaps {
 impl HostCaps {
     /// The capabilities of a product generation: Naples SEV only, Rome
     /// SEV and SEV-ES, Milan, Genoa and Turin all three; the C-bit position
-    /// of [`sev_firmware::snp::platform::c_bit_position`].
+    /// of [`Product::c_bit_position`](sev_abi::product::Product::c_bit_position).
     pub fn for_product(product: Product) -> Self {
         Self {
-            cbitpos: u32::from(sev_firmware::snp::platform::c_bit_position(product)),
+            cbitpos: u32::from(product.c_bit_position()),
             sev_es: !matches!(product, Product::Naples),
             snp: product.is_snp_capable(),
         }

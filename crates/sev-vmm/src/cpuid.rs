@@ -10,7 +10,7 @@
 //! Everything here is chosen to pass that check on every SNP product not
 //! older than the vCPU model: the feature bits come from the same
 //! definitions the firmware's profiles are built from
-//! ([`sev_firmware::snp::cpuid::features`]), and a generation's set
+//! ([`sev_abi::cpuid_features`]), and a generation's set
 //! contains every older one's, so a guest's bits are a subset of the
 //! platform's.
 //!
@@ -55,10 +55,9 @@
 //! family/model/stepping) is refused: the firmware would reject its leaf
 //! 0x1.
 
+use sev_abi::cpuid_features::{xsave_size, xsaves_size, Zen};
+use sev_abi::cpuid_page::{CpuidEntry, CpuidTable, CPUID_TABLE_LEN};
 use sev_abi::product::Product;
-use sev_firmware::snp::cpuid::features::Zen;
-use sev_firmware::snp::cpuid::{xsave_size, xsaves_size, CpuidEntry, CpuidTable, CPUID_TABLE_LEN};
-use sev_firmware::snp::platform::{c_bit_position, default_fms};
 use sev_measure::{cpu_signature, vcpu_type, VcpuType, VCPU_TYPES};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
@@ -117,8 +116,8 @@ impl CpuidHost {
     /// `reduced-phys-bits` 1 (what QEMU's `query-sev-capabilities` reports).
     pub fn for_product(product: Product) -> Self {
         Self {
-            fms: default_fms(product),
-            c_bit: c_bit_position(product),
+            fms: product.default_fms(),
+            c_bit: product.c_bit_position(),
             reduced_phys_bits: 1,
         }
     }
@@ -199,7 +198,7 @@ fn zen_of(vcpu: &VcpuType) -> Result<Zen, CpuidError> {
 
 /// 0x1 ECX bit 31: running under a hypervisor (KVM sets it; the firmware
 /// accepts it).
-pub const HYPERVISOR_BIT: u32 = sev_firmware::snp::cpuid::features::HYPERVISOR;
+pub const HYPERVISOR_BIT: u32 = sev_abi::cpuid_features::HYPERVISOR;
 
 /// 0x1 EBX: CLFLUSH line size 8 × 8 = 64 bytes in bits 15:8; APIC ID 0 and
 /// no logical processor count (one vCPU).
@@ -383,7 +382,7 @@ pub fn cpuid_page_for_signature(sig: u32, host: CpuidHost) -> Result<Vec<u8>, Cp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sev_firmware::snp::cpuid::CPUID_MAX_ENTRIES;
+    use sev_abi::cpuid_page::CPUID_MAX_ENTRIES;
 
     #[test]
     fn layout_constants_match_the_firmware_types() {

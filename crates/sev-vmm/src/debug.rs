@@ -31,8 +31,8 @@
 use std::fmt;
 
 use sev_abi::status::FirmwareStatus;
-use sev_firmware::MemoryError;
-use sev_firmware_server::SpError;
+use sev_sp::MemoryError;
+use sev_sp::SpError;
 
 mod firmware;
 pub mod hmp;

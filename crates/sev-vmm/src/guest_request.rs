@@ -51,7 +51,7 @@ pub enum GuestRequestError {
     Host(#[from] HostError),
     /// Guest memory could not be read or written.
     #[error(transparent)]
-    Memory(#[from] sev_firmware::MemoryError),
+    Memory(#[from] sev_sp::MemoryError),
     /// The guest is not an SNP guest, or not running.
     #[error("{0}")]
     NotAvailable(String),

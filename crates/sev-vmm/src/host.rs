@@ -12,8 +12,8 @@ use sev_abi::host_ops::{
     GUEST_ACCESS_WRITE, GUEST_ATTACH_TAKEN, GUEST_TOKEN_LEN, RMP_ASSIGNED, RMP_IMMUTABLE,
 };
 use sev_abi::status::FirmwareStatus;
-use sev_firmware::{MemoryError, SystemMemory};
-use sev_firmware_server::{AmdSp, SpError};
+use sev_sp::{AmdSp, SpError};
+use sev_sp::{MemoryError, SystemMemory};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 use zeroize::Zeroizing;
@@ -157,7 +157,7 @@ impl core::fmt::Debug for Host {
 
 impl Host {
     /// Pairs an AMD-SP with guest memory (which the AMD-SP must also see:
-    /// an [`InProcess`](sev_firmware_server::InProcess) over
+    /// an `sev_firmware::InProcess` over
     /// [`GuestMemory::system_handle`], or a client that passed its fd).
     pub fn new(sp: Box<dyn AmdSp + Send>, memory: GuestMemory) -> Self {
         Self { sp, memory }

@@ -2,7 +2,7 @@
 //!
 //! The host side of sevkit: what QEMU and KVM do for an SEV, SEV-ES or
 //! SEV-SNP guest, over sevkit's firmware seam
-//! ([`AmdSp`](sev_firmware_server::AmdSp)).
+//! ([`AmdSp`](sev_sp::AmdSp)).
 //!
 //! * [`config`]: the guest owner's launch parameters as QEMU's
 //!   `-object sev-guest` / `sev-snp-guest` (and the machine options around

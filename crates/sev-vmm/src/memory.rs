@@ -27,9 +27,9 @@ use std::io;
 use std::ops::Range;
 
 use rangemap::RangeSet;
-use sev_firmware::{MemoryError, SystemMemory};
-use sev_firmware_server::FdMemory;
 use sev_measure::ovmf::MAX_FIRMWARE_LEN;
+use sev_sp::FdMemory;
+use sev_sp::{MemoryError, SystemMemory};
 
 /// Size of a page.
 pub const PAGE_SIZE: u64 = 4096;

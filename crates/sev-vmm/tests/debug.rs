@@ -12,9 +12,10 @@ use sev_abi::policy::{GuestPolicy, SnpPolicy};
 use sev_abi::snp_launch::PageType;
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::snp::rmp::{PageSize, RmpUpdate};
+use sev_firmware::InProcess;
 use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig, SystemMemory};
 use sev_firmware_server::launch;
-use sev_firmware_server::{AmdSp, FdMemory, InProcess, SpError};
+use sev_sp::{AmdSp, FdMemory, SpError};
 use sev_vmm::debug::{
     hmp_x, hmp_xp, read_virtual, translate, Access, DebugError, EncryptedDebug, MemoryDebugOps,
     PageWalk, PagingLevel, PolicyBit,

@@ -126,7 +126,7 @@ mod vm_states {
         let plan = MachinePlan::new(&config, Product::Genoa).unwrap();
         let fw = super::common::firmware(seed);
         let memory = GuestMemory::new(plan.layout).unwrap();
-        let sp = sev_firmware_server::InProcess::shared(fw, memory.system_handle().unwrap());
+        let sp = sev_firmware::InProcess::shared(fw, memory.system_handle().unwrap());
         plan.launch(sev_vmm::host::Host::new(Box::new(sp), memory))
             .unwrap()
     }

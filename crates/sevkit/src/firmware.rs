@@ -26,13 +26,13 @@ use serde_json::json;
 use sev_abi::commands::{GetIdBuffer, PlatformStatusBuffer, SevCommand};
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::store::StateKind;
+use sev_firmware::InProcess;
 use sev_firmware::{
     Firmware, FirmwareConfig, PlatformState, SystemMemory, DEFAULT_MAX_ASID, DEFAULT_MAX_GUESTS,
     DEFAULT_MIN_SEV_ASID, GET_ID_LEN,
 };
-use sev_firmware_server::{
-    call, AmdSp, Client, ExportedIdentity, FdMemory, InProcess, Server, ServerConfig, StateLock,
-};
+use sev_firmware_server::{Client, ExportedIdentity, Server, ServerConfig, StateLock};
+use sev_sp::{call, AmdSp, FdMemory};
 use sha2::{Digest, Sha256};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};

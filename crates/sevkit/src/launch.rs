@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use sev_abi::product::Product;
+use sev_firmware::InProcess;
 use sev_firmware::{Firmware, FirmwareConfig};
-use sev_firmware_server::{AmdSp, Client, InProcess, StateLock};
+use sev_firmware_server::{Client, StateLock};
+use sev_sp::AmdSp;
 use sev_vmm::backend::{SharedVm, VmBackend};
 use sev_vmm::config::{VmConfig, MAX_TOML_LEN};
 use sev_vmm::debug::hmp::MAX_DUMP_BYTES;

@@ -37,13 +37,14 @@ use sev_abi::commands::{DbgBuffer, PlatformStatusBuffer, SevCommand};
 use sev_abi::legacy_cert::SevCert;
 use sev_abi::session::{PacketHeader, SessionBlob};
 use sev_abi::status::FirmwareStatus;
+use sev_firmware::InProcess;
 use sev_firmware::{Firmware, FirmwareConfig, SystemMemory};
 use sev_firmware_server::launch::{self, layout, LaunchError};
-use sev_firmware_server::{call, AmdSp, FdMemory, InProcess};
 use sev_measure::ovmf::TableArea;
 use sev_measure::{cpu_signature, measure, vcpu_type, FpuState, MeasureParams, Mode, OvmfImage};
 use sev_owner::secret::{SecretTable, SECRET_TABLE_GUID};
 use sev_owner::session::{decode_godh, decode_session};
+use sev_sp::{call, AmdSp, FdMemory};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 

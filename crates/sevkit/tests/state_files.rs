@@ -341,7 +341,7 @@ fn launch_and_attest_take_the_state_lock() {
     succeeded(&sevkit(&["firmware", "init", "--state", s(&state)], b));
     let out = b.join("out");
     let mut daemon = Daemon::start(&state, &[]);
-    let mem = sev_firmware_server::FdMemory::memfd("probe", 0x1000).unwrap();
+    let mem = sev_sp::FdMemory::memfd("probe", 0x1000).unwrap();
     drop(daemon.connect(&mem));
     let platform = std::fs::read(state.join("platform.sevfw")).unwrap();
     let mut launch = launch_args(&img, &["--state", s(&state)]);

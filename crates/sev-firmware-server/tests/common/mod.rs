@@ -14,9 +14,9 @@ use sev_firmware::{
     DEFAULT_BUILD,
 };
 use sev_firmware_server::launch::{self, layout};
-use sev_firmware_server::AmdSp;
 use sev_measure::log::LogPageType;
 use sev_measure::sev::SevLaunchDigest;
+use sev_sp::AmdSp;
 
 /// Seed of the chip shared with sev-firmware's tests (same cache).
 pub const CHIP_SEED: [u8; 32] = [0x5E; 32];

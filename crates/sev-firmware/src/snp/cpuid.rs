@@ -36,7 +36,10 @@
 //! unchanged. The values, and which registers sevkit leaves unchecked, are
 //! in [`profile`]'s documentation; the feature sets in [`features`].
 
-pub mod features;
+/// The Zen generations' CPUID feature sets (defined in `sev-abi`, shared with
+/// the VMM's CPUID page builder).
+pub use sev_abi::cpuid_features as features;
+pub use sev_abi::cpuid_features::{xsave_size, xsaves_size};
 pub mod profile;
 
 pub use sev_abi::cpuid_page::{CpuidEntry, CpuidTable, CPUID_MAX_ENTRIES, CPUID_TABLE_LEN};
@@ -88,45 +91,6 @@ impl CpuidPlatform {
 
 fn architectural(leaf: u32) -> bool {
     leaf <= 0xFFFF || (0x8000_0000..=0x8000_FFFF).contains(&leaf)
-}
-
-/// XSAVE area size for the features enabled in `xcr0` (0xD.0 EBX).
-pub fn xsave_size(xcr0: u64) -> u32 {
-    let mut size = 0x240;
-    if xcr0 & (1 << 2) != 0 {
-        size = 0x340;
-    }
-    if xcr0 & (1 << 5) != 0 {
-        size = 0x380;
-    }
-    if xcr0 & (1 << 6) != 0 {
-        size = 0x580;
-    }
-    if xcr0 & (1 << 7) != 0 {
-        size = 0x980;
-    }
-    if xcr0 & (1 << 9) != 0 {
-        size = 0x988;
-    }
-    size
-}
-
-/// Compacted XSAVE size for `xcr0 | xss` (0xD.1 EBX).
-pub fn xsaves_size(xcr0: u64, xss: u64) -> u32 {
-    let mut size = 0x240;
-    if xcr0 & (1 << 2) != 0 {
-        size += 0x100;
-    }
-    if xcr0 & (1 << 9) != 0 {
-        size += 0x20;
-    }
-    if xss & (1 << 11) != 0 {
-        size += 0x20;
-    }
-    if xss & (1 << 12) != 0 {
-        size += 0x20;
-    }
-    size
 }
 
 /// Validates the CPUID table at the start of `page` (which must hold at

@@ -29,25 +29,15 @@ impl SnpPlatformState {
     }
 }
 
-/// The C-bit position (CPUID 0x8000_001F EBX bits 5:0) of a product: 51 on the
-/// SNP generations (Milan, Genoa, Turin), 47 on Naples and Rome.
+/// The C-bit position of a product ([`Product::c_bit_position`]).
 pub fn c_bit_position(product: Product) -> u8 {
-    match product {
-        Product::Naples | Product::Rome => 47,
-        Product::Milan | Product::Genoa | Product::Turin => 51,
-    }
+    product.c_bit_position()
 }
 
-/// CPUID Fn0000_0001_EAX (family/model/stepping) the model reports for a
-/// product: Milan B1 (19h/01h), Genoa B1 (19h/11h), Turin C1 (1Ah/02h).
+/// The family/model/stepping the model reports for a product
+/// ([`Product::default_fms`]).
 pub fn default_fms(product: Product) -> u32 {
-    match product {
-        Product::Naples => 0x0080_0F12,
-        Product::Rome => 0x0083_0F10,
-        Product::Milan => 0x00A0_0F11,
-        Product::Genoa => 0x00A1_0F11,
-        Product::Turin => 0x00B0_0F21,
-    }
+    product.default_fms()
 }
 
 /// A plausible current TCB of a product, in its layout: Milan/Genoa

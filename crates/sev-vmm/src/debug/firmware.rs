@@ -25,8 +25,8 @@
 
 use sev_abi::commands::{DbgBuffer, SevCommand, SnpCommand, SnpDbgBuffer};
 use sev_abi::status::FirmwareStatus;
-use sev_firmware::SystemMemory;
-use sev_firmware_server::AmdSp;
+use sev_sp::AmdSp;
+use sev_sp::SystemMemory;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 use zeroize::Zeroizing;
@@ -326,7 +326,7 @@ fn check_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sev_firmware_server::SpError;
+    use sev_sp::SpError;
 
     use crate::memory::MemoryLayout;
 

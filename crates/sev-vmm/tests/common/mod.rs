@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig};
-use sev_firmware_server::{InProcess, SharedFirmware};
+use sev_firmware::{InProcess, SharedFirmware};
 use sev_vmm::host::Host;
 use sev_vmm::{GuestMemory, MemoryLayout};
 

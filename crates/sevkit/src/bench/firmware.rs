@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
+use sev_firmware::InProcess;
 use sev_firmware::{Firmware, FirmwareConfig, SystemMemory, VecMemory};
 use sev_firmware_server::launch::{self, layout};
-use sev_firmware_server::{AmdSp, Client, FdMemory, InProcess, Server, ServerConfig};
+use sev_firmware_server::{Client, Server, ServerConfig};
+use sev_sp::{AmdSp, FdMemory};
 
 use crate::input::InputError;
 

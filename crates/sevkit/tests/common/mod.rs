@@ -8,7 +8,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use sev_firmware_server::{Client, FdMemory};
+use sev_firmware_server::Client;
+use sev_sp::FdMemory;
 
 /// The sevkit binary under test.
 pub const SEVKIT: &str = env!("CARGO_BIN_EXE_sevkit");
