@@ -9,8 +9,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sev_vmm::debug::hmp::MAX_DUMP_BYTES;
-use sev_vmm::debug::{hmp_xp, Access, DebugError, DumpDefaults, DumpFormat, MemoryDebugOps};
+use sev_vmm::monitor::hmp::MAX_DUMP_BYTES;
+use sev_vmm::debug::{Access, DebugError, MemoryDebugOps};
+use sev_vmm::monitor::hmp::{hmp_xp, DumpDefaults, DumpFormat};
 
 const MEM_SIZE: usize = 64 << 10;
 

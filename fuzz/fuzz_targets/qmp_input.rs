@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize as _;
-use sev_vmm::qmp::{
+use sev_vmm::monitor::qmp::{
     EventSender, GuestReport, QmpBackend, QmpError, QmpEvent, QmpServer, RunState,
     SevAttestationReport, SevCapability, SevInfo, SevLaunchMeasureInfo, SevState, StatusInfo,
 };

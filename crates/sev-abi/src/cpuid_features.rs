@@ -6,7 +6,7 @@
 //! under KVM, bit names as in Linux's `cpufeatures.h` and AMD's APM vol. 3
 //! appendix E. Two users:
 //!
-//! * the VMM's CPUID page builder (`sev_vmm::cpuid`) reports the set of the
+//! * the VMM's CPUID page builder (`sev_vmm::machine::cpuid`) reports the set of the
 //!   vCPU model's generation to the guest;
 //! * the firmware's platform profile (`sev_firmware::snp::cpuid::profile`)
 //!   takes the set of the product's generation as the bits a guest may see

@@ -153,12 +153,9 @@ use std::path::PathBuf;
 
 use sev_abi::{GuestPolicy, Product, SnpPolicy};
 
-mod b64;
 mod cmdline;
 mod draft;
 mod error;
-mod lex;
-mod numbers;
 mod object;
 mod toml_front;
 mod validate;

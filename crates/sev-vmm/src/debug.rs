@@ -13,11 +13,12 @@
 //!   blocks: unaligned ranges are widened to the covering blocks, writes
 //!   read-modify-write them); SNP guests through SNP_DBG_DECRYPT /
 //!   SNP_DBG_ENCRYPT (whole pages, bounced through the host area's
-//!   [`DEBUG_BOUNCE`](crate::memory::host_area::DEBUG_BOUNCE) pages).
+//!   [`DEBUG_BOUNCE`](crate::machine::memory::host_area::DEBUG_BOUNCE) pages).
 //! * [`walk`]: x86-64 4- and 5-level page walks ([`translate`],
 //!   [`read_virtual`], [`write_virtual`]).
-//! * [`hmp`]: QEMU's `xp /fmt addr` and `x /fmt addr` ([`hmp_xp`],
-//!   [`hmp_x`]) with QEMU's output layout.
+//!
+//! Its front ends: the monitor's HMP `xp` / `x`
+//! ([`crate::monitor::hmp`]) and, later, a gdbstub.
 //!
 //! The firmware decides: nothing here refuses a debug access because of the
 //! policy the VMM remembers. When the owner's policy forbids debugging the
@@ -35,11 +36,9 @@ use sev_sp::MemoryError;
 use sev_sp::SpError;
 
 mod firmware;
-pub mod hmp;
 pub mod walk;
 
 pub use firmware::EncryptedDebug;
-pub use hmp::{hmp_x, hmp_xp, DumpDefaults, DumpFormat, DumpSpec};
 pub use walk::{
     read_virtual, translate, write_virtual, PageWalk, PagingLevel, TableAccess, Translation,
 };
@@ -334,7 +333,7 @@ pub(crate) fn pages(gpa: u64, len: usize) -> impl Iterator<Item = (u64, usize, u
     })
 }
 
-const PAGE: u64 = crate::memory::PAGE_SIZE;
+const PAGE: u64 = crate::machine::memory::PAGE_SIZE;
 
 #[cfg(test)]
 mod tests {

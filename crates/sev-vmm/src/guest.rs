@@ -1,7 +1,13 @@
-//! Which firmware guest a VM is, as every host-side feature that talks to
-//! the AMD-SP about it (launch, debug, guest requests) needs to know.
+//! The guest: which firmware guest a VM is ([`FirmwareGuest`], as every
+//! host-side feature that talks to the AMD-SP about it needs to know), and
+//! the guest's own actions ([`simulated`]: today a model of the guest, since
+//! no vCPUs run; a vCPU backend would act for itself).
 
 use sev_abi::policy::{GuestPolicy, SnpPolicy};
+
+pub mod simulated;
+
+pub use simulated::{GuestReport, SimulatedGuest};
 
 /// A guest's firmware context: the legacy handle or the SNP guest-context
 /// page, with the ASID it runs on and the owner's policy.

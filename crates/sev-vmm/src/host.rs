@@ -21,12 +21,12 @@ use zeroize::Zeroizing;
 use sev_abi::legacy_cert::SEV_CERT_LEN;
 
 use crate::guest::FirmwareGuest;
-use crate::memory::{host_area, GuestMemory, PAGE_SIZE};
+use crate::machine::memory::{host_area, GuestMemory, PAGE_SIZE};
 
 /// The capability to act as one guest (its own view of its memory): the
 /// token SEVKIT_GUEST_ATTACH mints once per guest
 /// ([`sev_abi::host_ops::GuestAttachOp`]). The VMM's vCPU side holds it
-/// (today the simulated guest of [`crate::guest_request`]); the monitor and
+/// (today [`crate::guest::SimulatedGuest`]); the monitor and
 /// the debug paths never do, so they see a guest's private memory only
 /// through DBG_DECRYPT, as the guest policy allows. Zeroized on drop, never
 /// printed.

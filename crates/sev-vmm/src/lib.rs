@@ -4,43 +4,53 @@
 //! SEV-SNP guest, over sevkit's firmware seam
 //! ([`AmdSp`](sev_sp::AmdSp)).
 //!
+//! Modules by role:
+//!
 //! * [`config`]: the guest owner's launch parameters as QEMU's
 //!   `-object sev-guest` / `sev-snp-guest` (and the machine options around
 //!   them), or the same as TOML; every property type-checked with QEMU's
-//!   rules and messages.
-//! * [`memory`]: guest memory in one memfd shared with the AMD-SP, laid out
-//!   as q35 lays it out, with the encryption view (host reads of private
-//!   pages return ciphertext).
+//!   rules and messages. QEMU's own dialects (JSON, option lexer, numbers,
+//!   GLib base64) are in a crate-internal `qemu` module.
+//! * [`plan`]: a checked configuration made into a machine plan (files
+//!   read, memory sized, the launch specification), and its launch.
+//! * [`machine`]: guest memory in one memfd shared with the AMD-SP, laid out
+//!   as q35 lays it out, with the encryption view; the SNP CPUID page from
+//!   the vCPU model; a small built-in guest image.
+//! * [`host`]: the host's typed calls through the AMD-SP seam
+//!   ([`sev_sp::AmdSp`]): commands, RMP instructions, the guest principal.
 //! * [`launch`]: the launch sequence in QEMU's order (LAUNCH_START .. FINISH;
-//!   SNP metadata pages, VMSAs, ID block), with its launch log.
+//!   SNP metadata pages, VMSAs, ID block), with its launch log: `sev`, `snp`.
+//! * [`guest`]: which firmware guest a VM is, and the guest's own actions
+//!   (today a simulated guest: no vCPUs run).
+//! * [`exits`]: what the host does when the guest exits to it: SNP guest
+//!   requests as KVM forwards them, certificates for extended requests.
 //! * [`vm`]: a launched VM as management software sees it (state, launch
-//!   secret window under `-S`, `cont`), which [`qmp`] serves.
-//! * [`qmp`]: a QMP server with QEMU's schemas and error classes.
-//! * [`certs`]: certificates to SNP guests (KVM's certificate exit, OFD
-//!   locking of the certificate file).
+//!   secret window under `-S`, `cont`).
+//! * [`monitor`]: the QMP server with QEMU's schemas and error classes, the
+//!   VM as its backend, HMP's `xp` / `x`.
 //! * [`debug`]: encrypted-memory debug access through DBG_DECRYPT /
-//!   DBG_ENCRYPT (and the SNP forms), guest page-table walks with the C-bit,
-//!   and HMP's `xp`.
-//! * [`cpuid`]: the SNP CPUID page built from the vCPU model.
-//! * [`demo_image`]: a small built-in guest image with OVMF's footer table
-//!   and SEV metadata, for `sevkit demo`.
+//!   DBG_ENCRYPT (and the SNP forms) and guest page-table walks with the
+//!   C-bit: the one API every debugging feature (monitor, later a gdbstub)
+//!   goes through.
+//!
+//! Where the next pieces go: a vCPU backend implements the guest's actions
+//! beside [`guest::SimulatedGuest`] and runs behind a trait in [`guest`]; a
+//! gdbstub is a second front end of [`debug`] next to [`monitor`]; migration
+//! (SEND/RECEIVE) is a sibling of [`launch`].
 
 #![forbid(unsafe_code)]
 
-pub mod backend;
-pub mod certs;
 pub mod config;
-pub mod cpuid;
 pub mod debug;
-pub mod demo_image;
+pub mod exits;
 pub mod guest;
-pub mod guest_request;
 pub mod host;
 pub mod launch;
 pub mod machine;
-pub mod memory;
-pub mod qmp;
+pub mod monitor;
+pub mod plan;
+pub(crate) mod qemu;
 pub mod vm;
 
 pub use guest::FirmwareGuest;
-pub use memory::{GuestMemory, MemoryLayout};
+pub use machine::memory::{GuestMemory, MemoryLayout};

@@ -21,12 +21,12 @@ use sev_measure::LaunchLog;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::FromZeros;
 
-use crate::certs::CertsProvider;
+use crate::exits::certs::CertsProvider;
 use crate::guest::FirmwareGuest;
-use crate::guest_request::GuestReport;
+use crate::guest::GuestReport;
 use crate::host::{Host, HostError, PlatformCertificates, PlatformInfo};
 use crate::launch::{LaunchError, Launched, Measured, SevLaunch, SnpLaunch, Updating};
-use crate::memory::host_area;
+use crate::machine::memory::host_area;
 
 /// QEMU's SevState.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,7 +406,7 @@ impl Vm {
     }
 
     /// The guest asks for an extended SNP report (see
-    /// [`SimulatedGuest::extended_report`](crate::guest_request::SimulatedGuest::extended_report)):
+    /// [`SimulatedGuest::extended_report`](crate::guest::SimulatedGuest::extended_report)):
     /// only once it runs.
     pub fn guest_report(
         &mut self,

@@ -30,12 +30,12 @@ use sev_firmware::snp::kds::EmulatedKds;
 use sev_firmware::snp::keys::ChipEndorsementKeys;
 use sev_firmware::snp::platform::default_tcb;
 use sev_firmware::{Firmware, FirmwareConfig};
-use sev_vmm::certs::{
+use sev_vmm::exits::certs::{
     replace_certs_file, write_certs_file, CertsError, CertsProvider, CertsWriter,
     GuestCertsOutcome, LockRetry, ReqCertsOutcome, ReqCertsRet, SnpReqCerts, VmmError, EAGAIN, EIO,
     EMPTY_CERT_TABLE, ENOSPC, MAX_CERT_TABLE_LEN,
 };
-use sev_vmm::memory::{GuestMemory, MemoryLayout};
+use sev_vmm::machine::memory::{GuestMemory, MemoryLayout};
 
 /// Environment variable that makes [`child_process_writer`] a writer.
 const CHILD_ENV: &str = "SEVKIT_CERTS_TEST_CHILD";

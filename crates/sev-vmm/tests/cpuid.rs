@@ -7,7 +7,7 @@ use sev_firmware::snp::cpuid::features::Zen;
 use sev_firmware::snp::cpuid::{validate, xsave_size, xsaves_size, CpuidPlatform};
 use sev_firmware::snp::platform::{c_bit_position, default_fms};
 use sev_measure::{vcpu_type, VcpuType, VCPU_TYPES};
-use sev_vmm::cpuid::{
+use sev_vmm::machine::cpuid::{
     cpuid_entries, cpuid_page, cpuid_page_for, CpuidError, CpuidHost, CPUID_PAGE_LEN,
     ENTRIES_OFFSET, ENTRY_LEN, HYPERVISOR_BIT, MAX_EXT_LEAF, MAX_STD_LEAF,
 };

@@ -17,10 +17,11 @@ use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig, SystemMemory};
 use sev_firmware_server::launch;
 use sev_sp::{AmdSp, FdMemory, SpError};
 use sev_vmm::debug::{
-    hmp_x, hmp_xp, read_virtual, translate, Access, DebugError, EncryptedDebug, MemoryDebugOps,
-    PageWalk, PagingLevel, PolicyBit,
+    read_virtual, translate, Access, DebugError, EncryptedDebug, MemoryDebugOps, PageWalk,
+    PagingLevel, PolicyBit,
 };
-use sev_vmm::memory::{host_area, MemoryLayout};
+use sev_vmm::machine::memory::{host_area, MemoryLayout};
+use sev_vmm::monitor::hmp::{hmp_x, hmp_xp};
 use sev_vmm::{FirmwareGuest, GuestMemory};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};

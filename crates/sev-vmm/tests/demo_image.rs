@@ -13,7 +13,7 @@ use sev_measure::{
     measure, vcpu_type, KernelHashes, LogPageType, MeasureParams, Measurement, Mode, OvmfImage,
     SectionKind,
 };
-use sev_vmm::demo_image::{
+use sev_vmm::machine::demo_image::{
     demo_image, AP_RESET_ADDRESS, DEMO_IMAGE_GPA, DEMO_IMAGE_SIZE, HALT_STUB, HASH_TABLE_GPA,
     HASH_TABLE_SIZE, METADATA_END_GPA, METADATA_OFFSET, METADATA_OFFSET_FROM_END,
     RESET_VECTOR_OFFSET, SECRET_AREA_GPA, SECRET_AREA_SIZE, SECTIONS,

@@ -92,15 +92,15 @@ fn snp_launch_matches_prediction() {
 
 mod vm_states {
     use sev_abi::product::Product;
-    use sev_vmm::backend::hmp;
     use sev_vmm::config::VmConfig;
-    use sev_vmm::machine::{MachineError, MachinePlan};
+    use sev_vmm::monitor::backend::hmp;
+    use sev_vmm::plan::{MachineError, MachinePlan};
     use sev_vmm::vm::{RunState, SevState};
     use sev_vmm::GuestMemory;
 
     fn args(dir: &std::path::Path, object: &str, paused: bool) -> Vec<String> {
         let image = dir.join("fw.bin");
-        std::fs::write(&image, sev_vmm::demo_image::demo_image()).unwrap();
+        std::fs::write(&image, sev_vmm::machine::demo_image::demo_image()).unwrap();
         let mut a: Vec<String> = [
             "-machine",
             "q35,confidential-guest-support=sev0",

@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use sev_vmm::qmp::{
+use sev_vmm::monitor::qmp::{
     ErrorClass, GuestReport, QmpBackend, QmpError, QmpEvent, QmpServer, QmpServerError, RunState,
     ServeOutcome, SevAttestationReport, SevCapability, SevInfo, SevLaunchMeasureInfo, SevState,
     StatusInfo, VersionInfo,
@@ -220,8 +220,8 @@ impl QmpBackend for MockVm {
 struct Running {
     path: PathBuf,
     thread: JoinHandle<Result<ServeOutcome, QmpServerError>>,
-    stop: sev_vmm::qmp::ShutdownHandle,
-    events: sev_vmm::qmp::EventSender,
+    stop: sev_vmm::monitor::qmp::ShutdownHandle,
+    events: sev_vmm::monitor::qmp::EventSender,
     _dir: tempfile::TempDir,
 }
 

@@ -17,12 +17,12 @@ use sev_firmware::InProcess;
 use sev_firmware::{Firmware, FirmwareConfig};
 use sev_firmware_server::{Client, StateLock};
 use sev_sp::AmdSp;
-use sev_vmm::backend::{SharedVm, VmBackend};
 use sev_vmm::config::{VmConfig, MAX_TOML_LEN};
-use sev_vmm::debug::hmp::MAX_DUMP_BYTES;
 use sev_vmm::host::Host;
-use sev_vmm::machine::MachinePlan;
-use sev_vmm::qmp::{QmpBackend, QmpServer};
+use sev_vmm::monitor::backend::{SharedVm, VmBackend};
+use sev_vmm::monitor::hmp::MAX_DUMP_BYTES;
+use sev_vmm::monitor::qmp::{QmpBackend, QmpServer};
+use sev_vmm::plan::MachinePlan;
 use sev_vmm::vm::SevState;
 use sev_vmm::GuestMemory;
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rustix::net::sockopt::Timeout;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
 use serde_json::Value;
-use sev_vmm::debug::hmp::MAX_DUMP_BYTES;
+use sev_vmm::monitor::hmp::MAX_DUMP_BYTES;
 
 /// The longest reply line accepted: an `xp /1048576xb` dump (the largest
 /// dump) is about 7.4 bytes of text per byte of memory (`0x..` per byte,

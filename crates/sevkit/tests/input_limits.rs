@@ -108,7 +108,7 @@ fn every_file_input_is_refused_past_its_limit_before_it_is_read() {
         std::fs::write(&path, bytes).unwrap();
         s(&path).to_owned()
     };
-    let image = &write("fw.bin", &sev_vmm::demo_image::demo_image());
+    let image = &write("fw.bin", &sev_vmm::machine::demo_image::demo_image());
     let report = &write("report.bin", &[0u8; 1184]);
     let key = &write("key.bin", &[7u8; 16]);
     let blob = &write("blob.bin", &[9u8; 48]);

@@ -316,7 +316,7 @@ fn invalid_properties_are_refused_before_any_firmware_command() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let image = d.join("fw.bin");
-    std::fs::write(&image, sev_vmm::demo_image::demo_image()).unwrap();
+    std::fs::write(&image, sev_vmm::machine::demo_image::demo_image()).unwrap();
     // The firmware socket does not exist: reaching the AMD-SP would fail
     // with a connection error, so a property error proves it came first.
     let socket = d.join("no-such-firmware.sock");
@@ -986,7 +986,7 @@ fn snp_launch_with_an_id_block_signed_by_snp_create_id_block() {
 /// The demo image with its SEV metadata section `index` moved to `gpa`
 /// and resized to `size`.
 fn demo_image_with_section(index: usize, gpa: u32, size: u32) -> Vec<u8> {
-    let mut image = sev_vmm::demo_image::demo_image();
+    let mut image = sev_vmm::machine::demo_image::demo_image();
     let offset = sev_measure::OvmfImage::parse(&image)
         .unwrap()
         .metadata()
@@ -1080,7 +1080,7 @@ fn debug_read_times_out_while_another_client_holds_the_monitor() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let image = d.join("fw.bin");
-    let demo = sev_vmm::demo_image::demo_image();
+    let demo = sev_vmm::machine::demo_image::demo_image();
     std::fs::write(&image, &demo).unwrap();
     let vmm = Vmm::start(
         d,

@@ -87,7 +87,7 @@ fn is_root(why: &str) -> bool {
 /// The built-in demo image as an OVMF file in `dir`.
 fn image(dir: &Path) -> PathBuf {
     let path = dir.join("fw.bin");
-    std::fs::write(&path, sev_vmm::demo_image::demo_image()).unwrap();
+    std::fs::write(&path, sev_vmm::machine::demo_image::demo_image()).unwrap();
     path
 }
 

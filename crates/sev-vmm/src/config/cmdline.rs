@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 
 use sev_os::excerpt;
 
-use super::b64;
 use super::draft::{size_message, Draft, CLI_NAMES};
 use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
-use super::lex::{self, escape, KeyvalError};
-use super::numbers::{parse_uint_full, strtosz};
 use super::object::{
     self, bad_id_error, id_wellformed, number_message, parse_bool, ObjectInput, PropValue,
 };
 use super::{ConfidentialGuest, OnOffAuto, VmConfig, DEFAULT_SEV_DEVICE};
+use crate::qemu::b64;
+use crate::qemu::lex::{self, escape, KeyvalError};
+use crate::qemu::numbers::{parse_uint_full, strtosz};
 
 /// Whether an option takes an argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use sev_os::excerpt;
 
 use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
-use super::lex;
-use super::numbers::{strtoi64_full, strtosz, NumError};
 use super::object::{parse_bool, ParsedObject};
 use super::{
     ConfidentialGuest, MachineConfig, OnOffAuto, VmConfig, DEFAULT_CPU_MODEL, DEFAULT_MACHINE_TYPE,
     DEFAULT_MEMORY, MAX_CPUS,
 };
+use crate::qemu::lex;
+use crate::qemu::numbers::{strtoi64_full, strtosz, NumError};
 
 /// How the front end names each option in messages (`-m` or `memory`).
 #[derive(Debug, Clone, Copy)]

@@ -14,11 +14,12 @@ use sev_abi::{GuestPolicy, SnpPolicy};
 use sev_os::excerpt;
 
 use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
-use super::numbers::{parse_uint_full, NumError};
 use super::{
-    b64, ConfidentialGuest, OnOffAuto, SevCommonConfig, SevGuestConfig, SevSnpGuestConfig,
+    ConfidentialGuest, OnOffAuto, SevCommonConfig, SevGuestConfig, SevSnpGuestConfig,
     DEFAULT_SEV_DEVICE, DEFAULT_SEV_POLICY,
 };
+use crate::qemu::b64;
+use crate::qemu::numbers::{parse_uint_full, NumError};
 
 /// A property value: text from the command line, or a typed value from
 /// TOML or JSON.
@@ -446,7 +447,7 @@ impl Visit {
             .find(|(_, consumed)| !**consumed)
             .map(|((key, _), _)| key);
         let Some(key) = leftover else { return Ok(()) };
-        if crate::config::lex::is_help(key) {
+        if crate::qemu::lex::is_help(key) {
             return Err(self.err(
                 Kind::Unsupported,
                 key,
@@ -608,7 +609,7 @@ fn header(
     let obj_type = match qom_type.as_str() {
         "sev-guest" => ObjType::Sev,
         "sev-snp-guest" => ObjType::Snp,
-        t if crate::config::lex::is_help(t) => {
+        t if crate::qemu::lex::is_help(t) => {
             return Err(unsupported(
                 "help output is not supported by sevkit".to_owned(),
             ))

@@ -9,9 +9,9 @@ use toml::Value;
 use super::cmdline::memory_opts;
 use super::draft::{Draft, TOML_NAMES};
 use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
-use super::lex;
 use super::object::{self, ObjectInput, PropValue};
 use super::VmConfig;
+use crate::qemu::lex;
 
 /// A TOML value's type name, for messages.
 fn type_name(value: &Value) -> &'static str {

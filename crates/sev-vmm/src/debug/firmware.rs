@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 
 use super::{check_len, pages, Access, DebugError, MemoryDebugOps, PolicyBit, PAGE};
 use crate::guest::FirmwareGuest;
-use crate::memory::{host_area, GuestMemory};
+use crate::machine::memory::{host_area, GuestMemory};
 
 /// AES block: the legacy debug commands' granularity.
 const BLOCK: u64 = 16;
@@ -328,7 +328,7 @@ mod tests {
     use super::*;
     use sev_sp::SpError;
 
-    use crate::memory::MemoryLayout;
+    use crate::machine::memory::MemoryLayout;
 
     /// A fake AMD-SP that answers every command with one status and records
     /// the command buffers.

@@ -55,7 +55,7 @@ fn invalid(e: impl std::fmt::Display) -> InputError {
 
 /// The demo image, padded at the front to `len` bytes.
 fn padded_image(len: usize) -> Vec<u8> {
-    let demo = sev_vmm::demo_image::demo_image();
+    let demo = sev_vmm::machine::demo_image::demo_image();
     let mut image = vec![0x90u8; len - demo.len()];
     image.extend_from_slice(&demo);
     image

@@ -42,8 +42,8 @@
 
 use std::fmt::Write as _;
 
-use super::walk::PageWalk;
-use super::{Access, DebugError, MemoryDebugOps};
+use crate::debug::walk::PageWalk;
+use crate::debug::{Access, DebugError, MemoryDebugOps};
 
 /// Largest dump (count × size bytes) accepted.
 pub const MAX_DUMP_BYTES: u64 = 1 << 20;
@@ -535,8 +535,8 @@ impl<'a> Cursor<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::walk::tests::Flat;
     use super::*;
+    use crate::debug::walk::tests::Flat;
 
     fn parse(args: &str) -> Result<DumpSpec, DebugError> {
         DumpDefaults::default().parse("xp", args)

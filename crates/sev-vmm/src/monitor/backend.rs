@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
-use crate::debug::hmp::hmp_xp;
 use crate::debug::EncryptedDebug;
 use crate::guest::FirmwareGuest;
-use crate::qmp::{
+use crate::monitor::hmp::hmp_xp;
+use crate::monitor::qmp::{
     GuestReport, QmpBackend, QmpError, RunState as QmpRunState, SevAttestationReport,
     SevCapability, SevInfo, SevLaunchMeasureInfo, SevState as QmpSevState, StatusInfo,
 };

@@ -95,7 +95,6 @@
 //! `null` (QEMU writes `inf`, which is not JSON).
 
 mod dispatch;
-mod json;
 mod server;
 mod types;
 

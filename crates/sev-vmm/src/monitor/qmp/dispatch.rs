@@ -8,9 +8,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use sev_os::excerpt;
 
-use super::json::{Dict, Json, Message};
 use super::types::{timestamp_now, QmpEvent, ShutdownCause, VersionInfo};
 use super::{ErrorClass, QmpBackend, QmpError};
+use crate::qemu::json::{Dict, Json, Message};
 
 /// The capabilities offered in the greeting (QEMU offers `oob` on monitors
 /// that run in the I/O thread, which socket monitors do).
@@ -553,12 +553,12 @@ impl<'a> Args<'a> {
 mod tests {
     use std::sync::Arc;
 
-    use super::super::json::{write, JsonStreamer};
     use super::super::types::{
         GuestReport, RunState, SevAttestationReport, SevCapability, SevInfo, SevLaunchMeasureInfo,
         SevState, StatusInfo,
     };
     use super::*;
+    use crate::qemu::json::{write, JsonStreamer};
 
     /// A small VM: runs, stops, remembers the last call.
     #[derive(Default)]

@@ -93,7 +93,7 @@ use sev_abi::cert_table::{CertTable, CERT_TABLE_ENTRY_LEN};
 use sev_abi::AbiError;
 use sev_sp::MemoryError;
 
-use crate::memory::{GuestMemory, PAGE_SIZE};
+use crate::machine::memory::{GuestMemory, PAGE_SIZE};
 
 /// `KVM_EXIT_SNP_REQ_CERTS`: the `kvm_run.exit_reason` of the certificate
 /// exit.

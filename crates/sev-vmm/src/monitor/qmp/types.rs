@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::json::{Dict, Json};
+use crate::qemu::json::{Dict, Json};
 
 /// QAPI `RunState` (qapi/run-state.json).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -598,8 +598,8 @@ fn uint(v: u64) -> Json {
 
 #[cfg(test)]
 mod tests {
-    use super::super::json::write;
     use super::*;
+    use crate::qemu::json::write;
 
     /// The wire form and serde's form agree, member order aside.
     fn same_as_serde<T: Serialize>(value: &T, wire: &Json) {

@@ -16,9 +16,9 @@ use rustix::net::{SendFlags, Shutdown};
 use sev_os::BoundSocket;
 
 use super::dispatch::Session;
-use super::json::{self, Json, JsonStreamer};
 use super::types::{timestamp_now, QmpEvent, VersionInfo};
 use super::QmpBackend;
+use crate::qemu::json::{self, Json, JsonStreamer};
 
 /// How much unsent output a client may leave queued before the server stops
 /// reading its requests (events are queued regardless).
@@ -73,7 +73,7 @@ pub enum ServeOutcome {
 ///
 /// ```no_run
 /// # use std::sync::{Arc, Mutex};
-/// # use sev_vmm::qmp::{QmpBackend, QmpServer};
+/// # use sev_vmm::monitor::qmp::{QmpBackend, QmpServer};
 /// # fn run(vm: Arc<Mutex<dyn QmpBackend>>) -> Result<(), Box<dyn std::error::Error>> {
 /// let server = QmpServer::bind("/run/vm/qmp.sock")?;
 /// let stop = server.shutdown_handle(); // e.g. for a signal handler thread
