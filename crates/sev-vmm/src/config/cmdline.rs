@@ -7,13 +7,12 @@ use sev_os::excerpt;
 
 use super::draft::{size_message, Draft, CLI_NAMES};
 use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
-use super::object::{
-    self, bad_id_error, id_wellformed, number_message, parse_bool, ObjectInput, PropValue,
-};
+use super::object::{self, bad_id_error, id_wellformed, number_message, ObjectInput, PropValue};
 use super::{ConfidentialGuest, OnOffAuto, VmConfig, DEFAULT_SEV_DEVICE};
 use crate::qemu::b64;
 use crate::qemu::lex::{self, escape, KeyvalError};
 use crate::qemu::numbers::{parse_uint_full, strtosz};
+use crate::qemu::qapi::{parse_bool, VisitError};
 
 /// Whether an option takes an argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -452,7 +451,7 @@ fn qmp_path(word: &str, arg: &str) -> Result<PathBuf, ConfigError> {
                 err(
                     Kind::InvalidValue,
                     Some(key),
-                    format!("Parameter '{key}' expects 'on' or 'off'"),
+                    VisitError::expects(key, "'on' or 'off'").message,
                 )
             })
         };
@@ -480,7 +479,7 @@ fn qmp_path(word: &str, arg: &str) -> Result<PathBuf, ConfigError> {
         return Err(err(
             Kind::MissingParameter,
             Some("path"),
-            "Parameter 'path' is missing".into(),
+            VisitError::missing("path").message,
         ));
     };
     if path.is_empty() {

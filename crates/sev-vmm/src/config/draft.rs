@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use sev_os::excerpt;
 
 use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
-use super::object::{parse_bool, ParsedObject};
+use super::object::ParsedObject;
 use super::{
     ConfidentialGuest, MachineConfig, OnOffAuto, VmConfig, DEFAULT_CPU_MODEL, DEFAULT_MACHINE_TYPE,
     DEFAULT_MEMORY, MAX_CPUS,
 };
 use crate::qemu::lex;
 use crate::qemu::numbers::{strtoi64_full, strtosz, NumError};
+use crate::qemu::qapi::{parse_bool, VisitError};
 
 /// How the front end names each option in messages (`-m` or `memory`).
 #[derive(Debug, Clone, Copy)]
@@ -205,14 +206,7 @@ impl Draft {
                 }
                 "smm" | "vmport" => {
                     let v = OnOffAuto::parse(value).ok_or_else(|| {
-                        err(
-                            Kind::InvalidValue,
-                            format!(
-                                "Parameter '{}' does not accept value '{}'",
-                                excerpt(key),
-                                excerpt(value)
-                            ),
-                        )
+                        err(Kind::InvalidValue, VisitError::bad_enum(key, value).message)
                     })?;
                     if key == "smm" {
                         cfg.smm = v;
@@ -222,7 +216,7 @@ impl Draft {
                     if parse_bool(value).is_none() {
                         return Err(err(
                             Kind::InvalidValue,
-                            format!("Parameter '{key}' expects 'on' or 'off'"),
+                            VisitError::expects(key, "'on' or 'off'").message,
                         ));
                     }
                 }

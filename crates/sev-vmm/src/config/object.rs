@@ -19,7 +19,8 @@ use super::{
     DEFAULT_SEV_DEVICE, DEFAULT_SEV_POLICY,
 };
 use crate::qemu::b64;
-use crate::qemu::numbers::{parse_uint_full, NumError};
+use crate::qemu::numbers::NumError;
+use crate::qemu::qapi::{Dialect, Member, Value, VisitError, VisitErrorKind, Visitor};
 
 /// A property value: text from the command line, or a typed value from
 /// TOML or JSON.
@@ -36,19 +37,6 @@ pub(crate) enum PropValue {
     Table(Vec<(String, PropValue)>),
     /// Any other TOML/JSON value; the name of its type.
     Other(&'static str),
-}
-
-impl PropValue {
-    /// The type's name for messages.
-    fn type_name(&self) -> &'static str {
-        match self {
-            Self::Text(_) => "string",
-            Self::Int(_) => "integer",
-            Self::Bool(_) => "boolean",
-            Self::Table(_) => "object",
-            Self::Other(name) => name,
-        }
-    }
 }
 
 /// The QAPI type of a property.
@@ -223,15 +211,6 @@ pub(crate) fn bad_id_error(origin: Origin) -> ConfigError {
     )
 }
 
-/// QEMU's `qapi_bool_parse`.
-pub(crate) fn parse_bool(text: &str) -> Option<bool> {
-    match text {
-        "on" | "yes" | "true" | "y" => Some(true),
-        "off" | "no" | "false" | "n" => Some(false),
-        _ => None,
-    }
-}
-
 /// Flattens `policy = { name = value }` into `policy.name` properties.
 /// Other tables are left for the type check to refuse.
 pub(crate) fn flatten_policy(props: Vec<(String, PropValue)>) -> Vec<(String, PropValue)> {
@@ -249,137 +228,47 @@ pub(crate) fn flatten_policy(props: Vec<(String, PropValue)>) -> Vec<(String, Pr
     out
 }
 
-/// Validation state of one object: where errors point, what is left.
-struct Visit {
+/// One object's visit: QAPI's visitor over its properties, and where its
+/// errors point.
+struct Visit<'a> {
     origin: Origin,
-    props: Vec<(String, PropValue)>,
-    consumed: Vec<bool>,
+    visitor: Visitor<'a, PropValue>,
 }
 
-impl Visit {
+impl Member for PropValue {
+    fn value(&self) -> Value<'_> {
+        match self {
+            Self::Text(s) => Value::Str(s),
+            Self::Int(i) => Value::Int(*i),
+            Self::Bool(b) => Value::Bool(*b),
+            Self::Table(_) => Value::Other("object"),
+            Self::Other(name) => Value::Other(name),
+        }
+    }
+}
+
+impl Visit<'_> {
     fn err(&self, kind: Kind, property: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::new(kind, self.origin.clone(), Some(property), message)
     }
 
-    /// The last value given for `name`, marking every occurrence consumed.
-    fn take(&mut self, name: &str) -> Option<PropValue> {
-        let mut found = None;
-        for (i, (key, value)) in self.props.iter().enumerate() {
-            if key == name {
-                found = Some(value.clone());
-                if let Some(c) = self.consumed.get_mut(i) {
-                    *c = true;
-                }
-            }
-        }
-        found
-    }
-
-    /// Every `policy.*` property, in order, marking known ones consumed.
-    fn take_policy_fields(
-        &mut self,
-        fields: &[(&str, PolicyField)],
-    ) -> Vec<(String, PolicyField, PropValue)> {
-        let mut out = Vec::new();
-        for (i, (key, value)) in self.props.iter().enumerate() {
-            let Some(field) = key.strip_prefix("policy.") else {
-                continue;
-            };
-            if let Some((_, def)) = fields.iter().find(|(n, _)| *n == field) {
-                out.push((key.clone(), *def, value.clone()));
-                if let Some(c) = self.consumed.get_mut(i) {
-                    *c = true;
-                }
-            }
-        }
-        out
-    }
-
-    fn type_error(&self, name: &str, expected: &str) -> ConfigError {
-        self.err(
-            Kind::InvalidType,
-            name,
-            format!("Invalid parameter type for '{name}', expected: {expected}"),
-        )
-    }
-
-    fn string(&self, name: &str, value: PropValue) -> Result<String, ConfigError> {
-        match value {
-            PropValue::Text(s) => Ok(s),
-            _ => Err(self.type_error(name, "string")),
-        }
-    }
-
-    fn uint(
-        &self,
-        name: &str,
-        value: &PropValue,
-        max: u64,
-        type_name: &str,
-    ) -> Result<u64, ConfigError> {
-        let expects_u64 = || {
-            self.err(
-                Kind::InvalidValue,
-                name,
-                format!("Parameter '{name}' expects a uint64 value"),
-            )
+    /// The visitor's error as a configuration error of this object.
+    fn visit_err(&self, e: VisitError) -> ConfigError {
+        let kind = match e.kind {
+            VisitErrorKind::Missing => Kind::MissingParameter,
+            VisitErrorKind::InvalidType => Kind::InvalidType,
+            VisitErrorKind::InvalidValue => Kind::InvalidValue,
+            VisitErrorKind::Unexpected => Kind::InvalidParameter,
         };
-        let v = match value {
-            PropValue::Text(s) => parse_uint_full(s).map_err(|_| expects_u64())?,
-            PropValue::Int(i) => u64::try_from(*i).map_err(|_| expects_u64())?,
-            _ => return Err(self.type_error(name, "integer")),
-        };
-        if v > max {
-            return Err(self.err(
-                Kind::InvalidValue,
-                name,
-                format!("Parameter '{name}' expects {type_name}"),
-            ));
-        }
-        Ok(v)
+        self.err(kind, &e.member, e.message)
     }
 
-    fn u32(&self, name: &str, value: &PropValue) -> Result<u32, ConfigError> {
-        let v = self.uint(name, value, u64::from(u32::MAX), "uint32_t")?;
-        u32::try_from(v).map_err(|_| {
-            self.err(
-                Kind::InvalidValue,
-                name,
-                format!("Parameter '{name}' expects uint32_t"),
-            )
-        })
-    }
-
-    fn boolean(&self, name: &str, value: &PropValue) -> Result<bool, ConfigError> {
+    fn on_off_auto(&self, name: &str, value: &PropValue) -> Result<OnOffAuto, VisitError> {
         match value {
-            PropValue::Bool(b) => Ok(*b),
-            PropValue::Text(s) => parse_bool(s).ok_or_else(|| {
-                self.err(
-                    Kind::InvalidValue,
-                    name,
-                    format!("Parameter '{name}' expects 'on' or 'off'"),
-                )
-            }),
-            _ => Err(self.type_error(name, "boolean")),
-        }
-    }
-
-    fn on_off_auto(&self, name: &str, value: &PropValue) -> Result<OnOffAuto, ConfigError> {
-        match value {
+            // TOML and JSON booleans stand for on and off.
             PropValue::Bool(true) => Ok(OnOffAuto::On),
             PropValue::Bool(false) => Ok(OnOffAuto::Off),
-            PropValue::Text(s) => OnOffAuto::parse(s).ok_or_else(|| {
-                self.err(
-                    Kind::InvalidValue,
-                    name,
-                    format!(
-                        "Parameter '{}' does not accept value '{}'",
-                        excerpt(name),
-                        excerpt(s)
-                    ),
-                )
-            }),
-            _ => Err(self.type_error(name, "string")),
+            _ => self.visitor.enumeration(name, value, OnOffAuto::parse),
         }
     }
 
@@ -388,26 +277,32 @@ impl Visit {
     fn members(&mut self, defs: &[PropDef]) -> Result<Members, ConfigError> {
         let mut m = Members::default();
         for def in defs {
-            let Some(value) = self.take(def.name) else {
-                if def.mandatory {
-                    return Err(self.err(
-                        Kind::MissingParameter,
-                        def.name,
-                        format!("Parameter '{}' is missing", def.name),
-                    ));
-                }
-                continue;
-            };
-            let typed = match def.kind {
-                PropKind::Str => Typed::Str(self.string(def.name, value)?),
-                PropKind::U32 => Typed::Uint(u64::from(self.u32(def.name, &value)?)),
-                PropKind::U64 => Typed::Uint(self.uint(def.name, &value, u64::MAX, "uint64")?),
-                PropKind::Bool => Typed::Bool(self.boolean(def.name, &value)?),
-                PropKind::OnOffAuto => Typed::OnOffAuto(self.on_off_auto(def.name, &value)?),
-            };
-            m.values.push((def.name, typed));
+            let typed = self.member(def).map_err(|e| self.visit_err(e))?;
+            if let Some(typed) = typed {
+                m.values.push((def.name, typed));
+            }
         }
         Ok(m)
+    }
+
+    fn member(&mut self, def: &PropDef) -> Result<Option<Typed>, VisitError> {
+        let name = def.name;
+        let value = if def.mandatory {
+            self.visitor.required(name)?
+        } else {
+            let Some(value) = self.visitor.optional(name) else {
+                return Ok(None);
+            };
+            value
+        };
+        let v = &self.visitor;
+        Ok(Some(match def.kind {
+            PropKind::Str => Typed::Str(v.string(name, value)?),
+            PropKind::U32 => Typed::Uint(u64::from(v.uint32(name, value)?)),
+            PropKind::U64 => Typed::Uint(v.uint64(name, value)?),
+            PropKind::Bool => Typed::Bool(v.boolean(name, value)?),
+            PropKind::OnOffAuto => Typed::OnOffAuto(self.on_off_auto(name, value)?),
+        }))
     }
 
     /// Applies the named policy fields to `raw`, in order.
@@ -416,17 +311,31 @@ impl Visit {
         fields: &[(&str, PolicyField)],
         mut raw: u64,
     ) -> Result<u64, ConfigError> {
-        for (key, field, value) in self.take_policy_fields(fields) {
+        let claimed = self.visitor.claim(|key| {
+            let field = key.strip_prefix("policy.")?;
+            fields
+                .iter()
+                .find(|(n, _)| *n == field)
+                .map(|(_, def)| *def)
+        });
+        for (key, field, value) in claimed {
             match field {
                 PolicyField::Bit(mask) => {
-                    if self.boolean(&key, &value)? {
+                    let on = self
+                        .visitor
+                        .boolean(key, value)
+                        .map_err(|e| self.visit_err(e))?;
+                    if on {
                         raw |= mask;
                     } else {
                         raw &= !mask;
                     }
                 }
                 PolicyField::Byte(shift) => {
-                    let byte = self.uint(&key, &value, u64::from(u8::MAX), "uint8_t")?;
+                    let byte = self
+                        .visitor
+                        .uint(key, value, u64::from(u8::MAX), "uint8_t")
+                        .map_err(|e| self.visit_err(e))?;
                     raw = (raw & !(0xFF << shift)) | (byte << shift);
                 }
             }
@@ -440,13 +349,10 @@ impl Visit {
         policy_fields: &[(&str, PolicyField)],
         qom_type: &str,
     ) -> Result<(), ConfigError> {
-        let leftover = self
-            .props
-            .iter()
-            .zip(&self.consumed)
-            .find(|(_, consumed)| !**consumed)
-            .map(|((key, _), _)| key);
-        let Some(key) = leftover else { return Ok(()) };
+        let Err(e) = self.visitor.finish() else {
+            return Ok(());
+        };
+        let key = e.member.as_str();
         if crate::qemu::lex::is_help(key) {
             return Err(self.err(
                 Kind::Unsupported,
@@ -454,7 +360,7 @@ impl Visit {
                 "help output is not supported by sevkit",
             ));
         }
-        let mut message = format!("Invalid parameter '{}'", excerpt(key));
+        let mut message = e.message.clone();
         if key.starts_with("policy.") {
             let names: Vec<&str> = policy_fields.iter().map(|(n, _)| *n).collect();
             message = format!(
@@ -590,7 +496,7 @@ fn header(
                 Kind::MissingParameter,
                 anonymous,
                 Some("qom-type"),
-                "Parameter 'qom-type' is missing",
+                VisitError::missing("qom-type").message,
             ))
         }
         Some(PropValue::Text(t)) => t,
@@ -600,8 +506,9 @@ fn header(
                 anonymous,
                 Some("qom-type"),
                 format!(
-                    "Invalid parameter type for 'qom-type', expected: string (got {})",
-                    other.type_name()
+                    "{} (got {})",
+                    VisitError::invalid_type("qom-type", "string").message,
+                    other.value().type_name()
                 ),
             ))
         }
@@ -624,10 +531,7 @@ fn header(
                 Kind::InvalidValue,
                 anonymous,
                 Some("qom-type"),
-                format!(
-                    "Parameter 'qom-type' does not accept value '{}'",
-                    excerpt(t)
-                ),
+                VisitError::bad_enum("qom-type", t).message,
             ))
         }
     };
@@ -638,7 +542,7 @@ fn header(
                 Kind::MissingParameter,
                 origin,
                 Some("id"),
-                "Parameter 'id' is missing",
+                VisitError::missing("id").message,
             ))
         }
         Some(PropValue::Text(id)) => id,
@@ -647,7 +551,7 @@ fn header(
                 Kind::InvalidType,
                 origin,
                 Some("id"),
-                "Invalid parameter type for 'id', expected: string",
+                VisitError::invalid_type("id", "string").message,
             ))
         }
     };
@@ -662,11 +566,12 @@ fn header(
 pub(crate) fn build(input: ObjectInput) -> Result<ParsedObject, ConfigError> {
     let (obj_type, qom_type, id, typed_origin) = header(input.qom_type, input.id)?;
     let props = flatten_policy(input.props);
-    let consumed = vec![false; props.len()];
     let mut visit = Visit {
         origin: typed_origin,
-        props,
-        consumed,
+        visitor: Visitor::new(
+            Dialect::Options,
+            props.iter().map(|(key, value)| (key.as_str(), value)),
+        ),
     };
 
     let common_members = visit.members(COMMON)?;
@@ -718,7 +623,7 @@ pub(crate) fn build(input: ObjectInput) -> Result<ParsedObject, ConfigError> {
 
 /// The `sev-snp-guest` setters: base64 decoding and QEMU's length checks.
 fn snp_setters(
-    visit: &Visit,
+    visit: &Visit<'_>,
     common: SevCommonConfig,
     members: &Members,
     policy: u64,

@@ -11,6 +11,7 @@ use sev_os::excerpt;
 use super::types::{timestamp_now, QmpEvent, ShutdownCause, VersionInfo};
 use super::{ErrorClass, QmpBackend, QmpError};
 use crate::qemu::json::{Dict, Json, Message};
+use crate::qemu::qapi::{Dialect, VisitError, Visitor};
 
 /// The capabilities offered in the greeting (QEMU offers `oob` on monitors
 /// that run in the I/O thread, which socket monitors do).
@@ -308,18 +309,16 @@ fn cmd_qmp_capabilities(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json
     let mut oob = false;
     if let Some(enable) = args.member("enable") {
         let Json::List(items) = enable else {
-            return Err(type_error("enable", "array"));
+            return Err(visit_error(VisitError::invalid_type("enable", "array")));
         };
         for (i, item) in items.iter().enumerate() {
             let Json::Str(cap) = item else {
-                return Err(type_error(&format!("enable[{i}]"), "string"));
+                let name = format!("enable[{i}]");
+                return Err(visit_error(VisitError::invalid_type(&name, "string")));
             };
             if cap != "oob" {
                 // input_type_enum names list elements 'null'.
-                return Err(QmpError::generic(format!(
-                    "Parameter 'null' does not accept value '{}'",
-                    excerpt(cap)
-                )));
+                return Err(visit_error(VisitError::bad_enum("null", cap)));
             }
             oob = true;
         }
@@ -379,8 +378,8 @@ fn cmd_quit(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> 
 }
 
 fn cmd_human_monitor_command(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
-    let command_line = args.required_str("command-line")?;
-    let cpu_index = args.optional_int("cpu-index")?;
+    let command_line = args.required("command-line", Visitor::string)?;
+    let cpu_index = args.optional("cpu-index", Visitor::int)?;
     args.finish()?;
     let output = lock(exec.backend).human_monitor_command(&command_line, cpu_index)?;
     Ok(Json::Str(output))
@@ -408,9 +407,9 @@ fn cmd_sev_inject_launch_secret(
     exec: &mut Exec<'_>,
     args: &mut Args<'_>,
 ) -> Result<Json, QmpError> {
-    let packet_header = args.required_str("packet-header")?;
-    let secret = args.required_str("secret")?;
-    let gpa = args.optional_uint64("gpa")?;
+    let packet_header = args.required("packet-header", Visitor::string)?;
+    let secret = args.required("secret", Visitor::string)?;
+    let gpa = args.optional("gpa", Visitor::uint64)?;
     args.finish()?;
     lock(exec.backend).sev_inject_launch_secret(&packet_header, &secret, gpa)?;
     Ok(empty())
@@ -420,7 +419,7 @@ fn cmd_query_sev_attestation_report(
     exec: &mut Exec<'_>,
     args: &mut Args<'_>,
 ) -> Result<Json, QmpError> {
-    let mnonce = args.required_str("mnonce")?;
+    let mnonce = args.required("mnonce", Visitor::string)?;
     args.finish()?;
     Ok(lock(exec.backend)
         .query_sev_attestation_report(&mnonce)?
@@ -437,8 +436,8 @@ fn cmd_query_sev_launch_log(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<
 const REPORT_DATA_LEN: usize = 64;
 
 fn cmd_guest_report(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
-    let report_data = args.optional_str("report-data")?;
-    let certs_pages = args.optional_uint32("certs-pages")?;
+    let report_data = args.optional("report-data", Visitor::string)?;
+    let certs_pages = args.optional("certs-pages", Visitor::uint32)?;
     args.finish()?;
     if let Some(data) = &report_data {
         if B64.decode(data).map_or(true, |d| d.len() > REPORT_DATA_LEN) {
@@ -453,99 +452,50 @@ fn cmd_guest_report(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, Qm
 }
 
 // ---------------------------------------------------------------------------
-// QAPI's QObject input visitor, for the flat argument objects used here.
+// Arguments, read by QAPI's visitor in QMP's dialect.
 
-fn type_error(name: &str, expected: &str) -> QmpError {
-    QmpError::generic(format!(
-        "Invalid parameter type for '{name}', expected: {expected}"
-    ))
+/// A visit error as QMP reports it (every one is a `GenericError`).
+fn visit_error(e: VisitError) -> QmpError {
+    QmpError::generic(e.message)
 }
+
+/// How a member is read: one of the visitor's typed reads.
+type Read<'a, T> = fn(&Visitor<'a, Json>, &str, &Json) -> Result<T, VisitError>;
 
 /// The `arguments` of a command, visited member by member in schema order.
 struct Args<'a> {
-    dict: &'a Dict,
-    visited: Vec<&'a str>,
+    visitor: Visitor<'a, Json>,
 }
 
 impl<'a> Args<'a> {
     fn new(dict: &'a Dict) -> Self {
         Self {
-            dict,
-            visited: Vec::new(),
+            visitor: Visitor::new(Dialect::Qmp, dict.iter()),
         }
     }
 
-    /// An optional member (present even if `null`).
-    fn member(&mut self, name: &'a str) -> Option<&'a Json> {
-        let value = self.dict.get(name)?;
-        self.visited.push(name);
-        Some(value)
+    /// An optional member as it is (present even if `null`).
+    fn member(&mut self, name: &str) -> Option<&'a Json> {
+        self.visitor.optional(name)
     }
 
-    fn required(&mut self, name: &'a str) -> Result<&'a Json, QmpError> {
-        self.member(name)
-            .ok_or_else(|| QmpError::generic(format!("Parameter '{name}' is missing")))
+    /// A mandatory member, read by `read`.
+    fn required<T>(&mut self, name: &str, read: Read<'a, T>) -> Result<T, QmpError> {
+        let value = self.visitor.required(name).map_err(visit_error)?;
+        read(&self.visitor, name, value).map_err(visit_error)
     }
 
-    fn string(value: &Json, name: &str) -> Result<String, QmpError> {
-        match value {
-            Json::Str(s) => Ok(s.clone()),
-            _ => Err(type_error(name, "string")),
-        }
-    }
-
-    fn required_str(&mut self, name: &'a str) -> Result<String, QmpError> {
-        Self::string(self.required(name)?, name)
-    }
-
-    fn optional_str(&mut self, name: &'a str) -> Result<Option<String>, QmpError> {
-        self.member(name).map(|v| Self::string(v, name)).transpose()
-    }
-
-    /// QAPI `int`: any integer that fits `int64_t`.
-    fn optional_int(&mut self, name: &'a str) -> Result<Option<i64>, QmpError> {
-        self.member(name)
-            .map(|v| match v {
-                Json::Int(i) => Ok(*i),
-                Json::UInt(u) => i64::try_from(*u).map_err(|_| type_error(name, "integer")),
-                _ => Err(type_error(name, "integer")),
-            })
-            .transpose()
-    }
-
-    /// QAPI `uint64`: any integer that fits `uint64_t`, or, "for backward
-    /// compatibility", a negative `int64_t` taken modulo 2^64.
-    fn optional_uint64(&mut self, name: &'a str) -> Result<Option<u64>, QmpError> {
-        self.member(name)
-            .map(|v| match v {
-                Json::UInt(u) => Ok(*u),
-                Json::Int(i) => Ok(i.cast_unsigned()),
-                _ => Err(QmpError::generic(format!(
-                    "Parameter '{name}' expects uint64"
-                ))),
-            })
-            .transpose()
-    }
-
-    /// QAPI `uint32`: a `uint64` no greater than `UINT32_MAX`.
-    fn optional_uint32(&mut self, name: &'a str) -> Result<Option<u32>, QmpError> {
-        self.optional_uint64(name)?
-            .map(|v| {
-                u32::try_from(v)
-                    .map_err(|_| QmpError::generic(format!("Parameter '{name}' expects uint32_t")))
-            })
+    /// An optional member, read by `read`.
+    fn optional<T>(&mut self, name: &str, read: Read<'a, T>) -> Result<Option<T>, QmpError> {
+        self.visitor
+            .optional(name)
+            .map(|value| read(&self.visitor, name, value).map_err(visit_error))
             .transpose()
     }
 
     /// `visit_check_struct`: no member may be left unvisited.
     fn finish(&self) -> Result<(), QmpError> {
-        match self.dict.iter().find(|(k, _)| !self.visited.contains(k)) {
-            Some((key, _)) => Err(QmpError::generic(format!(
-                "Parameter '{}' is unexpected",
-                excerpt(key)
-            ))),
-            None => Ok(()),
-        }
+        self.visitor.finish().map_err(visit_error)
     }
 }
 
