@@ -241,6 +241,55 @@ fn libvirt_json_object() {
     );
 }
 
+#[test]
+fn json_object_is_read_by_qemus_json_parser() {
+    // QEMU reads `-object {...}` with its own JSON parser, which takes
+    // single-quoted strings (and the \' escape in them).
+    let args = [
+        "-machine",
+        "q35,confidential-guest-support=sev0",
+        "-object",
+        r"{'qom-type':'sev-guest','id':'sev0','cbitpos':51,'reduced-phys-bits':1,'policy':'0x5','session-file':'it\'s.b64'}",
+    ];
+    let cfg = VmConfig::from_qemu_args(&args).unwrap();
+    let g = sev(&cfg);
+    assert_eq!(g.common.id, "sev0");
+    assert_eq!(g.common.cbitpos, Some(51));
+    assert_eq!(g.policy.raw(), GuestPolicy::NODBG | GuestPolicy::ES);
+    assert_eq!(g.session_file.as_deref(), Some(Path::new("it's.b64")));
+
+    // Malformed JSON gets the parser's messages (QEMU prints them after
+    // the option).
+    for (arg, message) in [
+        ("{'qom-type':", "JSON parse error, premature EOI"),
+        (
+            "{'qom-type':'sev-guest',}",
+            "JSON parse error, expecting value",
+        ),
+        (
+            "{'qom-type': sevguest}",
+            "JSON parse error, invalid keyword 'sevguest'",
+        ),
+        (
+            "{'qom-type' 'sev-guest'}",
+            "JSON parse error, missing : in object pair",
+        ),
+        ("{'id':'a','id':'b'}", "JSON parse error, duplicate key"),
+        (
+            "{'qom-type':'sev-guest\x01'}",
+            "JSON parse error, stray ''sev-guest\x01'",
+        ),
+        (
+            "{'qom-type':'sev-guest'} {}",
+            "Expecting at most one JSON value",
+        ),
+    ] {
+        let e = VmConfig::from_qemu_args(&["-object", arg]).unwrap_err();
+        check(&e, Kind::Syntax, None, message);
+        assert_eq!(e.origin(), &Origin::Option("-object".into()), "{arg}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Command-line level rules
 // ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use super::error::{ConfigError, ConfigErrorKind as Kind, Origin};
 use super::object::{self, bad_id_error, id_wellformed, number_message, ObjectInput, PropValue};
 use super::{ConfidentialGuest, OnOffAuto, VmConfig, DEFAULT_SEV_DEVICE};
 use crate::qemu::b64;
+use crate::qemu::json::{self, Json};
 use crate::qemu::lex::{self, escape, KeyvalError};
 use crate::qemu::numbers::{parse_uint_full, strtosz};
 use crate::qemu::qapi::{parse_bool, VisitError};
@@ -321,18 +322,14 @@ fn opts_object(draft: &Draft, arg: &str) -> Result<ObjectInput, ConfigError> {
     })
 }
 
-/// The JSON form of `-object`.
+/// The JSON form of `-object`: QEMU's JSON dialect (`qobject_from_json`,
+/// so single-quoted strings are accepted and a duplicate key is refused),
+/// members in the order given.
 fn json_object(word: &str, arg: &str) -> Result<ObjectInput, ConfigError> {
     let origin = || Origin::Option(word.to_owned());
-    let value: serde_json::Value = serde_json::from_str(arg).map_err(|e| {
-        ConfigError::new(
-            Kind::Syntax,
-            origin(),
-            None,
-            format!("JSON parse error, {e}"),
-        )
-    })?;
-    let serde_json::Value::Object(map) = value else {
+    let value = json::parse_one(arg)
+        .map_err(|message| ConfigError::new(Kind::Syntax, origin(), None, message))?;
+    let Json::Dict(dict) = value else {
         return Err(ConfigError::new(
             Kind::InvalidType,
             origin(),
@@ -341,7 +338,7 @@ fn json_object(word: &str, arg: &str) -> Result<ObjectInput, ConfigError> {
         ));
     };
     let mut input = ObjectInput::default();
-    for (key, value) in map {
+    for (key, value) in dict.into_entries() {
         let value = json_value(value);
         match key.as_str() {
             "qom-type" => input.qom_type = Some(value),
@@ -353,20 +350,21 @@ fn json_object(word: &str, arg: &str) -> Result<ObjectInput, ConfigError> {
 }
 
 /// A JSON value as a property value.
-fn json_value(value: serde_json::Value) -> PropValue {
+fn json_value(value: Json) -> PropValue {
     match value {
-        serde_json::Value::String(s) => PropValue::Text(s),
-        serde_json::Value::Bool(b) => PropValue::Bool(b),
-        serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => PropValue::Int(i128::from(u)),
-            (None, Some(i)) => PropValue::Int(i128::from(i)),
-            (None, None) => PropValue::Other("number"),
-        },
-        serde_json::Value::Object(map) => {
-            PropValue::Table(map.into_iter().map(|(k, v)| (k, json_value(v))).collect())
-        }
-        serde_json::Value::Array(_) => PropValue::Other("array"),
-        serde_json::Value::Null => PropValue::Other("null"),
+        Json::Str(s) => PropValue::Text(s),
+        Json::Bool(b) => PropValue::Bool(b),
+        Json::Int(i) => PropValue::Int(i128::from(i)),
+        Json::UInt(u) => PropValue::Int(i128::from(u)),
+        Json::Double(_) => PropValue::Other("number"),
+        Json::Dict(dict) => PropValue::Table(
+            dict.into_entries()
+                .into_iter()
+                .map(|(k, v)| (k, json_value(v)))
+                .collect(),
+        ),
+        Json::List(_) => PropValue::Other("array"),
+        Json::Null => PropValue::Other("null"),
     }
 }
 

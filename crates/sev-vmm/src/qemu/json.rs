@@ -1,4 +1,5 @@
-//! QEMU's JSON dialect, as the QMP monitor reads and writes it.
+//! QEMU's JSON dialect, as the QMP monitor reads and writes it and as
+//! `-object '{...}'` is read ([`parse_one`]).
 //!
 //! * [`JsonStreamer`] splits the byte stream a client sends into messages the
 //!   way QEMU's `json-lexer.c` / `json-streamer.c` / `json-parser.c` do: a
@@ -158,6 +159,11 @@ impl Dict {
     /// The members in QEMU's `QDict` iteration order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Json)> {
         self.iter_indexed().map(|(_, k, v)| (k, v))
+    }
+
+    /// The members in insertion order.
+    pub(crate) fn into_entries(self) -> Vec<(String, Json)> {
+        self.entries
     }
 }
 
@@ -614,6 +620,31 @@ impl JsonStreamer {
         self.check_token_size(out);
     }
 
+    /// QEMU's `json_message_parser_flush`: the end of input ends the token
+    /// being lexed (as a NUL byte would, without adding it to the token),
+    /// then whatever tokens are left are parsed as one message.
+    pub(crate) fn flush(&mut self, out: &mut Vec<Message>) {
+        if !matches!(self.state, Lex::Start) {
+            match transition(self.state, 0) {
+                Step::Emit(tok) | Step::EmitBefore(tok) => self.process_token(tok, out),
+                Step::Error => {
+                    let stray = c_string_lossy(&self.token);
+                    self.emit(
+                        Err(format!("JSON parse error, stray '{}'", excerpt(&stray))),
+                        out,
+                    );
+                }
+                Step::Go(_) | Step::Resync => {}
+            }
+            self.token.clear();
+            self.state = Lex::Start;
+        }
+        if !self.tokens.is_empty() {
+            let message = Parser::new(&self.tokens, &self.arena).parse();
+            self.emit(message, out);
+        }
+    }
+
     /// "Do not let a single token grow to an arbitrarily large size": QEMU
     /// hands the partial token to the streamer, whose size check always
     /// fails for it, and starts lexing afresh.
@@ -677,6 +708,24 @@ impl JsonStreamer {
         self.token_size = 0;
         out.push(message);
     }
+}
+
+/// QEMU's `qobject_from_json`: the one value `text` holds. The first
+/// error wins; a second value is `Expecting at most one JSON value`, no
+/// value at all `JSON parse error, expecting value`.
+pub(crate) fn parse_one(text: &str) -> Result<Json, String> {
+    let mut streamer = JsonStreamer::new();
+    let mut out = Vec::new();
+    streamer.feed(text.as_bytes(), &mut out);
+    streamer.flush(&mut out);
+    let mut value = None;
+    for message in out {
+        if value.is_some() {
+            return Err("Expecting at most one JSON value".to_owned());
+        }
+        value = Some(message?);
+    }
+    value.ok_or_else(|| "JSON parse error, expecting value".to_owned())
 }
 
 // ---------------------------------------------------------------------------
@@ -1142,6 +1191,45 @@ mod tests {
                 Err(format!("JSON parse error, {err}")),
                 "{input}"
             );
+        }
+    }
+
+    #[test]
+    fn one_value_as_qobject_from_json_reads_it() {
+        // The dialect: single quotes, the \' escape, QDict members.
+        let Ok(Json::Dict(d)) = parse_one("{'qom-type': 'sev-guest', 'id': 'it\\'s', \"n\": 1}")
+        else {
+            panic!("not an object")
+        };
+        assert_eq!(d.get("qom-type"), Some(&Json::str("sev-guest")));
+        assert_eq!(d.get("id"), Some(&Json::str("it's")));
+        assert_eq!(
+            d.into_entries()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>(),
+            ["qom-type", "id", "n"],
+            "insertion order"
+        );
+        // The end of input ends a number or keyword.
+        assert_eq!(parse_one(" 12"), Ok(Json::Int(12)));
+        assert_eq!(parse_one("true"), Ok(Json::Bool(true)));
+        for (input, err) in [
+            ("", "JSON parse error, expecting value"),
+            ("   ", "JSON parse error, expecting value"),
+            (r#"{"qom-type":"#, "JSON parse error, premature EOI"),
+            ("{", "JSON parse error, premature EOI"),
+            (r#"{"a": [1"#, "JSON parse error, premature EOI"),
+            (r#"{"a": 1, "a": 2}"#, "JSON parse error, duplicate key"),
+            ("{'a", "JSON parse error, stray ''a'"),
+            (r#"{"a": @}"#, "JSON parse error, stray '@'"),
+            ("{} {}", "Expecting at most one JSON value"),
+            ("{}}", "Expecting at most one JSON value"),
+            ("{} x", "Expecting at most one JSON value"),
+            // The first error wins over what follows.
+            ("{\"a\" 1} {}", "JSON parse error, missing : in object pair"),
+        ] {
+            assert_eq!(parse_one(input), Err(err.to_owned()), "{input:?}");
         }
     }
 
