@@ -27,64 +27,80 @@ use crate::guest::GuestReport;
 use crate::host::{Host, HostError, PlatformCertificates, PlatformInfo};
 use crate::launch::{LaunchError, Launched, Measured, SevLaunch, SnpLaunch, Updating};
 use crate::machine::memory::host_area;
+use crate::qemu::qapi::qapi_enum;
 
-/// QEMU's SevState.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SevState {
-    /// Not launched.
-    Uninit,
-    /// Updates issued (SNP: queued), not measured.
-    LaunchUpdate,
-    /// Measured; secrets may be injected.
-    LaunchSecret,
-    /// LAUNCH_FINISH done.
-    Running,
+qapi_enum! {
+    /// QEMU's SEV state of the guest (QAPI `SevState`, as `query-sev`
+    /// reports it). This VMM launches but does not migrate: the migration
+    /// states are never reached.
+    pub enum SevState {
+        /// No launch context yet.
+        Uninit = "uninit",
+        /// LAUNCH_START done, updates issued (SNP: queued), not measured.
+        LaunchUpdate = "launch-update",
+        /// Measured; secrets may be injected.
+        LaunchSecret = "launch-secret",
+        /// LAUNCH_FINISH done.
+        Running = "running",
+        /// Outgoing migration.
+        SendUpdate = "send-update",
+        /// Incoming migration.
+        ReceiveUpdate = "receive-update",
+    }
 }
 
 impl SevState {
-    /// QEMU's name (`launch-secret`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Uninit => "uninit",
-            Self::LaunchUpdate => "launch-update",
-            Self::LaunchSecret => "launch-secret",
-            Self::Running => "running",
-        }
-    }
-
-    /// QEMU's numeric value (SEV_STATE_*), which some messages print.
+    /// QEMU's numeric value (`SEV_STATE_*`), which some messages print.
     pub fn number(self) -> u32 {
         match self {
             Self::Uninit => 0,
             Self::LaunchUpdate => 1,
             Self::LaunchSecret => 2,
             Self::Running => 3,
+            Self::SendUpdate => 4,
+            Self::ReceiveUpdate => 5,
         }
     }
 }
 
-/// QEMU's run state, as far as this VMM has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunState {
-    /// Created with `-S`, never started.
-    Prelaunch,
-    /// Running.
-    Running,
-    /// Stopped by `stop`.
-    Paused,
-    /// `quit` was requested.
-    Shutdown,
-}
-
-impl RunState {
-    /// QEMU's RunState name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Prelaunch => "prelaunch",
-            Self::Running => "running",
-            Self::Paused => "paused",
-            Self::Shutdown => "shutdown",
-        }
+qapi_enum! {
+    /// QEMU's run state (QAPI `RunState`, as `query-status` reports it).
+    /// This VMM's VMs are `prelaunch` (created with `-S`), `running`,
+    /// `paused` (by `stop`) or `shutdown` (after `quit`); the other states
+    /// belong to features it does not have.
+    pub enum RunState {
+        /// QEMU is running on a debugger.
+        Debug = "debug",
+        /// Paused waiting for an incoming migration.
+        Inmigrate = "inmigrate",
+        /// An internal error prevents further guest execution.
+        InternalError = "internal-error",
+        /// The last I/O failed and the device pauses on I/O errors.
+        IoError = "io-error",
+        /// Paused by `stop`.
+        Paused = "paused",
+        /// Paused after a successful migration.
+        Postmigrate = "postmigrate",
+        /// Started with `-S`, never run.
+        Prelaunch = "prelaunch",
+        /// Paused to finish a migration.
+        FinishMigrate = "finish-migrate",
+        /// Paused to restore the VM state.
+        RestoreVm = "restore-vm",
+        /// Running.
+        Running = "running",
+        /// Paused to save the VM state.
+        SaveVm = "save-vm",
+        /// Shut down (`quit` was requested; QEMU: with `-no-shutdown`).
+        Shutdown = "shutdown",
+        /// Suspended (ACPI S3).
+        Suspended = "suspended",
+        /// Paused by the watchdog.
+        Watchdog = "watchdog",
+        /// Paused after a guest panic.
+        GuestPanicked = "guest-panicked",
+        /// Paused under COLO.
+        Colo = "colo",
     }
 }
 
@@ -400,7 +416,7 @@ impl Vm {
         self.launched().ok_or_else(|| {
             VmError::new(format!(
                 "the guest is not running (SEV state {})",
-                state.name()
+                state.as_str()
             ))
         })
     }

@@ -132,8 +132,8 @@ pub fn run(args: &LaunchArgs) -> Result<(), InputError> {
             "launched {guest} ({} vCPUs) in {:.1} ms: SEV state {}, run state {}",
             config.smp,
             started.elapsed().as_secs_f64() * 1e3,
-            status.state.name(),
-            vm.run_state().name()
+            status.state.as_str(),
+            vm.run_state().as_str()
         );
         println!(
             "AMD-SP: API {}.{} build {}",

@@ -10,6 +10,7 @@
 //! A backend that runs the guest's vCPUs would replace this model: its
 //! guest does these things itself.
 
+use serde::{Deserialize, Serialize};
 use sev_abi::guest_msg::KeySelect;
 use sev_abi::secrets_page::SecretsPage;
 use sev_guest::GuestChannel;
@@ -116,17 +117,36 @@ impl SimulatedGuest {
     }
 }
 
-/// What the simulated guest got from an extended report request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the simulated guest got from an extended report request: an SNP
+/// extended report as the guest receives it.
+///
+/// It is also the answer to the sevkit QMP extension
+/// `x-sevkit-guest-report`: `{"report": base64, "certs": base64}` (the
+/// offered sizes are not sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestReport {
-    /// The attestation report (1184 bytes).
+    /// The signed attestation report (1184 bytes).
+    #[serde(with = "crate::qemu::b64::text")]
     pub report: Vec<u8>,
     /// The certificate table the host supplied (GHCB format; 24 zero bytes
     /// when the host has none).
+    #[serde(with = "crate::qemu::b64::text")]
     pub certs: Vec<u8>,
     /// The buffer sizes (pages) the guest offered, in order: more than one
     /// when the first was too small and it retried with the size learned.
+    #[serde(skip)]
     pub pages_offered: Vec<u64>,
+}
+
+impl GuestReport {
+    /// A report and certificate table (no sizes offered recorded).
+    pub fn from_bytes(report: &[u8], certs: &[u8]) -> Self {
+        Self {
+            report: report.to_vec(),
+            certs: certs.to_vec(),
+            pages_offered: Vec::new(),
+        }
+    }
 }
 
 /// Most attempts of one extended request (a too-small buffer, or a busy

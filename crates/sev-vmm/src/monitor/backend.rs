@@ -15,12 +15,13 @@ use base64::Engine as _;
 
 use crate::debug::EncryptedDebug;
 use crate::guest::FirmwareGuest;
+use crate::guest::GuestReport;
 use crate::monitor::hmp::hmp_xp;
 use crate::monitor::qmp::{
-    GuestReport, QmpBackend, QmpError, RunState as QmpRunState, SevAttestationReport,
-    SevCapability, SevInfo, SevLaunchMeasureInfo, SevState as QmpSevState, StatusInfo,
+    QmpBackend, QmpError, SevAttestationReport, SevCapability, SevInfo, SevLaunchMeasureInfo,
+    StatusInfo,
 };
-use crate::vm::{RunState, SevState, Vm, VmError};
+use crate::vm::{RunState, Vm, VmError};
 
 /// A VM shared between the QMP server and its owner.
 pub type SharedVm = Arc<Mutex<Vm>>;
@@ -46,24 +47,6 @@ impl VmBackend {
     }
 }
 
-fn qmp_sev_state(state: SevState) -> QmpSevState {
-    match state {
-        SevState::Uninit => QmpSevState::Uninit,
-        SevState::LaunchUpdate => QmpSevState::LaunchUpdate,
-        SevState::LaunchSecret => QmpSevState::LaunchSecret,
-        SevState::Running => QmpSevState::Running,
-    }
-}
-
-fn qmp_run_state(state: RunState) -> QmpRunState {
-    match state {
-        RunState::Prelaunch => QmpRunState::Prelaunch,
-        RunState::Running => QmpRunState::Running,
-        RunState::Paused => QmpRunState::Paused,
-        RunState::Shutdown => QmpRunState::Shutdown,
-    }
-}
-
 fn on_off(on: bool) -> &'static str {
     if on {
         "on"
@@ -83,7 +66,7 @@ fn info_sev(vm: &Vm) -> String {
         "SEV"
     };
     let _ = writeln!(out, "SEV type: {kind}");
-    let _ = writeln!(out, "state: {}", status.state.name());
+    let _ = writeln!(out, "state: {}", status.state.as_str());
     let _ = writeln!(out, "build: {}", p.build);
     let _ = writeln!(out, "api version: {}.{}", p.api_major, p.api_minor);
     match status.guest {
@@ -131,14 +114,14 @@ impl QmpBackend for VmBackend {
             .vm
             .lock()
             .map_or(RunState::Shutdown, |vm| vm.run_state());
-        StatusInfo::new(qmp_run_state(state))
+        StatusInfo::new(state)
     }
 
     fn query_sev(&mut self) -> Result<SevInfo, QmpError> {
         self.with(|vm| {
             let s = vm.status();
             let p = s.platform;
-            let state = qmp_sev_state(s.state);
+            let state = s.state;
             Ok(match s.guest {
                 FirmwareGuest::Legacy { handle, policy, .. } => SevInfo::sev(
                     p.api_major,
@@ -235,9 +218,6 @@ impl QmpBackend for VmBackend {
             let n = bytes.len().min(64);
             data[..n].copy_from_slice(&bytes[..n]);
         }
-        self.with(|vm| {
-            let got = vm.guest_report(data, certs_pages)?;
-            Ok(GuestReport::from_bytes(&got.report, &got.certs))
-        })
+        self.with(|vm| vm.guest_report(data, certs_pages))
     }
 }

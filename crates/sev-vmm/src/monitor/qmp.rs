@@ -26,7 +26,10 @@
 //!
 //! Output is what QEMU writes byte for byte: ASCII, `": "` and `", "`
 //! separators, CRLF after each message, object members in the iteration
-//! order of QEMU's `QDict` (hence `micro, minor, major`). Input is a JSON
+//! order of QEMU's `QDict` (hence `micro, minor, major`). A reply is the
+//! serde form of its QAPI type (each type is serialized that one way), and
+//! arguments are checked by the same QAPI visitor as `-object`'s
+//! properties, in QMP's dialect. Input is a JSON
 //! stream (not line-based) in QEMU's dialect: see the `json` submodule for
 //! the lexer, the limits (64 MiB of token text per message, 2 Mi tokens,
 //! nesting 1024: a longer message is answered with `JSON token size limit
@@ -98,6 +101,8 @@ mod dispatch;
 mod server;
 mod types;
 
+use crate::qemu::qapi::qapi_enum;
+
 pub use server::{EventSender, QmpServer, QmpServerError, ServeOutcome, ShutdownHandle};
 pub use types::{
     GuestReport, QmpEvent, RunState, SevAttestationReport, SevCapability, SevGuestDetails,
@@ -105,32 +110,19 @@ pub use types::{
     ShutdownCause, StatusInfo, VersionInfo, VersionTriple,
 };
 
-/// QAPI's `QapiErrorClass`: the `class` of an error reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum ErrorClass {
-    /// Almost every error.
-    GenericError,
-    /// The command does not exist (or cannot run in negotiation mode).
-    CommandNotFound,
-    /// A device exists but is not active.
-    DeviceNotActive,
-    /// A device does not exist.
-    DeviceNotFound,
-    /// KVM lacks a capability.
-    #[serde(rename = "KVMMissingCap")]
-    KvmMissingCap,
-}
-
-impl ErrorClass {
-    /// QEMU's name (`GenericError`, `KVMMissingCap`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::GenericError => "GenericError",
-            Self::CommandNotFound => "CommandNotFound",
-            Self::DeviceNotActive => "DeviceNotActive",
-            Self::DeviceNotFound => "DeviceNotFound",
-            Self::KvmMissingCap => "KVMMissingCap",
-        }
+qapi_enum! {
+    /// QAPI's `QapiErrorClass`: the `class` of an error reply.
+    pub enum ErrorClass {
+        /// Almost every error.
+        GenericError = "GenericError",
+        /// The command does not exist (or cannot run in negotiation mode).
+        CommandNotFound = "CommandNotFound",
+        /// A device exists but is not active.
+        DeviceNotActive = "DeviceNotActive",
+        /// A device does not exist.
+        DeviceNotFound = "DeviceNotFound",
+        /// KVM lacks a capability.
+        KvmMissingCap = "KVMMissingCap",
     }
 }
 

@@ -68,6 +68,29 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Bytes as QMP carries them: canonical base64 text ([`encode`], what
+/// `g_base64_encode` writes), read back strictly. For
+/// `#[serde(with = "crate::qemu::b64::text")]`.
+pub(crate) mod text {
+    use base64::Engine as _;
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    /// Writes `bytes` as base64 text.
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::encode(bytes))
+    }
+
+    /// Reads canonical base64 text.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,20 @@ impl Json {
         Self::Str(s.into())
     }
 
+    /// Serializes `value` with serde: object members in the order serde
+    /// gives them (the declaration order: this crate's `serde_json` keeps
+    /// insertion order, its `preserve_order` feature), which decides the
+    /// order of members that share a `QDict` bucket.
+    ///
+    /// # Errors
+    ///
+    /// serde's, for a value JSON cannot hold (a map with non-string keys).
+    pub(crate) fn from_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, String> {
+        serde_json::to_value(value)
+            .map(|v| Self::from_serde(&v))
+            .map_err(|e| e.to_string())
+    }
+
     /// Converts a serde_json value (object members in its map order).
     pub(crate) fn from_serde(value: &serde_json::Value) -> Self {
         match value {

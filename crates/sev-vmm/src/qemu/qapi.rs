@@ -318,6 +318,58 @@ impl<'a, M: Member> Visitor<'a, M> {
     }
 }
 
+/// Defines a QAPI enumeration: the Rust enum, its values' QEMU names
+/// written once (`as_str`), and serde's (de)serialization by those names.
+macro_rules! qapi_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $(
+                $(#[$vmeta:meta])*
+                $variant:ident = $wire:literal,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $(
+                $(#[$vmeta])*
+                $variant,
+            )*
+        }
+
+        impl $name {
+            /// QEMU's name for the value (its QAPI wire form).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)*
+                }
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = <String as ::serde::Deserialize>::deserialize(deserializer)?;
+                match name.as_str() {
+                    $($wire => Ok(Self::$variant),)*
+                    other => Err(<D::Error as ::serde::de::Error>::unknown_variant(
+                        other,
+                        &[$($wire),*],
+                    )),
+                }
+            }
+        }
+    };
+}
+pub(crate) use qapi_enum;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,6 +412,26 @@ mod tests {
             v.finish().unwrap_err().message,
             "Parameter 'y' is unexpected"
         );
+    }
+
+    qapi_enum! {
+        /// A test enumeration.
+        enum Sample {
+            /// One.
+            One = "one",
+            /// Two words.
+            TwoWords = "two-words",
+        }
+    }
+
+    #[test]
+    fn enumerations_are_named_once() {
+        assert_eq!(Sample::TwoWords.as_str(), "two-words");
+        assert_eq!(serde_json::to_value(Sample::One).unwrap(), "one");
+        let back: Sample = serde_json::from_value("two-words".into()).unwrap();
+        assert_eq!(back, Sample::TwoWords);
+        let err = serde_json::from_value::<Sample>("three".into()).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `three`"), "{err}");
     }
 
     #[test]

@@ -58,12 +58,28 @@ impl Session {
     }
 
     /// The greeting.
-    pub(crate) fn greeting(&self) -> Json {
-        let capabilities = CAPABILITIES.iter().map(|c| Json::str(*c)).collect();
-        let qmp = Dict::new()
-            .with("version", self.version.to_json())
-            .with("capabilities", Json::List(capabilities));
-        Json::Dict(Dict::new().with("QMP", Json::Dict(qmp)))
+    ///
+    /// # Errors
+    ///
+    /// Serializing the version failed (it cannot: it is two numbers and a
+    /// string).
+    pub(crate) fn greeting(&self) -> Result<Json, String> {
+        #[derive(serde::Serialize)]
+        struct Greeting<'a> {
+            #[serde(rename = "QMP")]
+            qmp: Body<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            version: &'a VersionInfo,
+            capabilities: &'a [&'a str],
+        }
+        Json::from_serialize(&Greeting {
+            qmp: Body {
+                version: &self.version,
+                capabilities: CAPABILITIES,
+            },
+        })
     }
 
     /// Handles one message from the client.
@@ -201,8 +217,11 @@ struct Exec<'a> {
 }
 
 impl Exec<'_> {
-    fn event(&mut self, event: &QmpEvent) {
-        self.handled.out.push(event.to_json(timestamp_now()));
+    fn event(&mut self, event: &QmpEvent) -> Result<(), QmpError> {
+        self.handled
+            .out
+            .push(wire(&event.message(timestamp_now()))?);
+        Ok(())
     }
 
     /// Runs `cont` / `stop`, emitting `event` when `running` changes from
@@ -221,7 +240,7 @@ impl Exec<'_> {
             before != to && after == to
         };
         if changed {
-            self.event(event);
+            self.event(event)?;
         }
         Ok(empty())
     }
@@ -229,6 +248,12 @@ impl Exec<'_> {
 
 fn empty() -> Json {
     Json::Dict(Dict::new())
+}
+
+/// A reply's value: serde's form of `value` (the one serialization of
+/// every QAPI type).
+fn wire<T: serde::Serialize>(value: &T) -> Result<Json, QmpError> {
+    Json::from_serialize(value).map_err(QmpError::generic)
 }
 
 /// A command: its name and its marshaller (argument checks, then the call).
@@ -339,7 +364,7 @@ fn cmd_qmp_capabilities(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json
 
 fn cmd_query_version(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
     args.finish()?;
-    Ok(exec.session.version.to_json())
+    wire(&exec.session.version)
 }
 
 fn cmd_query_commands(_: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
@@ -353,7 +378,7 @@ fn cmd_query_commands(_: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, Qmp
 
 fn cmd_query_status(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
     args.finish()?;
-    Ok(lock(exec.backend).query_status().to_json())
+    wire(&lock(exec.backend).query_status())
 }
 
 fn cmd_cont(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
@@ -372,7 +397,7 @@ fn cmd_quit(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> 
     exec.event(&QmpEvent::Shutdown {
         guest: false,
         reason: ShutdownCause::HostQmpQuit,
-    });
+    })?;
     exec.handled.quit = true;
     Ok(empty())
 }
@@ -387,7 +412,7 @@ fn cmd_human_monitor_command(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result
 
 fn cmd_query_sev(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
     args.finish()?;
-    Ok(lock(exec.backend).query_sev()?.to_json())
+    wire(&lock(exec.backend).query_sev()?)
 }
 
 fn cmd_query_sev_launch_measure(
@@ -395,12 +420,12 @@ fn cmd_query_sev_launch_measure(
     args: &mut Args<'_>,
 ) -> Result<Json, QmpError> {
     args.finish()?;
-    Ok(lock(exec.backend).query_sev_launch_measure()?.to_json())
+    wire(&lock(exec.backend).query_sev_launch_measure()?)
 }
 
 fn cmd_query_sev_capabilities(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
     args.finish()?;
-    Ok(lock(exec.backend).query_sev_capabilities()?.to_json())
+    wire(&lock(exec.backend).query_sev_capabilities()?)
 }
 
 fn cmd_sev_inject_launch_secret(
@@ -421,15 +446,12 @@ fn cmd_query_sev_attestation_report(
 ) -> Result<Json, QmpError> {
     let mnonce = args.required("mnonce", Visitor::string)?;
     args.finish()?;
-    Ok(lock(exec.backend)
-        .query_sev_attestation_report(&mnonce)?
-        .to_json())
+    wire(&lock(exec.backend).query_sev_attestation_report(&mnonce)?)
 }
 
 fn cmd_query_sev_launch_log(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
     args.finish()?;
-    let log = lock(exec.backend).query_sev_launch_log()?;
-    Ok(Json::from_serde(&log))
+    wire(&lock(exec.backend).query_sev_launch_log()?)
 }
 
 /// The most report data an SNP report carries.
@@ -448,7 +470,7 @@ fn cmd_guest_report(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, Qm
     }
     let report =
         lock(exec.backend).guest_report(report_data.as_deref(), certs_pages.map(u64::from))?;
-    Ok(report.to_json())
+    wire(&report)
 }
 
 // ---------------------------------------------------------------------------
@@ -573,7 +595,7 @@ mod tests {
             certs_pages: Option<u64>,
         ) -> Result<GuestReport, QmpError> {
             self.last = format!("report {report_data:?} {certs_pages:?}");
-            Ok(GuestReport::new("cmVwb3J0", ""))
+            Ok(GuestReport::from_bytes(b"report", b""))
         }
     }
 
@@ -634,7 +656,7 @@ mod tests {
     fn greeting_is_qemus() {
         let h = Harness::new();
         assert_eq!(
-            write(&h.session.greeting()),
+            write(&h.session.greeting().unwrap()),
             r#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 1, "major": 10}, "package": "test"}, "capabilities": ["oob"]}}"#
         );
     }

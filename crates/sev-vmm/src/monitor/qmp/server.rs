@@ -270,7 +270,12 @@ impl QmpServer {
         backend: &Arc<Mutex<dyn QmpBackend>>,
     ) -> ClientEnd {
         let mut session = Session::new(self.version.clone());
-        conn.out.push(line(&session.greeting()), true);
+        let Ok(greeting) = session.greeting() else {
+            // Unreachable (a version always serializes); without a greeting
+            // there is no session.
+            return ClientEnd::Disconnected;
+        };
+        conn.out.push(line(&greeting), true);
         let mut streamer = JsonStreamer::new();
         let mut buf = vec![0u8; READ_CHUNK];
         let mut messages = Vec::new();
@@ -483,8 +488,14 @@ impl EventSender {
         let conn = self.shared.current().clone();
         match conn {
             Some(conn) if conn.negotiated.load(Ordering::SeqCst) => {
-                conn.out.push(line(&event.to_json(timestamp_now())), false);
-                true
+                match Json::from_serialize(&event.message(timestamp_now())) {
+                    Ok(json) => {
+                        conn.out.push(line(&json), false);
+                        true
+                    }
+                    // Event data that is not JSON (a map with non-string keys).
+                    Err(_) => false,
+                }
             }
             _ => false,
         }
