@@ -10,8 +10,6 @@
 
 use std::path::Path;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use sev_abi::product::Product;
 use sev_measure::hashes::MAX_KERNEL_FILE_LEN;
 use sev_measure::ovmf::MAX_FIRMWARE_LEN;
@@ -24,6 +22,7 @@ use crate::launch::{
     IdBlockInput, LaunchError, LaunchSpec, OwnerSession, SevLaunch, SevSpec, SnpLaunch, SnpSpec,
 };
 use crate::machine::memory::{LayoutError, MemoryLayout};
+use crate::qemu::b64;
 use crate::vm::Vm;
 
 /// Why a machine cannot be built.
@@ -78,7 +77,10 @@ fn read(
     sev_os::read_bounded(path, max, content).map_err(|source| MachineError::Read { what, source })
 }
 
-/// QEMU reads `dh-cert-file` and `session-file` as base64 text.
+/// QEMU reads `dh-cert-file` and `session-file` as base64 text, with
+/// `g_base64_decode` (line breaks and anything else outside the alphabet
+/// are skipped). A file with no base64 in it is refused here: QEMU would
+/// hand KVM an empty blob, which LAUNCH_START refuses.
 fn read_b64(what: &'static str, path: &Path) -> Result<Vec<u8>, MachineError> {
     let text = read(
         what,
@@ -86,15 +88,15 @@ fn read_b64(what: &'static str, path: &Path) -> Result<Vec<u8>, MachineError> {
         MAX_OWNER_FILE_LEN,
         "a launch session file (base64)",
     )?;
-    let text: Vec<u8> = text
-        .into_iter()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    B64.decode(&text).map_err(|e| MachineError::File {
-        what,
-        path: path.display().to_string(),
-        why: format!("not base64: {e}"),
-    })
+    let data = b64::glib_decode(&text);
+    if data.is_empty() {
+        return Err(MachineError::File {
+            what,
+            path: path.display().to_string(),
+            why: "not base64: it decodes to no bytes".to_owned(),
+        });
+    }
+    Ok(data)
 }
 
 /// Which launch the plan runs.

@@ -13,8 +13,6 @@
 //! where a guest would act (asking for an SNP report, reading an injected
 //! secret) [`Vm::guest_report`] and [`Vm::guest_read`] play its part.
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use sev_abi::commands::{AttestationBuffer, SevCommand};
 use sev_abi::session::LEGACY_ATTESTATION_REPORT_LEN;
 use sev_measure::LaunchLog;
@@ -27,6 +25,7 @@ use crate::guest::GuestReport;
 use crate::host::{Host, HostError, PlatformCertificates, PlatformInfo};
 use crate::launch::{LaunchError, Launched, Measured, SevLaunch, SnpLaunch, Updating};
 use crate::machine::memory::host_area;
+use crate::qemu::b64;
 use crate::qemu::qapi::qapi_enum;
 
 qapi_enum! {
@@ -263,7 +262,7 @@ impl Vm {
     /// `query-sev-launch-measure`: the LAUNCH_MEASURE blob, base64.
     pub fn launch_measure(&self) -> Result<String, VmError> {
         self.measure_blob
-            .map(|b| B64.encode(b))
+            .map(|b| b64::encode(&b))
             .ok_or_else(|| VmError::new("SEV launch measurement is not available"))
     }
 
@@ -300,21 +299,23 @@ impl Vm {
                 state.number()
             )));
         };
-        let header = B64
-            .decode(header.trim())
-            .map_err(|_| VmError::new("SEV: Failed to decode sequence header"))?;
-        let secret = B64
-            .decode(secret.trim())
-            .map_err(|_| VmError::new("SEV: Failed to decode data"))?;
+        // QEMU: g_base64_decode, refusing only what decodes to nothing.
+        let header = b64::glib_decode(header.as_bytes());
+        if header.is_empty() {
+            return Err(VmError::new("SEV: Failed to decode sequence header"));
+        }
+        let secret = b64::glib_decode(secret.as_bytes());
+        if secret.is_empty() {
+            return Err(VmError::new("SEV: Failed to decode data"));
+        }
         launch.inject_secret(&header, &secret, gpa)?;
         Ok(())
     }
 
     /// `query-sev-attestation-report` (legacy ATTESTATION): base64 report.
     pub fn attestation_report(&mut self, mnonce: &str) -> Result<String, VmError> {
-        let mnonce = B64
-            .decode(mnonce.trim())
-            .map_err(|_| VmError::new("SEV: failed to decode mnonce"))?;
+        // QEMU: g_base64_decode, then the length check.
+        let mnonce = b64::glib_decode(mnonce.as_bytes());
         if mnonce.len() != 16 {
             return Err(VmError::new(format!(
                 "SEV: mnonce must be 16 bytes (got {})",
@@ -335,7 +336,7 @@ impl Vm {
         b.len = U32::new(LEGACY_ATTESTATION_REPORT_LEN as u32);
         host.run(SevCommand::Attestation.id(), &mut b)?;
         let report = host.get(host_area::ATTESTATION, b.len.get() as usize)?;
-        Ok(B64.encode(report))
+        Ok(b64::encode(&report))
     }
 
     /// `query-sev-capabilities`: PDH_CERT_EXPORT and GET_ID (with QEMU's

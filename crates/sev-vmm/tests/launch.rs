@@ -149,10 +149,22 @@ mod vm_states {
             .inject_launch_secret(&header, &base64_of(&[0u8; 32]), None)
             .unwrap_err();
         assert!(err.desc.contains("BAD_MEASUREMENT"), "{err}");
+        // QEMU decodes both with g_base64_decode, which skips what is not
+        // base64: wrapped, indented text reaches the firmware alike.
+        let err = vm
+            .inject_launch_secret(&wrapped(&header), &wrapped(&base64_of(&[0u8; 32])), None)
+            .unwrap_err();
+        assert!(err.desc.contains("BAD_MEASUREMENT"), "{err}");
+        // Only text with nothing to decode is refused, with QEMU's message.
+        let err = vm.inject_launch_secret("!!!", "AA==", None).unwrap_err();
+        assert_eq!(err.desc, "SEV: Failed to decode sequence header");
+        let err = vm.inject_launch_secret(&header, "AAA", None).unwrap_err();
+        assert_eq!(err.desc, "SEV: Failed to decode data");
+        // "not base64!" has nine base64 characters: six bytes for QEMU.
         let err = vm
             .inject_launch_secret("not base64!", "AA==", None)
             .unwrap_err();
-        assert_eq!(err.desc, "SEV: Failed to decode sequence header");
+        assert_ne!(err.desc, "SEV: Failed to decode sequence header");
         assert!(
             vm.guest_report([0; 64], None).is_err(),
             "SEV-ES guests make no SNP requests"
@@ -196,6 +208,27 @@ mod vm_states {
                 .desc,
             "SEV: mnonce must be 16 bytes (got 15)"
         );
+        // The mnonce is g_base64_decode'd too: no decode error of its own.
+        let report = vm
+            .attestation_report(&wrapped(&base64_of(&[7u8; 16])))
+            .unwrap();
+        assert!(!report.is_empty());
+        assert_eq!(
+            vm.attestation_report("not base64!").unwrap_err().desc,
+            "SEV: mnonce must be 16 bytes (got 6)"
+        );
+    }
+
+    /// `text` broken into CRLF-terminated lines of 16 characters, each
+    /// indented by a tab.
+    fn wrapped(text: &str) -> String {
+        let mut out = String::new();
+        for line in text.as_bytes().chunks(16) {
+            out.push('\t');
+            out.push_str(std::str::from_utf8(line).unwrap());
+            out.push_str("\r\n");
+        }
+        out
     }
 
     #[test]
@@ -284,6 +317,37 @@ mod vm_states {
         let config = VmConfig::from_qemu_args(&args(dir.path(), &with_session, false)).unwrap();
         let err = MachinePlan::new(&config, Product::Genoa).unwrap_err();
         assert!(err.to_string().contains("not base64"), "{err}");
+    }
+
+    #[test]
+    fn owner_files_are_read_with_glib_base64() {
+        use sev_vmm::launch::OwnerSession;
+        use sev_vmm::plan::PlannedGuest;
+        let dir = tempfile::tempdir().unwrap();
+        let cert: Vec<u8> = (0..2084u32).map(|i| (i * 7) as u8).collect();
+        // Wrapped with CRLF and indented (what a strict decoder refuses
+        // unless white space is stripped first), ...
+        std::fs::write(dir.path().join("godh.b64"), wrapped(&base64_of(&cert))).unwrap();
+        // ... and two base64 texts concatenated, the last with trailing bits
+        // that are not zero: QEMU decodes each group on its own.
+        std::fs::write(dir.path().join("session.b64"), "QUJD\nQQ==QR==\n").unwrap();
+        let object = format!(
+            "sev-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,dh-cert-file={},session-file={}",
+            dir.path().join("godh.b64").display(),
+            dir.path().join("session.b64").display()
+        );
+        let config = VmConfig::from_qemu_args(&args(dir.path(), &object, false)).unwrap();
+        let plan = MachinePlan::new(&config, Product::Genoa).unwrap();
+        let PlannedGuest::Sev(spec) = plan.guest else {
+            panic!("not sev-guest")
+        };
+        assert_eq!(
+            spec.session,
+            Some(OwnerSession {
+                dh_cert: cert,
+                session: b"ABCAA".to_vec(),
+            })
+        );
     }
 
     fn base64_of(bytes: &[u8]) -> String {

@@ -1,8 +1,19 @@
-//! Base64 as QEMU decodes its properties: `qbase64_decode` checks the
-//! alphabet, then GLib's `g_base64_decode` decodes leniently (padding is
-//! optional, an incomplete last group is dropped). Decoding the same text
-//! must give the same length QEMU sees, because the length checks of
-//! `id-block`, `host-data`, ... are QEMU's.
+//! Base64 as QEMU decodes it, with GLib's `g_base64_decode`, which never
+//! fails: characters outside the alphabet (white space, line breaks,
+//! anything else) are skipped, `=` counts as a zero digit wherever it is
+//! (and drops the second or third byte of its group), padding is optional,
+//! an incomplete last group is dropped, the text ends at a NUL byte (it is
+//! a C string). Decoding the same text must give the same bytes QEMU sees,
+//! because the length checks after it are QEMU's.
+//!
+//! * [`decode`]: object properties (`id-block`, `host-data`, ...), which
+//!   QEMU reads with `qbase64_decode`: the alphabet (with `=` and newline)
+//!   is checked first, then GLib decodes.
+//! * [`glib_decode`]: `sev-inject-launch-secret`'s header and secret,
+//!   `query-sev-attestation-report`'s mnonce and the contents of
+//!   `dh-cert-file` and `session-file`, which QEMU hands to
+//!   `g_base64_decode` directly; it refuses only what decodes to too few
+//!   bytes.
 
 use base64::Engine as _;
 
@@ -26,7 +37,8 @@ fn rank(c: u8) -> Option<u32> {
     Some(u32::from(v))
 }
 
-/// Decodes `text` as QEMU does (`qbase64_decode(text, -1, ...)`).
+/// Decodes a property as QEMU does (`qbase64_decode(text, -1, ...)`): the
+/// alphabet check, then [`glib_decode`].
 ///
 /// # Errors
 ///
@@ -35,13 +47,20 @@ pub(crate) fn decode(text: &str) -> Result<Vec<u8>, &'static str> {
     if !text.bytes().all(valid_char) {
         return Err("Base64 data contains invalid characters");
     }
+    Ok(glib_decode(text.as_bytes()))
+}
+
+/// GLib's `g_base64_decode(text, &len)`: never fails (see the module).
+pub(crate) fn glib_decode(text: &[u8]) -> Vec<u8> {
+    let end = text.iter().position(|&c| c == 0).unwrap_or(text.len());
+    let text = &text[..end];
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let mut v: u32 = 0;
     let mut count = 0;
     // The last two ranked characters: after a full group of four, the third
     // and the fourth; `=` there drops the second and third output byte.
     let mut last = [0u8; 2];
-    for c in text.bytes() {
+    for &c in text {
         let Some(r) = rank(c) else { continue };
         last[1] = last[0];
         last[0] = c;
@@ -59,7 +78,7 @@ pub(crate) fn decode(text: &str) -> Result<Vec<u8>, &'static str> {
             count = 0;
         }
     }
-    Ok(out)
+    out
 }
 
 /// Canonical (padded, standard alphabet) base64, which [`decode`] reads
@@ -117,6 +136,40 @@ mod tests {
         // '=' inside the text counts as a zero digit.
         assert_eq!(decode("Q=JD").map(|v| v.len()), Ok(3));
         assert_eq!(decode(""), Ok(vec![]));
+    }
+
+    #[test]
+    fn glib_decode_takes_what_a_strict_decoder_refuses() {
+        use base64::engine::general_purpose::STANDARD;
+        let strict = |t: &str| STANDARD.decode(t).ok();
+        for (text, bytes) in [
+            // Line breaks and white space anywhere (PEM-style wrapping, CRLF).
+            ("QUJD\nREVG", &b"ABCDEF"[..]),
+            ("QUJD\r\nREVG\r\n", b"ABCDEF"),
+            (" QU JD\tRE VG ", b"ABCDEF"),
+            // Any other character outside the alphabet is skipped too.
+            ("QU!J.D-_", b"ABC"),
+            // Trailing bits that are not zero.
+            ("QR==", b"A"),
+            // Padding inside the text: each group decodes on its own.
+            ("QQ==QQ==", b"AA"),
+            // Missing padding: the incomplete last group is dropped.
+            ("QUJDRA", b"ABC"),
+            // The text is a C string: it ends at a NUL byte.
+            ("QUJD\0REVG", b"ABC"),
+        ] {
+            assert_eq!(
+                strict(text),
+                None,
+                "{text:?} is refused by a strict decoder"
+            );
+            assert_eq!(glib_decode(text.as_bytes()), bytes, "{text:?}");
+        }
+        // Nothing to decode: empty, never an error.
+        for text in ["", "!!!", "AAA", "\0QUJD"] {
+            assert_eq!(glib_decode(text.as_bytes()), b"", "{text:?}");
+        }
+        assert_eq!(glib_decode(&[0xFF, b'Q', b'Q', 0x80, b'=', b'=']), b"A");
     }
 
     #[test]
