@@ -33,4 +33,4 @@ mod wire;
 pub use client::Client;
 pub use export::{ExportError, ExportedIdentity, EXPORT_FILES};
 pub use lock::{LockError, StateLock};
-pub use server::{ServeSummary, Server, ServerConfig, ServerError, ShutdownHandle};
+pub use server::{ServeSummary, Server, ServerConfig, ServerError, ServerShutdownHandle};

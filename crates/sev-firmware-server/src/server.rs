@@ -11,8 +11,8 @@
 //!   `INVALID_GUEST`, as if it did not exist. A connection that closes has
 //!   its guests deactivated and decommissioned (as KVM does when a VM's fd
 //!   is closed).
-//! * [`Server::run`] returns when the [`ShutdownHandle`] is triggered
-//!   (e.g. by SIGTERM, [`ShutdownHandle::on_sigterm`]): it stops accepting,
+//! * [`Server::run`] returns when the [`ServerShutdownHandle`] is triggered
+//!   (e.g. by SIGTERM, [`ServerShutdownHandle::on_sigterm`]): it stops accepting,
 //!   lets every command in flight finish and its answer go out, closes the
 //!   connections, and removes the socket file. Identity changes are written
 //!   to the state directory (atomically, synchronously) by the command that
@@ -106,11 +106,15 @@ pub enum ServerError {
     Signal(#[source] io::Error),
 }
 
-/// Triggers a graceful shutdown of a running [`Server`].
+/// Triggers a graceful shutdown of a running [`Server`] (the AMD-SP
+/// daemon): a flag its accept loop polls, which a signal handler may set
+/// ([`ServerShutdownHandle::on_sigterm`]). The VMM's QMP server has its own
+/// handle, which acts at once instead (it wakes the server and cuts its
+/// client) and so is no signal handler's business.
 #[derive(Debug, Clone)]
-pub struct ShutdownHandle(Arc<AtomicBool>);
+pub struct ServerShutdownHandle(Arc<AtomicBool>);
 
-impl ShutdownHandle {
+impl ServerShutdownHandle {
     /// Asks the server to stop.
     pub fn shutdown(&self) {
         self.0.store(true, Ordering::SeqCst);
@@ -145,7 +149,7 @@ pub struct ServeSummary {
 struct Shared {
     platform: Mutex<Firmware>,
     config: ServerConfig,
-    shutdown: ShutdownHandle,
+    shutdown: ServerShutdownHandle,
     commands: AtomicU64,
     protocol_errors: AtomicU64,
 }
@@ -214,7 +218,7 @@ impl Server {
             shared: Arc::new(Shared {
                 platform: Mutex::new(firmware),
                 config,
-                shutdown: ShutdownHandle(Arc::new(AtomicBool::new(false))),
+                shutdown: ServerShutdownHandle(Arc::new(AtomicBool::new(false))),
                 commands: AtomicU64::new(0),
                 protocol_errors: AtomicU64::new(0),
             }),
@@ -227,7 +231,7 @@ impl Server {
     }
 
     /// A handle that stops [`Self::run`].
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    pub fn shutdown_handle(&self) -> ServerShutdownHandle {
         self.shared.shutdown.clone()
     }
 

@@ -20,7 +20,7 @@ use sev_firmware::FirmwareConfig;
 use sev_firmware::InProcess;
 use sev_firmware_server::launch::{self, layout};
 use sev_firmware_server::protocol::{self, ErrorCode, Frame, Hello};
-use sev_firmware_server::{Client, ServeSummary, Server, ServerConfig, ShutdownHandle};
+use sev_firmware_server::{Client, ServeSummary, Server, ServerConfig, ServerShutdownHandle};
 use sev_sp::{call, AmdSp, FdMemory, SpError, SystemMemory};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::FromZeros;
@@ -30,7 +30,7 @@ const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
 struct Running {
     _dir: tempfile::TempDir,
     socket: PathBuf,
-    stop: ShutdownHandle,
+    stop: ServerShutdownHandle,
     thread: Option<JoinHandle<ServeSummary>>,
 }
 

@@ -116,9 +116,11 @@ fn rmp_rc_name(rc: u32) -> &'static str {
     }
 }
 
-/// What PLATFORM_STATUS says about the AMD-SP (QEMU's query-sev fields).
+/// What PLATFORM_STATUS says about the AMD-SP (QEMU's `query-sev`
+/// fields): the API version, the build, whether SEV-ES is initialized.
+/// (Not the attestation report's PLATFORM_INFO, [`sev_abi::PlatformInfo`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlatformInfo {
+pub struct PlatformStatus {
     /// API major version.
     pub api_major: u8,
     /// API minor version.
@@ -220,10 +222,10 @@ impl Host {
     }
 
     /// PLATFORM_STATUS.
-    pub fn platform_info(&mut self) -> Result<PlatformInfo, HostError> {
+    pub fn platform_status(&mut self) -> Result<PlatformStatus, HostError> {
         let mut b = PlatformStatusBuffer::new_zeroed();
         self.run(SevCommand::PlatformStatus.id(), &mut b)?;
-        Ok(PlatformInfo {
+        Ok(PlatformStatus {
             api_major: b.api_major,
             api_minor: b.api_minor,
             build: b.build,
@@ -304,7 +306,7 @@ impl Host {
     /// a trusted memory region. A platform that is already up (another VM,
     /// or the firmware server's earlier clients) is left as it is. `snp`:
     /// the guest needs SNP, so SNP must be up afterwards.
-    pub fn bring_up(&mut self, snp: bool) -> Result<PlatformInfo, HostError> {
+    pub fn bring_up(&mut self, snp: bool) -> Result<PlatformStatus, HostError> {
         if self.legacy_uninit()? {
             let snp_uninit = self.snp_platform_status()?.is_some_and(|s| s.state == 0);
             if snp_uninit {
@@ -340,7 +342,7 @@ impl Host {
                     .into(),
             ));
         }
-        self.platform_info()
+        self.platform_status()
     }
 
     /// Whether the legacy platform is UNINIT.

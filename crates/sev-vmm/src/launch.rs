@@ -31,7 +31,7 @@ use zerocopy::IntoBytes;
 
 use crate::guest::FirmwareGuest;
 use crate::guest::SimulatedGuest;
-use crate::host::{Host, HostError, PlatformInfo};
+use crate::host::{Host, HostError, PlatformStatus};
 use crate::machine::cpuid::CpuidHost;
 use crate::machine::memory::{host_area, PAGE_SIZE};
 
@@ -161,7 +161,7 @@ pub struct Launched {
     /// The guest's firmware context.
     pub guest: FirmwareGuest,
     /// PLATFORM_STATUS at launch.
-    pub platform: PlatformInfo,
+    pub platform: PlatformStatus,
     /// The VMM's launch log.
     pub log: LaunchLog,
     /// The launch digest the VMM expects the firmware computed.

@@ -22,7 +22,7 @@ use zerocopy::FromZeros;
 use crate::exits::certs::CertsProvider;
 use crate::guest::FirmwareGuest;
 use crate::guest::GuestReport;
-use crate::host::{Host, HostError, PlatformCertificates, PlatformInfo};
+use crate::host::{Host, HostError, PlatformCertificates, PlatformStatus};
 use crate::launch::{LaunchError, Launched, Measured, SevLaunch, SnpLaunch, Updating};
 use crate::machine::memory::host_area;
 use crate::qemu::b64;
@@ -134,7 +134,7 @@ impl From<LaunchError> for VmError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SevStatus {
     /// PLATFORM_STATUS at launch.
-    pub platform: PlatformInfo,
+    pub platform: PlatformStatus,
     /// The SEV state.
     pub state: SevState,
     /// The guest.
@@ -167,7 +167,7 @@ pub struct Vm {
     stage: Stage,
     run_state: RunState,
     guest: FirmwareGuest,
-    platform: PlatformInfo,
+    platform: PlatformStatus,
     cbitpos: u32,
     reduced_phys_bits: u32,
     measure_blob: Option<[u8; 48]>,

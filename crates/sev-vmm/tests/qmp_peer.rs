@@ -220,7 +220,7 @@ impl QmpBackend for MockVm {
 struct Running {
     path: PathBuf,
     thread: JoinHandle<Result<ServeOutcome, QmpServerError>>,
-    stop: sev_vmm::monitor::qmp::ShutdownHandle,
+    stop: sev_vmm::monitor::qmp::QmpShutdownHandle,
     events: sev_vmm::monitor::qmp::EventSender,
     _dir: tempfile::TempDir,
 }

@@ -18,7 +18,7 @@ use super::{
     SevSpec, Updating,
 };
 use crate::guest::{FirmwareGuest, SimulatedGuest};
-use crate::host::{Host, HostError, PlatformInfo};
+use crate::host::{Host, HostError, PlatformStatus};
 use crate::machine::memory::{host_area, PAGE_SIZE};
 
 /// An SEV / SEV-ES launch in stage `S`.
@@ -28,7 +28,7 @@ pub struct SevLaunch<S> {
     spec: LaunchSpec,
     sev: SevSpec,
     guest: FirmwareGuest,
-    platform: PlatformInfo,
+    platform: PlatformStatus,
     digest: SevLaunchDigest,
     secret_area: Option<u64>,
     stage: S,
@@ -227,7 +227,7 @@ impl<S> SevLaunch<S> {
     }
 
     /// PLATFORM_STATUS at launch.
-    pub fn platform(&self) -> PlatformInfo {
+    pub fn platform(&self) -> PlatformStatus {
         self.platform
     }
 

@@ -16,7 +16,7 @@ use super::{
     Updating,
 };
 use crate::guest::{FirmwareGuest, SimulatedGuest};
-use crate::host::{Host, HostError, PlatformInfo};
+use crate::host::{Host, HostError, PlatformStatus};
 use crate::machine::cpuid::cpuid_page_for_signature;
 use crate::machine::memory::{host_area, PAGE_SIZE};
 
@@ -27,7 +27,7 @@ pub struct SnpLaunch<S> {
     spec: LaunchSpec,
     snp: SnpSpec,
     guest: FirmwareGuest,
-    platform: PlatformInfo,
+    platform: PlatformStatus,
     _stage: S,
 }
 
@@ -98,7 +98,7 @@ impl SnpLaunch<Updating> {
     }
 
     /// PLATFORM_STATUS at launch.
-    pub fn platform(&self) -> PlatformInfo {
+    pub fn platform(&self) -> PlatformStatus {
         self.platform
     }
 

@@ -6,7 +6,7 @@
 //! [`QmpServer::bind`] creates a Unix socket; [`QmpServer::serve`] answers
 //! one client at a time (like a QEMU `-qmp unix:PATH,server=on` monitor:
 //! further clients wait in the listen backlog and are greeted when the
-//! current one disconnects) until `quit` or a [`ShutdownHandle`]. The VM is
+//! current one disconnects) until `quit` or a [`QmpShutdownHandle`]. The VM is
 //! reached through [`QmpBackend`], shared as `Arc<Mutex<dyn QmpBackend>>` so
 //! the VM can be driven from elsewhere too; [`EventSender`] lets that
 //! elsewhere emit events to the connected client.
@@ -103,7 +103,7 @@ mod types;
 
 use crate::qemu::qapi::qapi_enum;
 
-pub use server::{EventSender, QmpServer, QmpServerError, ServeOutcome, ShutdownHandle};
+pub use server::{EventSender, QmpServer, QmpServerError, QmpShutdownHandle, ServeOutcome};
 pub use types::{
     GuestReport, QmpEvent, RunState, SevAttestationReport, SevCapability, SevGuestDetails,
     SevGuestInfo, SevGuestType, SevInfo, SevLaunchMeasureInfo, SevSnpGuestInfo, SevState,

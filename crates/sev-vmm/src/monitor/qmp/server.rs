@@ -65,7 +65,7 @@ pub enum QmpServerError {
 pub enum ServeOutcome {
     /// A client ran `quit` (the reply and `SHUTDOWN` were sent).
     Quit,
-    /// [`ShutdownHandle::shutdown`] was called.
+    /// [`QmpShutdownHandle::shutdown`] was called.
     Shutdown,
 }
 
@@ -157,8 +157,8 @@ impl QmpServer {
     }
 
     /// A handle that stops [`QmpServer::serve`] from another thread.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
+    pub fn shutdown_handle(&self) -> QmpShutdownHandle {
+        QmpShutdownHandle {
             shared: Arc::clone(&self.shared),
         }
     }
@@ -171,7 +171,7 @@ impl QmpServer {
     }
 
     /// Serves clients, one at a time, until one of them runs `quit` or the
-    /// [`ShutdownHandle`] is triggered. A client's input never makes this
+    /// [`QmpShutdownHandle`] is triggered. A client's input never makes this
     /// fail or panic; a disconnect just lets the next client in.
     #[allow(clippy::needless_pass_by_value)] // taking the Arc is the natural API
     pub fn serve(
@@ -447,12 +447,17 @@ impl OutQueue {
 /// Stops a running [`QmpServer::serve`] (from any thread, any number of
 /// times). The connected client is disconnected without further replies;
 /// the server stays stopped.
+///
+/// It acts at once (wakes a blocked accept, shuts the client's socket,
+/// takes a lock): call it from a thread, not from a signal handler. (The
+/// firmware daemon's `ServerShutdownHandle` is a flag a signal handler
+/// sets and its loop polls: a different mechanism, hence a different type.)
 #[derive(Debug, Clone)]
-pub struct ShutdownHandle {
+pub struct QmpShutdownHandle {
     shared: Arc<Shared>,
 }
 
-impl ShutdownHandle {
+impl QmpShutdownHandle {
     /// Makes `serve` return [`ServeOutcome::Shutdown`].
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
