@@ -16,7 +16,7 @@ use sev_measure::ovmf::MAX_FIRMWARE_LEN;
 use sev_measure::KernelHashes;
 
 use crate::config::{ConfidentialGuest, ConfigError, HostCaps, OnOffAuto, VmConfig};
-use crate::exits::certs::CertsProvider;
+use crate::exits::certs::provider::CertsProvider;
 use crate::host::Host;
 use crate::launch::{
     IdBlockInput, LaunchError, LaunchSpec, OwnerSession, SevLaunch, SevSpec, SnpLaunch, SnpSpec,

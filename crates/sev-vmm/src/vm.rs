@@ -19,7 +19,7 @@ use sev_measure::LaunchLog;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::FromZeros;
 
-use crate::exits::certs::CertsProvider;
+use crate::exits::certs::provider::CertsProvider;
 use crate::guest::FirmwareGuest;
 use crate::guest::GuestReport;
 use crate::host::{Host, HostError, PlatformCertificates, PlatformStatus};

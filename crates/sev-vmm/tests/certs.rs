@@ -30,11 +30,13 @@ use sev_firmware::snp::kds::EmulatedKds;
 use sev_firmware::snp::keys::ChipEndorsementKeys;
 use sev_firmware::snp::platform::default_tcb;
 use sev_firmware::{Firmware, FirmwareConfig};
-use sev_vmm::exits::certs::{
-    replace_certs_file, write_certs_file, CertsError, CertsProvider, CertsWriter,
-    GuestCertsOutcome, LockRetry, ReqCertsOutcome, ReqCertsRet, SnpReqCerts, VmmError, EAGAIN, EIO,
-    EMPTY_CERT_TABLE, ENOSPC, MAX_CERT_TABLE_LEN,
+use sev_vmm::exits::certs::kvm::{
+    GuestCertsOutcome, ReqCertsRet, SnpReqCerts, VmmError, EAGAIN, EIO, ENOSPC,
 };
+use sev_vmm::exits::certs::lock::LockRetry;
+use sev_vmm::exits::certs::provider::{CertsProvider, ReqCertsOutcome};
+use sev_vmm::exits::certs::writer::{replace_certs_file, write_certs_file, CertsWriter};
+use sev_vmm::exits::certs::{CertsError, EMPTY_CERT_TABLE, MAX_CERT_TABLE_LEN};
 use sev_vmm::machine::memory::{GuestMemory, MemoryLayout};
 
 /// Environment variable that makes [`child_process_writer`] a writer.

@@ -31,7 +31,7 @@ use sev_firmware_server::StateLock;
 use sev_measure::{check_launch_measure_blob, measure, FpuState, MeasureParams, Mode};
 use sev_owner::secret::{build_secret_packet, SecretTable};
 use sev_owner::session::pdh_public_key;
-use sev_vmm::exits::certs::CertsProvider;
+use sev_vmm::exits::certs::provider::CertsProvider;
 use sev_vmm::host::Host;
 use sev_vmm::launch::{LaunchSpec, OwnerSession, SevLaunch, SevSpec, SnpLaunch, SnpSpec};
 use sev_vmm::machine::demo_image::{demo_image, SECRET_AREA_GPA};
@@ -368,7 +368,7 @@ fn snp(
     let table = kds.cert_table(&vcek_der).to_bytes().map_err(err)?;
     let dir = crate::output::scratch_dir("sevkit-demo")?;
     let certs_path = dir.join("certs.bin");
-    sev_vmm::exits::certs::replace_certs_file(&certs_path, &table).map_err(err)?;
+    sev_vmm::exits::certs::writer::replace_certs_file(&certs_path, &table).map_err(err)?;
     say(
         "[host]",
         format!(

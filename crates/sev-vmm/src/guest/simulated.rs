@@ -162,7 +162,7 @@ impl SimulatedGuest {
     pub fn extended_report(
         &mut self,
         host: &mut Host,
-        certs: &crate::exits::certs::CertsProvider,
+        certs: &crate::exits::certs::provider::CertsProvider,
         report_data: [u8; 64],
         certs_pages: Option<u64>,
     ) -> Result<GuestReport, GuestRequestError> {
@@ -178,11 +178,12 @@ impl SimulatedGuest {
 fn extended_report(
     sim: &mut SimulatedGuest,
     host: &mut Host,
-    certs: &crate::exits::certs::CertsProvider,
+    certs: &crate::exits::certs::provider::CertsProvider,
     report_data: [u8; 64],
     certs_pages: Option<u64>,
 ) -> Result<GuestReport, GuestRequestError> {
-    use crate::exits::certs::{GuestCertsOutcome, ReqCertsOutcome, SnpReqCerts};
+    use crate::exits::certs::kvm::{GuestCertsOutcome, SnpReqCerts};
+    use crate::exits::certs::provider::ReqCertsOutcome;
     let guest = sim.guest;
     let mut npages = certs_pages.unwrap_or(1);
     let mut pages_offered = Vec::new();
