@@ -12,19 +12,17 @@
 //! * [`Server`] ([`server`]): `sevkit firmware serve`: one firmware shared by
 //!   many clients over a Unix socket, one thread per client, graceful
 //!   shutdown on SIGTERM.
-//! * [`launch`]: the legacy launch sequence as a VMM issues it, over any
-//!   [`sev_sp::AmdSp`].
 //! * [`ExportedIdentity`] ([`export`]): the six certificates in AMD's
 //!   formats, as `sevctl export` writes them.
 //! * [`StateLock`] ([`lock`]): one process per state directory.
 //!
-//! `docs/FIRMWARE.md` documents the protocol and the daemon.
+//! A launch through the daemon is the VMM's (`sev_vmm::plan`) on a
+//! [`Client`]; `docs/FIRMWARE.md` documents the protocol and the daemon.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod export;
-pub mod launch;
 pub mod lock;
 pub mod protocol;
 pub mod server;

@@ -10,18 +10,21 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{firmware, full_launch, image};
+use common::firmware;
 use sev_abi::commands::{DbgBuffer, HandleBuffer, PlatformStatusBuffer, SevCommand};
 use sev_abi::host_ops::{
     GuestAccessOp, GuestAttachOp, HostOp, GUEST_ACCESS_PRIVATE, GUEST_ATTACH_TAKEN, GUEST_TOKEN_LEN,
 };
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::FirmwareConfig;
-use sev_firmware::InProcess;
-use sev_firmware_server::launch::{self, layout};
 use sev_firmware_server::protocol::{self, ErrorCode, Frame, Hello};
 use sev_firmware_server::{Client, ServeSummary, Server, ServerConfig, ServerShutdownHandle};
-use sev_sp::{call, AmdSp, FdMemory, SpError, SystemMemory};
+use sev_sp::{call, AmdSp, FdMemory, SpError};
+use sev_vmm::host::{Host, HostError};
+use sev_vmm::machine::demo_image::{demo_image, DEMO_IMAGE_GPA};
+use sev_vmm::machine::memory::host_area;
+use sev_vmm::plan::StartedLaunch;
+use sevkit_testkit::launch::{self, Outcome};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::FromZeros;
 
@@ -69,10 +72,42 @@ impl Drop for Running {
     }
 }
 
-fn guest_memory(image_len: usize) -> (FdMemory, FdMemory) {
-    let mem = FdMemory::memfd("guest", layout::memory_size(image_len as u64)).unwrap();
-    let host = mem.try_clone().unwrap();
-    (mem, host)
+/// A host on the daemon at `socket`, with guest memory of its own.
+fn connect(socket: &Path) -> Host {
+    launch::through_daemon(socket, launch::bare_memory())
+}
+
+/// The machine of the launches: the built-in demo image as an SEV guest of
+/// `policy`, two vCPUs.
+fn sev_plan(policy: u32) -> sev_vmm::plan::MachinePlan {
+    launch::plan(&demo_image(), 2, launch::sev_guest(policy))
+}
+
+/// An SEV guest (LAUNCH_START, ACTIVATE, the image's LAUNCH_UPDATE_DATA)
+/// of `policy` on `host`, left in the update state.
+fn started_sev(host: Host, policy: u32) -> sev_vmm::launch::SevLaunch<sev_vmm::launch::Updating> {
+    match sev_plan(policy).start(host).unwrap() {
+        StartedLaunch::Sev(launch) => launch,
+        StartedLaunch::Snp(..) => panic!("an SEV plan started an SNP launch"),
+    }
+}
+
+/// SEV (seed 7) then SEV-ES (seed 8, two vCPUs) launched by an owner on
+/// `host`; the outcomes and what guest memory holds at the image.
+fn both_launches(mut host: Host) -> (Outcome, Outcome, Vec<u8>) {
+    let image = demo_image();
+    host.bring_up(false).unwrap();
+    let (pdh, _) = launch::pdh_and_chain(&mut host).unwrap();
+    let (launched, sev) = launch::owner_launch(host, &image, 2, 0, &pdh, [7; 32], &[7; 64]);
+    let (launched, es) =
+        launch::owner_launch(launched.host, &image, 2, 0x4, &pdh, [8; 32], &[8; 64]);
+    let memory = launched
+        .host
+        .memory()
+        .system()
+        .read_vec(DEMO_IMAGE_GPA, image.len())
+        .unwrap();
+    (sev, es, memory)
 }
 
 fn guest_count(sp: &mut dyn AmdSp) -> u32 {
@@ -86,32 +121,21 @@ fn guest_count(sp: &mut dyn AmdSp) -> u32 {
 
 #[test]
 fn the_same_launch_in_process_and_through_the_server() {
-    let img = image(1, 256 << 10);
-    let vmsas = vec![image(2, 4096), image(3, 4096)];
-
-    let (mem, mut host) = guest_memory(img.len());
-    let mut local = InProcess::new(firmware(9, FirmwareConfig::default()), mem);
-    launch::ensure_init(&mut local, true).unwrap();
-    let sev_local = full_launch(&mut local, &mut host, 7, 0, 5, &img, &[]);
-    let es_local = full_launch(&mut local, &mut host, 8, 0x4, 1, &img, &vmsas);
+    let img = demo_image();
+    let memory = launch::memory(&sev_plan(0));
+    let local = launch::in_process_owned(firmware(9, FirmwareConfig::default()), memory);
+    let (sev_local, es_local, local_memory) = both_launches(local);
 
     let server = Running::start(9, FirmwareConfig::default());
-    let (mem, mut host) = guest_memory(img.len());
-    let mut client = Client::connect_with_memory(&server.socket, &mem, TIMEOUT).unwrap();
-    launch::ensure_init(&mut client, true).unwrap();
-    let sev_remote = full_launch(&mut client, &mut host, 7, 0, 5, &img, &[]);
-    let es_remote = full_launch(&mut client, &mut host, 8, 0x4, 1, &img, &vmsas);
+    let client = launch::through_daemon(&server.socket, launch::memory(&sev_plan(0)));
+    let (sev_remote, es_remote, remote_memory) = both_launches(client);
 
     // Seeded firmwares are deterministic: the seam changes nothing.
     assert_eq!(sev_local, sev_remote);
     assert_eq!(es_local, es_remote);
     // Guest memory holds the same ciphertext on both sides.
-    assert_eq!(
-        local.memory().read_vec(layout::IMAGE, img.len()).unwrap(),
-        host.read_vec(layout::IMAGE, img.len()).unwrap()
-    );
-    assert_ne!(host.read_vec(layout::IMAGE, 64).unwrap(), img[..64]);
-    drop(client);
+    assert_eq!(local_memory, remote_memory);
+    assert_ne!(remote_memory[..64], img[..64]);
     let summary = server.stop();
     assert_eq!(summary.connections, 1);
     assert!(summary.commands > 20);
@@ -120,34 +144,30 @@ fn the_same_launch_in_process_and_through_the_server() {
 #[test]
 fn guests_belong_to_their_connection() {
     let server = Running::start(10, FirmwareConfig::default());
-    let (mem_a, mut host_a) = guest_memory(4096);
-    let (mem_b, _) = guest_memory(4096);
-    let mut a = Client::connect_with_memory(&server.socket, &mem_a, TIMEOUT).unwrap();
-    let mut b = Client::connect_with_memory(&server.socket, &mem_b, TIMEOUT).unwrap();
-    launch::ensure_init(&mut a, false).unwrap();
-    let handle = launch::launch_start(&mut a, &mut host_a, 0, None).unwrap();
-    assert_eq!(guest_count(&mut b), 1);
+    let mut a = connect(&server.socket);
+    let mut host_b = connect(&server.socket);
+    let b = host_b.sp();
+    a.bring_up(false).unwrap();
+    let handle = launch::launch_start(&mut a, 0).unwrap();
+    assert_eq!(guest_count(b), 1);
 
     // B can neither finish, share nor decommission A's guest.
     let mut h = HandleBuffer {
         handle: U32::new(handle),
     };
     for cmd in [SevCommand::LaunchFinish, SevCommand::Decommission] {
-        assert_eq!(
-            call(&mut b, cmd, &mut h).unwrap(),
-            FirmwareStatus::INVALID_GUEST
-        );
+        assert_eq!(call(b, cmd, &mut h).unwrap(), FirmwareStatus::INVALID_GUEST);
     }
     let mut share = sev_abi::commands::LaunchStartBuffer::new_zeroed();
     share.handle = U32::new(handle);
     assert_eq!(
-        call(&mut b, SevCommand::LaunchStart, &mut share).unwrap(),
+        call(b, SevCommand::LaunchStart, &mut share).unwrap(),
         FirmwareStatus::INVALID_GUEST
     );
     // A handle naming no guest is the firmware's answer, the same status.
     h.handle = U32::new(999);
     assert_eq!(
-        call(&mut b, SevCommand::Decommission, &mut h).unwrap(),
+        call(b, SevCommand::Decommission, &mut h).unwrap(),
         FirmwareStatus::INVALID_GUEST
     );
     launch::activate(&mut a, handle, 6).unwrap();
@@ -155,25 +175,27 @@ fn guests_belong_to_their_connection() {
     // A goes away: its guest is deactivated and decommissioned.
     drop(a);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while guest_count(&mut b) != 0 {
+    while guest_count(host_b.sp()) != 0 {
         assert!(Instant::now() < deadline, "A's guest was not released");
         std::thread::sleep(Duration::from_millis(5));
     }
     // Its ASID waits for DF_FLUSH, as on hardware.
-    let mut host_b = mem_b.try_clone().unwrap();
-    let h2 = launch::launch_start(&mut b, &mut host_b, 0, None).unwrap();
-    match launch::activate(&mut b, h2, 6) {
-        Err(launch::LaunchError::Firmware { status, .. }) => {
+    let h2 = launch::launch_start(&mut host_b, 0).unwrap();
+    match launch::activate(&mut host_b, h2, 6) {
+        Err(HostError::Firmware { status, .. }) => {
             assert_eq!(status, FirmwareStatus::DF_FLUSH_REQUIRED);
         }
         other => panic!("{other:?}"),
     }
     let mut none = [0u8; 0];
     assert_eq!(
-        b.execute(SevCommand::DfFlush.id(), &mut none).unwrap(),
+        host_b
+            .sp()
+            .execute(SevCommand::DfFlush.id(), &mut none)
+            .unwrap(),
         FirmwareStatus::SUCCESS
     );
-    launch::activate(&mut b, h2, 6).unwrap();
+    launch::activate(&mut host_b, h2, 6).unwrap();
 }
 
 /// Sends a host-instruction pseudo-command over `sp`.
@@ -213,28 +235,33 @@ fn guest_access(
 #[test]
 fn a_nodbg_guest_is_private_to_its_principal_on_a_shared_daemon() {
     let server = Running::start(11, FirmwareConfig::default());
-    let (mem_a, mut host_a) = guest_memory(4096);
-    let (mem_b, host_b) = guest_memory(4096);
-    let mut a = Client::connect_with_memory(&server.socket, &mem_a, TIMEOUT).unwrap();
-    let mut b = Client::connect_with_memory(&server.socket, &mem_b, TIMEOUT).unwrap();
-    launch::ensure_init(&mut a, false).unwrap();
-    let handle = launch::launch_start(&mut a, &mut host_a, 0x1, None).unwrap();
-    launch::activate(&mut a, handle, 6).unwrap();
+    let plan = sev_plan(0x1);
+    let mut guest_a = started_sev(
+        launch::through_daemon(&server.socket, launch::memory(&plan)),
+        0x1,
+    );
+    let mut host_b = launch::through_daemon(&server.socket, launch::memory(&plan));
+    let handle = guest_a.handle().handle;
+    // The guest's own page, measured into it, and where the host reads.
+    let (page, dst) = (0x1_0000, plan.layout.host(host_area::DEBUG_BOUNCE));
     let secret = *b"the guest's own secret, 32 bytes";
-    host_a.write(layout::IMAGE, &secret).unwrap();
-    launch::update_data(&mut a, handle, layout::IMAGE, 4096).unwrap();
-    assert_ne!(host_a.read_vec(layout::IMAGE, 32).unwrap(), secret);
+    let mut data = vec![0u8; 4096];
+    data[..32].copy_from_slice(&secret);
+    guest_a.update_data("secret", page, &data).unwrap();
+    let a = guest_a.host();
+    assert_ne!(a.memory().system().read_vec(page, 32).unwrap(), secret);
+    let b = host_b.sp();
 
     // B: the guest does not exist for it.
     let mut dbg = DbgBuffer {
         handle: U32::new(handle),
-        src_paddr: U64::new(layout::IMAGE),
-        dst_paddr: U64::new(layout::SECRET_DST),
+        src_paddr: U64::new(page),
+        dst_paddr: U64::new(dst),
         len: U32::new(32),
         ..DbgBuffer::new_zeroed()
     };
     assert_eq!(
-        call(&mut b, SevCommand::DbgDecrypt, &mut dbg).unwrap(),
+        call(b, SevCommand::DbgDecrypt, &mut dbg).unwrap(),
         FirmwareStatus::INVALID_GUEST
     );
     let mut attach = GuestAttachOp {
@@ -242,38 +269,26 @@ fn a_nodbg_guest_is_private_to_its_principal_on_a_shared_daemon() {
         ..GuestAttachOp::default()
     };
     assert_eq!(
-        host_op(&mut b, HostOp::GuestAttach, &mut attach),
+        host_op(b, HostOp::GuestAttach, &mut attach),
         FirmwareStatus::INVALID_GUEST
     );
     assert_eq!(
-        guest_access(
-            &mut b,
-            [0; GUEST_TOKEN_LEN],
-            layout::IMAGE,
-            layout::SECRET_DST
-        )
-        .0,
+        guest_access(b, [0; GUEST_TOKEN_LEN], page, dst).0,
         FirmwareStatus::INVALID_GUEST
     );
     // A's host: the policy says no, and there is no way around it.
     assert_eq!(
-        call(&mut a, SevCommand::DbgDecrypt, &mut dbg).unwrap(),
+        call(a.sp(), SevCommand::DbgDecrypt, &mut dbg).unwrap(),
         FirmwareStatus::POLICY_FAILURE
     );
     assert_eq!(
-        guest_access(
-            &mut a,
-            [0; GUEST_TOKEN_LEN],
-            layout::IMAGE,
-            layout::SECRET_DST
-        )
-        .0,
+        guest_access(a.sp(), [0; GUEST_TOKEN_LEN], page, dst).0,
         FirmwareStatus::INVALID_GUEST
     );
     // The guest's principal (attached once) sees its plaintext; B holding
     // the same token sees nothing.
     assert_eq!(
-        host_op(&mut a, HostOp::GuestAttach, &mut attach),
+        host_op(a.sp(), HostOp::GuestAttach, &mut attach),
         FirmwareStatus::SUCCESS
     );
     assert_eq!(attach.rc.get(), 0);
@@ -283,21 +298,21 @@ fn a_nodbg_guest_is_private_to_its_principal_on_a_shared_daemon() {
         ..GuestAttachOp::default()
     };
     assert_eq!(
-        host_op(&mut a, HostOp::GuestAttach, &mut again),
+        host_op(a.sp(), HostOp::GuestAttach, &mut again),
         FirmwareStatus::SUCCESS
     );
     assert_eq!(again.rc.get(), GUEST_ATTACH_TAKEN);
     assert_eq!(again.token, [0; GUEST_TOKEN_LEN]);
     assert_eq!(
-        guest_access(&mut b, token, layout::IMAGE, layout::SECRET_DST).0,
+        guest_access(b, token, page, dst).0,
         FirmwareStatus::INVALID_GUEST
     );
-    assert_eq!(host_b.read_vec(layout::SECRET_DST, 32).unwrap(), [0; 32]);
+    assert_eq!(host_b.memory().system().read_vec(dst, 32).unwrap(), [0; 32]);
     assert_eq!(
-        guest_access(&mut a, token, layout::IMAGE, layout::SECRET_DST),
+        guest_access(a.sp(), token, page, dst),
         (FirmwareStatus::SUCCESS, 0)
     );
-    assert_eq!(host_a.read_vec(layout::SECRET_DST, 32).unwrap(), secret);
+    assert_eq!(a.memory().system().read_vec(dst, 32).unwrap(), secret);
 }
 
 fn raw(socket: &Path) -> UnixStream {
@@ -319,8 +334,8 @@ fn error_code(mut s: UnixStream) -> Option<ErrorCode> {
 #[test]
 fn bad_frames_close_only_their_connection() {
     let server = Running::start(11, FirmwareConfig::default());
-    let (mem, _) = guest_memory(4096);
-    let mut good = Client::connect_with_memory(&server.socket, &mem, TIMEOUT).unwrap();
+    let mut good_host = connect(&server.socket);
+    let good = good_host.sp();
 
     // Garbage.
     let mut s = raw(&server.socket);
@@ -364,8 +379,8 @@ fn bad_frames_close_only_their_connection() {
     assert_eq!(error_code(s), Some(ErrorCode::Timeout));
 
     // A valid client that then sends garbage after HELLO.
-    let (mem2, _) = guest_memory(4096);
-    let c = Client::connect_with_memory(&server.socket, &mem2, TIMEOUT).unwrap();
+    let mem2 = launch::bare_memory();
+    let c = Client::connect_with_memory(&server.socket, mem2.system(), TIMEOUT).unwrap();
     let mut s = c.stream().try_clone().unwrap();
     s.write_all(&[0xFF; 64]).unwrap();
     assert_eq!(error_code(s), Some(ErrorCode::BadMagic));
@@ -377,7 +392,7 @@ fn bad_frames_close_only_their_connection() {
         Err(SpError::BufferTooLong { .. })
     ));
     // The good client was never disturbed.
-    assert_eq!(guest_count(&mut good), 0);
+    assert_eq!(guest_count(good), 0);
     let mut short = [0u8; 2];
     assert_eq!(
         good.execute(SevCommand::PlatformStatus.id(), &mut short)
@@ -396,26 +411,26 @@ fn bad_frames_close_only_their_connection() {
 fn shutdown_answers_in_flight_commands_and_removes_the_socket() {
     let server = Running::start(12, FirmwareConfig::default());
     let socket = server.socket.clone();
-    let (mem, mut host) = guest_memory(8 << 20);
-    let mut client = Client::connect_with_memory(&socket, &mem, TIMEOUT).unwrap();
-    launch::ensure_init(&mut client, false).unwrap();
-    let handle = launch::launch_start(&mut client, &mut host, 0, None).unwrap();
-    launch::activate(&mut client, handle, 5).unwrap();
+    let mut guest = started_sev(
+        launch::through_daemon(&socket, launch::memory(&sev_plan(0))),
+        0,
+    );
+    let big = vec![0x5Au8; 8 << 20];
     let stop = server.stop.clone();
     // A long command in flight when the shutdown comes.
     let worker = std::thread::spawn(move || {
-        let r = launch::update_data(&mut client, handle, layout::IMAGE, 8 << 20);
-        (r.is_ok(), client)
+        let r = guest.update_data("big", 0x10_0000, &big);
+        (r.is_ok(), guest)
     });
     std::thread::sleep(Duration::from_millis(20));
     stop.shutdown();
     let summary = server.stop();
-    let (ok, mut client) = worker.join().unwrap();
+    let (ok, mut guest) = worker.join().unwrap();
     assert!(ok, "the command in flight got its answer");
     assert!(!socket.exists(), "socket removed");
     assert!(matches!(
-        launch::platform_status(&mut client),
-        Err(launch::LaunchError::Seam(SpError::Closed | SpError::Io(_)))
+        launch::platform_status(guest.host()),
+        Err(HostError::Seam(SpError::Closed | SpError::Io(_)))
     ));
     assert_eq!(summary.connections, 1);
 }

@@ -10,6 +10,8 @@
 //! * [`SystemMemory`]: where every `*_paddr` of a command points: an
 //!   in-memory address space ([`VecMemory`]) or a memfd shared between the
 //!   VMM and the firmware daemon ([`FdMemory`]).
+//! * [`Metered`]: any AMD-SP with its commands timed on a [`CommandClock`]
+//!   (benchmarks time one command inside a whole launch with it).
 //!
 //! This crate holds no implementation of the AMD-SP, so a host depends on
 //! the seam and not on any backend.
@@ -18,8 +20,10 @@
 
 mod fd_memory;
 mod memory;
+mod metered;
 mod seam;
 
 pub use fd_memory::FdMemory;
 pub use memory::{MemoryError, SystemMemory, VecMemory};
+pub use metered::{CommandClock, CommandTime, Metered};
 pub use seam::{call, AmdSp, SpError};

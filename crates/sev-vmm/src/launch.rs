@@ -5,14 +5,23 @@
 //! ```text
 //! SEV / SEV-ES:  SevLaunch::start ─ LAUNCH_START, ACTIVATE, LAUNCH_UPDATE_DATA
 //!                   │                 (firmware; kernel hashes table)
+//!                   │  .update_data() LAUNCH_UPDATE_DATA (more regions)
 //!                   ▼ .measure()      LAUNCH_UPDATE_VMSA (ES), LAUNCH_MEASURE
 //!                SevLaunch<Measured>  ── .inject_secret() LAUNCH_SECRET (any number)
 //!                   ▼ .finish()       LAUNCH_FINISH
 //!                Launched
 //! SEV-SNP:       SnpLaunch::start ─ GCTX_CREATE, SNP_LAUNCH_START, SNP_ACTIVATE
-//!                   ▼ .finish()       SNP_LAUNCH_UPDATE: firmware pages, metadata
-//!                Launched             pages, VMSAs; SNP_LAUNCH_FINISH
+//!                   │  .queue_region() (more regions, measured at the finish)
+//!                   ▼ .finish()       SNP_LAUNCH_UPDATE: firmware pages, queued
+//!                Launched             regions, metadata pages, VMSAs;
+//!                                     SNP_LAUNCH_FINISH
 //! ```
+//!
+//! Each stage holds the handle of its own kind of guest
+//! ([`SevGuestHandle`], [`SnpGuestContext`]); [`Launched`] and the VM expose
+//! it as a [`FirmwareGuest`]. [`crate::plan::MachinePlan`] builds the inputs
+//! and starts these launches: every launch sevkit makes (`sevkit launch`,
+//! `attest`, `demo`, the benchmarks, the tests) runs through them.
 //!
 //! The VMM keeps its own launch log (what it asked the AMD-SP to measure,
 //! computed with sev-measure's digest code over the plaintext it handed
@@ -142,6 +151,80 @@ impl LaunchSpec {
     }
 }
 
+/// The guest an SEV / SEV-ES launch created: what every later command of
+/// the launch names. Only [`SevLaunch`] holds one, so no step of it has to
+/// ask which kind of guest it launches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SevGuestHandle {
+    /// The firmware's guest handle (from LAUNCH_START).
+    pub handle: u32,
+    /// The ASID the guest was activated on (ACTIVATE).
+    pub asid: u32,
+    /// The guest policy given at LAUNCH_START.
+    pub policy: GuestPolicy,
+}
+
+impl From<SevGuestHandle> for FirmwareGuest {
+    fn from(g: SevGuestHandle) -> Self {
+        Self::Legacy {
+            handle: g.handle,
+            asid: g.asid,
+            policy: g.policy,
+        }
+    }
+}
+
+/// The guest an SEV-SNP launch created: its guest-context page, ASID and
+/// policy. Only [`SnpLaunch`] holds one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnpGuestContext {
+    /// System address of the guest-context page (SNP_GCTX_CREATE).
+    pub gctx_paddr: u64,
+    /// The ASID the guest was activated on (SNP_ACTIVATE).
+    pub asid: u32,
+    /// The guest policy given at SNP_LAUNCH_START.
+    pub policy: SnpPolicy,
+}
+
+impl From<SnpGuestContext> for FirmwareGuest {
+    fn from(g: SnpGuestContext) -> Self {
+        Self::Snp {
+            gctx_paddr: g.gctx_paddr,
+            asid: g.asid,
+            policy: g.policy,
+        }
+    }
+}
+
+/// The page size in which an SNP region is assigned to the guest and
+/// measured (see [`SnpLaunch::queue_region`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpdatePageSize {
+    /// 4 KiB pages: one RMPUPDATE and one SNP_LAUNCH_UPDATE per page, as KVM
+    /// issues them (and as the VMM launches the firmware image and the SEV
+    /// metadata pages).
+    #[default]
+    Small,
+    /// 2 MiB pages, for a region backed by huge pages: one RMPUPDATE and
+    /// one SNP_LAUNCH_UPDATE per 2 MiB. The region's address and length
+    /// must be 2 MiB multiples. The launch digest is the same as with 4 KiB
+    /// pages (the AMD-SP measures each 4 KiB page of a 2 MiB one).
+    Large,
+}
+
+impl UpdatePageSize {
+    /// The page size in bytes.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Self::Small => PAGE_SIZE,
+            Self::Large => LARGE_PAGE_SIZE,
+        }
+    }
+}
+
+/// Size of a large (2 MiB) page.
+pub const LARGE_PAGE_SIZE: u64 = 2 << 20;
+
 /// Stage marker: updates issued, not yet measured.
 #[derive(Debug)]
 pub struct Updating;
@@ -177,21 +260,29 @@ pub struct Launched {
 
 /// Finds a free ASID: ES and SNP guests take the low range, SEV guests the
 /// high one; the firmware decides which it accepts (INVALID_ASID /
-/// ASID_OWNED: try the next; DF_FLUSH_REQUIRED: flush and retry).
+/// ASID_OWNED: try the next; DF_FLUSH_REQUIRED: flush and retry). The
+/// flush is the guest kind's: SNP_DF_FLUSH frees the ASIDs of decommissioned
+/// SNP guests, DF_FLUSH those of legacy guests (KVM issues SNP_DF_FLUSH once
+/// SNP is enabled); the other is tried when the first is refused.
 fn activate_any(
     host: &mut Host,
     mut activate: impl FnMut(&mut Host, u32) -> Result<FirmwareStatus, HostError>,
     command: &'static str,
+    snp: bool,
 ) -> Result<u32, LaunchError> {
+    let (flush, fallback) = if snp {
+        (SnpCommand::SnpDfFlush.id(), SevCommand::DfFlush.id())
+    } else {
+        (SevCommand::DfFlush.id(), SnpCommand::SnpDfFlush.id())
+    };
     let mut last = FirmwareStatus::INVALID_ASID;
     for asid in 1..=1024u32 {
         let mut status = activate(host, asid)?;
         if status == FirmwareStatus::DF_FLUSH_REQUIRED {
             let mut none = [0u8; 0];
-            let flush = host.status(SevCommand::DfFlush.id(), &mut none)?;
-            if flush != FirmwareStatus::SUCCESS {
-                let flush = host.status(SnpCommand::SnpDfFlush.id(), &mut none)?;
-                let _ = flush;
+            if host.status(flush, &mut none)? != FirmwareStatus::SUCCESS {
+                // Whatever it answers, the retry below says whether it helped.
+                let _ = host.status(fallback, &mut none)?;
             }
             status = activate(host, asid)?;
         }

@@ -6,7 +6,12 @@
 //! SMM) and reads every file it names (firmware, owner session, kernel
 //! hashes inputs) *before* any firmware command, so a bad property never
 //! reaches the AMD-SP. [`MachinePlan::launch`] then runs the launch on a
-//! [`Host`] whose memory was laid out with [`MachinePlan::layout`].
+//! [`Host`] whose memory was laid out with [`MachinePlan::layout`]
+//! ([`MachinePlan::memory`]), as QEMU orders it; [`MachinePlan::start`]
+//! hands the launch's typestate to a caller that drives the stages itself.
+//! A program that launches an image it holds (the demo, benchmarks, tests)
+//! makes its plan with [`MachinePlan::for_image`]. Every launch sevkit makes
+//! is one of these plans.
 
 use std::path::Path;
 
@@ -20,8 +25,9 @@ use crate::exits::certs::provider::CertsProvider;
 use crate::host::Host;
 use crate::launch::{
     IdBlockInput, LaunchError, LaunchSpec, OwnerSession, SevLaunch, SevSpec, SnpLaunch, SnpSpec,
+    Updating,
 };
-use crate::machine::memory::{LayoutError, MemoryLayout};
+use crate::machine::memory::{GuestMemory, LayoutError, MemoryLayout};
 use crate::qemu::b64;
 use crate::vm::Vm;
 
@@ -56,6 +62,9 @@ pub enum MachineError {
     /// The memory layout cannot be built.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// Guest memory cannot be created.
+    #[error("guest memory (a memfd) cannot be created: {0}")]
+    Memory(String),
     /// The launch failed.
     #[error(transparent)]
     Launch(#[from] LaunchError),
@@ -215,28 +224,88 @@ impl MachinePlan {
         })
     }
 
+    /// A plan for a firmware image already in memory (not read from a
+    /// configuration's files): `ram` bytes of q35 guest RAM around `image`,
+    /// `vcpus` vCPUs of QEMU's model `cpu_model` on a host of `product`
+    /// (`reduced-phys-bits` 1), not paused. For launches a program makes
+    /// itself (the demo, benchmarks, tests); a VM described by QEMU options
+    /// or TOML goes through [`Self::new`].
+    ///
+    /// # Errors
+    /// A RAM or image size q35 cannot map, or an unknown vCPU model.
+    pub fn for_image(
+        image: Vec<u8>,
+        ram: u64,
+        vcpus: u32,
+        cpu_model: &str,
+        product: Product,
+        guest: PlannedGuest,
+    ) -> Result<Self, MachineError> {
+        let layout = MemoryLayout::q35(ram, image.len() as u64)?;
+        Ok(Self {
+            layout,
+            spec: LaunchSpec::new(image, vcpus, cpu_model, product)?,
+            guest,
+            reduced_phys_bits: 1,
+            start_paused: false,
+        })
+    }
+
+    /// Guest memory laid out for this plan (a sparse memfd): what the
+    /// [`Host`] of [`Self::start`] or [`Self::launch`] holds and the AMD-SP
+    /// must share (an `sev_firmware::InProcess` over
+    /// [`GuestMemory::system_handle`], or a firmware-server client that
+    /// passed [`GuestMemory::system`]'s fd).
+    ///
+    /// # Errors
+    /// The memfd cannot be created.
+    pub fn memory(&self) -> Result<GuestMemory, MachineError> {
+        GuestMemory::new(self.layout).map_err(|e| MachineError::Memory(e.to_string()))
+    }
+
+    /// Starts the launch on `host` (whose memory has [`Self::layout`]) and
+    /// hands over its typestate: SEV / SEV-ES after LAUNCH_UPDATE_DATA of
+    /// the firmware (next: `measure`), SNP after SNP_ACTIVATE with the
+    /// firmware loaded (next: `finish`, which measures it). For a caller
+    /// that drives the stages itself; [`Self::launch`] drives them as QEMU
+    /// does.
+    pub fn start(self, host: Host) -> Result<StartedLaunch, MachineError> {
+        Ok(match self.guest {
+            PlannedGuest::Sev(sev) => StartedLaunch::Sev(SevLaunch::start(host, self.spec, sev)?),
+            PlannedGuest::Snp(snp, certs) => {
+                StartedLaunch::Snp(SnpLaunch::start(host, self.spec, snp)?, certs)
+            }
+        })
+    }
+
     /// Starts the launch on `host` (whose memory has [`Self::layout`]):
     /// SEV / SEV-ES up to LAUNCH_MEASURE, SNP up to SNP_ACTIVATE; then, unless
     /// `-S`, the first `cont` (LAUNCH_FINISH / the SNP updates and
     /// SNP_LAUNCH_FINISH).
     pub fn launch(self, host: Host) -> Result<Vm, MachineError> {
         let cbitpos = u32::from(self.spec.host_cpuid.c_bit);
-        let mut vm = match self.guest {
-            PlannedGuest::Sev(sev) => Vm::from_sev(
-                SevLaunch::start(host, self.spec, sev)?,
-                cbitpos,
-                self.reduced_phys_bits,
-            )?,
-            PlannedGuest::Snp(snp, certs) => Vm::from_snp(
-                SnpLaunch::start(host, self.spec, snp)?,
-                cbitpos,
-                self.reduced_phys_bits,
-            )
-            .with_certs(certs),
+        let (reduced_phys_bits, start_paused) = (self.reduced_phys_bits, self.start_paused);
+        let mut vm = match self.start(host)? {
+            StartedLaunch::Sev(launch) => Vm::from_sev(launch, cbitpos, reduced_phys_bits)?,
+            StartedLaunch::Snp(launch, certs) => {
+                Vm::from_snp(launch, cbitpos, reduced_phys_bits).with_certs(certs)
+            }
         };
-        if !self.start_paused {
+        if !start_paused {
             vm.cont().map_err(|e| LaunchError::Input(e.desc))?;
         }
         Ok(vm)
     }
+}
+
+/// A plan's launch after [`MachinePlan::start`]: the typestate of its guest
+/// kind, to be driven on by the caller.
+#[derive(Debug)]
+pub enum StartedLaunch {
+    /// SEV / SEV-ES: LAUNCH_START, ACTIVATE and the firmware's
+    /// LAUNCH_UPDATE_DATA done.
+    Sev(SevLaunch<Updating>),
+    /// SEV-SNP: SNP_LAUNCH_START and SNP_ACTIVATE done, the firmware
+    /// loaded; with the guest's certificate source (`certs-path`).
+    Snp(SnpLaunch<Updating>, CertsProvider),
 }

@@ -5,26 +5,23 @@
 
 use std::sync::OnceLock;
 
-use sev_abi::commands::{
-    SnpActivateBuffer, SnpCommand, SnpLaunchStartBuffer, SnpLaunchUpdateBuffer, SnpPaddrBuffer,
-};
+use sev_abi::host_ops::RMP_ASSIGNED;
 use sev_abi::policy::{GuestPolicy, SnpPolicy};
-use sev_abi::snp_launch::PageType;
 use sev_abi::status::FirmwareStatus;
-use sev_firmware::snp::rmp::{PageSize, RmpUpdate};
-use sev_firmware::InProcess;
 use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig, SystemMemory};
-use sev_firmware_server::launch;
-use sev_sp::{AmdSp, FdMemory, SpError};
+use sev_sp::{AmdSp, SpError};
 use sev_vmm::debug::{
     read_virtual, translate, Access, DebugError, EncryptedDebug, MemoryDebugOps, PageWalk,
     PagingLevel, PolicyBit,
 };
-use sev_vmm::machine::memory::{host_area, MemoryLayout};
+use sev_vmm::host::Host;
+use sev_vmm::launch::UpdatePageSize;
+use sev_vmm::machine::demo_image::demo_image;
+use sev_vmm::machine::memory::host_area;
 use sev_vmm::monitor::hmp::{hmp_x, hmp_xp};
-use sev_vmm::{FirmwareGuest, GuestMemory};
-use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromZeros, IntoBytes};
+use sev_vmm::plan::{MachinePlan, StartedLaunch};
+use sev_vmm::FirmwareGuest;
+use sevkit_testkit::launch;
 
 /// The two launched pages (same plaintext at both).
 const P1: u64 = 0x10000;
@@ -83,108 +80,75 @@ fn pattern() -> Vec<u8> {
     (0..4096u32).map(|i| i as u8).collect()
 }
 
-/// A launched guest: its memory, the AMD-SP and the firmware's view of it.
+/// A launched guest: its host (the AMD-SP and guest memory) and the
+/// firmware's view of it.
 struct Vm {
-    mem: GuestMemory,
-    sp: InProcess<FdMemory>,
+    host: Host,
     guest: FirmwareGuest,
 }
 
 impl Vm {
-    fn memory() -> GuestMemory {
-        GuestMemory::new(MemoryLayout::q35(64 << 20, 0).unwrap()).unwrap()
+    /// The machine: the built-in demo image, 64 MiB of RAM.
+    fn plan(guest: sev_vmm::plan::PlannedGuest) -> MachinePlan {
+        MachinePlan::for_image(
+            demo_image(),
+            64 << 20,
+            1,
+            launch::CPU_MODEL,
+            sev_abi::product::Product::Genoa,
+            guest,
+        )
+        .unwrap()
     }
 
-    /// LAUNCH_START (policy), ACTIVATE, P1 and P2 LAUNCH_UPDATE_DATA'd with
-    /// [`pattern`], a plain page at SHARED.
+    /// The VMM's launch (LAUNCH_START of `policy`, ACTIVATE, the image's
+    /// LAUNCH_UPDATE_DATA), P1 and P2 LAUNCH_UPDATE_DATA'd with [`pattern`],
+    /// LAUNCH_MEASURE and LAUNCH_FINISH; a plain page at SHARED.
     fn legacy(policy: u32) -> Self {
-        let mut mem = Self::memory();
-        let mut sp = InProcess::new(firmware(0x11), mem.system_handle().unwrap());
-        launch::ensure_init(&mut sp, false).unwrap();
-        let handle = launch::launch_start(&mut sp, mem.system_mut(), policy, None).unwrap();
-        launch::activate(&mut sp, handle, SEV_ASID).unwrap();
-        for page in [P1, P2] {
-            mem.host_write(page, &pattern()).unwrap();
-        }
-        launch::update_data(&mut sp, handle, P1, 0x2000).unwrap();
-        mem.set_private(P1, 0x2000, true);
-        mem.host_write(SHARED, b"shared with the host").unwrap();
+        let plan = Self::plan(launch::sev_guest(policy));
+        let host = launch::in_process_owned(firmware(0x11), launch::memory(&plan));
+        let StartedLaunch::Sev(mut started) = plan.start(host).unwrap() else {
+            panic!("an SEV plan started an SNP launch")
+        };
+        let pages = [pattern(), pattern()].concat();
+        started.update_data("pattern", P1, &pages).unwrap();
+        let mut launched = started.measure().unwrap().finish().unwrap();
+        assert_eq!(launched.guest.asid(), SEV_ASID);
+        launched
+            .host
+            .memory_mut()
+            .host_write(SHARED, b"shared with the host")
+            .unwrap();
         Self {
-            mem,
-            sp,
-            guest: FirmwareGuest::Legacy {
-                handle,
-                asid: SEV_ASID,
-                policy: GuestPolicy::from_raw(policy),
-            },
+            host: launched.host,
+            guest: launched.guest,
         }
     }
 
-    /// SNP_INIT, guest context, SNP_LAUNCH_START (policy), SNP_ACTIVATE,
-    /// P1 and P2 SNP_LAUNCH_UPDATE'd (NORMAL) with [`pattern`], a plain
-    /// page at SHARED.
+    /// The VMM's SNP launch of `policy`: P1 and P2 queued as NORMAL pages
+    /// with [`pattern`] and launched (SNP_LAUNCH_UPDATE, after the image,
+    /// before the metadata pages; SNP_LAUNCH_FINISH), a plain page at
+    /// SHARED.
     fn snp(policy: u64) -> Self {
-        let mut mem = Self::memory();
-        let mut sp = InProcess::new(firmware(0x22), mem.system_handle().unwrap());
-        let gctx = mem.layout().host(host_area::GCTX);
-        assert_eq!(
-            sp.execute(SnpCommand::SnpInit.id(), &mut []).unwrap(),
-            FirmwareStatus::SUCCESS
-        );
-        sp.firmware()
-            .lock()
-            .unwrap()
-            .rmp_update(
-                gctx,
-                &RmpUpdate {
-                    assigned: true,
-                    immutable: true,
-                    ..RmpUpdate::default()
-                },
-            )
+        let plan = Self::plan(launch::snp_guest(policy));
+        let host = launch::in_process_owned(firmware(0x22), launch::memory(&plan));
+        let StartedLaunch::Snp(mut started, _) = plan.start(host).unwrap() else {
+            panic!("an SNP plan started an SEV launch")
+        };
+        let pages = [pattern(), pattern()].concat();
+        started
+            .queue_region("pattern", P1, &pages, UpdatePageSize::Small)
             .unwrap();
-        snp_cmd(
-            &mut sp,
-            SnpCommand::SnpGctxCreate,
-            &mut SnpPaddrBuffer {
-                paddr: U64::new(gctx),
-            },
-        );
-        let mut start = SnpLaunchStartBuffer::new_zeroed();
-        start.gctx_paddr = U64::new(gctx);
-        start.policy = U64::new(policy);
-        snp_cmd(&mut sp, SnpCommand::SnpLaunchStart, &mut start);
-        snp_cmd(
-            &mut sp,
-            SnpCommand::SnpActivate,
-            &mut SnpActivateBuffer {
-                gctx_paddr: U64::new(gctx),
-                asid: U32::new(SNP_ASID),
-            },
-        );
-        for page in [P1, P2] {
-            mem.host_write(page, &pattern()).unwrap();
-            rmp_assign(&sp, page, true);
-            let mut b = SnpLaunchUpdateBuffer::new_zeroed();
-            b.gctx_paddr = U64::new(gctx);
-            b.page_paddr = U64::new(page);
-            b.flags = U32::new(SnpLaunchUpdateBuffer::flags_for(
-                false,
-                PageType::Normal.as_u8(),
-                false,
-            ));
-            snp_cmd(&mut sp, SnpCommand::SnpLaunchUpdate, &mut b);
-            mem.set_private(page, 0x1000, true);
-        }
-        mem.host_write(SHARED, b"shared with the host").unwrap();
+        let mut launched = started.finish().unwrap();
+        assert_eq!(launched.guest.asid(), SNP_ASID);
+        launched
+            .host
+            .memory_mut()
+            .host_write(SHARED, b"shared with the host")
+            .unwrap();
         Self {
-            mem,
-            sp,
-            guest: FirmwareGuest::Snp {
-                gctx_paddr: gctx,
-                asid: SNP_ASID,
-                policy: SnpPolicy::from_raw(policy),
-            },
+            host: launched.host,
+            guest: launched.guest,
         }
     }
 
@@ -193,56 +157,32 @@ impl Vm {
     fn add_private(&mut self, gpa: u64, len: u64) {
         if self.guest.is_snp() {
             for page in (gpa..gpa + len).step_by(0x1000) {
-                rmp_assign(&self.sp, page, false);
+                self.host
+                    .rmp_update(page, page, SNP_ASID, RMP_ASSIGNED)
+                    .unwrap();
             }
         }
-        self.mem.set_private(gpa, len, true);
+        self.host.memory_mut().set_private(gpa, len, true);
     }
 
     fn dbg(&mut self) -> EncryptedDebug<'_> {
-        EncryptedDebug::new(&mut self.sp, &mut self.mem, self.guest)
+        let (sp, mem) = self.host.parts();
+        EncryptedDebug::new(sp, mem, self.guest)
     }
 
     fn host(&self, gpa: u64, len: usize) -> Vec<u8> {
         let mut v = vec![0u8; len];
-        self.mem.host_read(gpa, &mut v).unwrap();
+        self.host.memory().host_read(gpa, &mut v).unwrap();
         v
     }
 
     fn bounce_pages_are_clear(&self) -> bool {
         let mut v = vec![0u8; 0x2000];
-        let at = self.mem.layout().host(host_area::DEBUG_BOUNCE);
-        self.mem.system().read(at, &mut v).unwrap();
+        let mem = self.host.memory();
+        let at = mem.layout().host(host_area::DEBUG_BOUNCE);
+        mem.system().read(at, &mut v).unwrap();
         v.iter().all(|&b| b == 0)
     }
-}
-
-fn snp_cmd<T: IntoBytes + zerocopy::FromBytes + zerocopy::Immutable + zerocopy::KnownLayout>(
-    sp: &mut InProcess<FdMemory>,
-    cmd: SnpCommand,
-    buf: &mut T,
-) {
-    let status = sp.execute(cmd.id(), buf.as_mut_bytes()).unwrap();
-    assert_eq!(status, FirmwareStatus::SUCCESS, "{cmd}");
-}
-
-/// RMPUPDATE of `page` to the SNP guest (pre-guest when `immutable`, for
-/// SNP_LAUNCH_UPDATE).
-fn rmp_assign(sp: &InProcess<FdMemory>, page: u64, immutable: bool) {
-    sp.firmware()
-        .lock()
-        .unwrap()
-        .rmp_update(
-            page,
-            &RmpUpdate {
-                gpa: page,
-                assigned: true,
-                page_size: PageSize::Size4K,
-                immutable,
-                asid: SNP_ASID,
-            },
-        )
-        .unwrap();
 }
 
 /// An AMD-SP that records every command id and the firmware's answer.
@@ -300,11 +240,12 @@ fn legacy_nodbg_is_refused_by_the_firmware() {
         policy: GuestPolicy::from_raw(0),
     };
     let before = vm.host(P1, 4096);
+    let (sp, mem) = vm.host.parts();
     let mut spy = Spy {
-        inner: &mut vm.sp,
+        inner: sp,
         log: Vec::new(),
     };
-    let mut dbg = EncryptedDebug::new(&mut spy, &mut vm.mem, lying);
+    let mut dbg = EncryptedDebug::new(&mut spy, mem, lying);
     let e = dbg
         .read(P1, &mut [0u8; 16], Access::ByPageState)
         .unwrap_err();
@@ -402,11 +343,13 @@ fn legacy_unaligned_access_across_a_page_boundary() {
 #[test]
 fn shared_pages_read_and_write_plain() {
     let mut vm = Vm::legacy(0);
+    let guest = vm.guest;
+    let (sp, mem) = vm.host.parts();
     let mut spy = Spy {
-        inner: &mut vm.sp,
+        inner: sp,
         log: Vec::new(),
     };
-    let mut dbg = EncryptedDebug::new(&mut spy, &mut vm.mem, vm.guest);
+    let mut dbg = EncryptedDebug::new(&mut spy, mem, guest);
     let mut buf = [0u8; 20];
     dbg.read(SHARED, &mut buf, Access::ByPageState).unwrap();
     assert_eq!(&buf, b"shared with the host");
@@ -414,7 +357,10 @@ fn shared_pages_read_and_write_plain() {
     assert!(spy.log.is_empty(), "shared pages never reach the AMD-SP");
     assert_eq!(&vm.host(SHARED, 20), b"shared WITH the host");
     // A range over a private and a shared page takes each by its state.
-    vm.mem.host_write(P2 + 0x1000, b"plain!").unwrap();
+    vm.host
+        .memory_mut()
+        .host_write(P2 + 0x1000, b"plain!")
+        .unwrap();
     let mut mixed = [0u8; 10];
     vm.dbg()
         .read(P2 + 0xFFC, &mut mixed, Access::ByPageState)
@@ -447,7 +393,8 @@ fn legacy_errors_name_the_problem() {
         asid: SEV_ASID,
         policy: GuestPolicy::from_raw(0),
     };
-    let e = EncryptedDebug::new(&mut vm.sp, &mut vm.mem, ghost)
+    let (sp, mem) = vm.host.parts();
+    let e = EncryptedDebug::new(sp, mem, ghost)
         .read(P1, &mut buf, Access::Private)
         .unwrap_err();
     assert_eq!(
@@ -471,11 +418,13 @@ fn snp_debug_read_decrypts_what_the_host_sees_as_ciphertext() {
     let (c1, c2) = (vm.host(P1, 4096), vm.host(P2, 4096));
     assert_ne!(c1, plain);
     assert_ne!(c1, c2, "same plaintext at two addresses: two ciphertexts");
+    let guest = vm.guest;
+    let (sp, mem) = vm.host.parts();
     let mut spy = Spy {
-        inner: &mut vm.sp,
+        inner: sp,
         log: Vec::new(),
     };
-    let mut dbg = EncryptedDebug::new(&mut spy, &mut vm.mem, vm.guest);
+    let mut dbg = EncryptedDebug::new(&mut spy, mem, guest);
     let mut both = vec![0u8; 0x2000];
     dbg.read(P1, &mut both, Access::ByPageState).unwrap();
     assert_eq!(&both[..4096], &plain[..]);
@@ -502,11 +451,12 @@ fn snp_debug_clear_is_refused_by_the_firmware() {
     };
     assert!(lying.debug_allowed() && !vm.guest.debug_allowed());
     let before = vm.host(P1, 4096);
+    let (sp, mem) = vm.host.parts();
     let mut spy = Spy {
-        inner: &mut vm.sp,
+        inner: sp,
         log: Vec::new(),
     };
-    let mut dbg = EncryptedDebug::new(&mut spy, &mut vm.mem, lying);
+    let mut dbg = EncryptedDebug::new(&mut spy, mem, lying);
     let e = dbg
         .read(P1, &mut [0u8; 8], Access::ByPageState)
         .unwrap_err();

@@ -355,3 +355,54 @@ mod vm_states {
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 }
+
+/// SNP guests leave their ASID dirty when they end (their connection to the
+/// daemon closes: SNP_DECOMMISSION); the next launch gets SNP_ACTIVATE's
+/// DF_FLUSH_REQUIRED and flushes with SNP_DF_FLUSH, so a daemon with four
+/// SNP ASIDs launches any number of guests one after another.
+#[test]
+fn snp_launches_reuse_the_asids_of_ended_guests() {
+    use sev_firmware_server::{Server, ServerConfig};
+    use sev_vmm::machine::demo_image::demo_image;
+    use sevkit_testkit::launch;
+
+    let fw = sev_firmware::Firmware::open_with_chip(
+        sev_firmware::FirmwareConfig {
+            seed: Some([3; 32]),
+            ..sev_firmware::FirmwareConfig::default()
+        },
+        common::chip(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("fw.sock");
+    let server = Server::bind(fw, &socket, ServerConfig::default()).unwrap();
+    let stop = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.run());
+    let mut asids = Vec::new();
+    for _ in 0..6 {
+        let plan = launch::plan(&demo_image(), 1, launch::snp_guest(0x30000));
+        let host = launch::through_daemon(&socket, launch::memory(&plan));
+        let vm = plan.launch(host).unwrap();
+        asids.push(vm.guest().asid());
+        drop(vm);
+        // The daemon ends the guest when the connection closes.
+        let mut control = launch::through_daemon(&socket, launch::bare_memory());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while launch::platform_status(&mut control)
+            .unwrap()
+            .guest_count
+            .get()
+            != 0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the guest was not ended"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    assert!(asids.iter().all(|&a| (1..=4).contains(&a)), "{asids:?}");
+    stop.shutdown();
+    thread.join().unwrap().unwrap();
+}

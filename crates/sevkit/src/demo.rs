@@ -23,8 +23,6 @@ use sev_attest::legacy::{verify_platform_chain, LegacyAnchor, PlatformChain};
 use sev_attest::snp::{verify_report, ChainSource, ReportExpectations};
 use sev_crypto::session::build_launch_session;
 use sev_crypto::x509::X509Cert;
-use sev_firmware::snp::kds::EmulatedKds;
-use sev_firmware::snp::keys::ChipEndorsementKeys;
 use sev_firmware::{Firmware, FirmwareConfig};
 use sev_firmware::{InProcess, SharedFirmware};
 use sev_firmware_server::StateLock;
@@ -33,9 +31,9 @@ use sev_owner::secret::{build_secret_packet, SecretTable};
 use sev_owner::session::pdh_public_key;
 use sev_vmm::exits::certs::provider::CertsProvider;
 use sev_vmm::host::Host;
-use sev_vmm::launch::{LaunchSpec, OwnerSession, SevLaunch, SevSpec, SnpLaunch, SnpSpec};
+use sev_vmm::launch::{OwnerSession, SevSpec, SnpSpec};
 use sev_vmm::machine::demo_image::{demo_image, SECRET_AREA_GPA};
-use sev_vmm::{GuestMemory, MemoryLayout};
+use sev_vmm::plan::{MachinePlan, PlannedGuest, StartedLaunch};
 use zerocopy::IntoBytes;
 
 use crate::input::{invalid, InputError};
@@ -62,15 +60,21 @@ fn err(e: impl std::fmt::Display) -> InputError {
     invalid(e.to_string())
 }
 
-fn host_for(fw: &SharedFirmware, image_len: usize) -> Result<Host, InputError> {
-    let layout = MemoryLayout::q35(RAM, image_len as u64).map_err(err)?;
-    let memory = GuestMemory::new(layout).map_err(err)?;
-    let sp = InProcess::shared(fw.clone(), memory.system_handle().map_err(err)?);
-    Ok(Host::new(Box::new(sp), memory))
+/// The machine of a demo guest: the image, [`RAM`], `vcpus` EPYC-v4 vCPUs.
+fn plan(
+    image: &[u8],
+    vcpus: u32,
+    product: Product,
+    guest: PlannedGuest,
+) -> Result<MachinePlan, InputError> {
+    MachinePlan::for_image(image.to_vec(), RAM, vcpus, "EPYC-v4", product, guest).map_err(err)
 }
 
-fn spec(image: &[u8], vcpus: u32, product: Product) -> Result<LaunchSpec, InputError> {
-    LaunchSpec::new(image.to_vec(), vcpus, "EPYC-v4", product).map_err(err)
+/// The host of `plan`: its guest memory, shared with the demo's AMD-SP.
+fn host_for(fw: &SharedFirmware, plan: &MachinePlan) -> Result<Host, InputError> {
+    let memory = plan.memory().map_err(err)?;
+    let sp = InProcess::shared(fw.clone(), memory.system_handle().map_err(err)?);
+    Ok(Host::new(Box::new(sp), memory))
 }
 
 fn check(ok: bool) -> &'static str {
@@ -174,7 +178,14 @@ fn sev_es(
     println!();
     println!("SEV-ES guest ({vcpus} vCPUs, policy 0x5: NODBG, ES)");
     let policy = GuestPolicy::from_raw(0x5);
-    let mut host = host_for(fw, image.len())?;
+    let sev = SevSpec {
+        policy,
+        handle: 0,
+        session: None,
+        legacy_vm_type: true,
+    };
+    let mut plan = plan(image, vcpus, product, PlannedGuest::Sev(sev.clone()))?;
+    let mut host = host_for(fw, &plan)?;
     host.bring_up(false).map_err(err)?;
     let certs = host.platform_certificates().map_err(err)?;
     say(
@@ -207,16 +218,18 @@ fn sev_es(
         "owner -> host",
         "policy 0x5, GODH certificate and session blob (TEK, TIK wrapped for the PDH)",
     );
-    let sev = SevSpec {
-        policy,
-        handle: 0,
+    // The plan's guest, completed with the owner's session.
+    plan.guest = PlannedGuest::Sev(SevSpec {
         session: Some(OwnerSession {
             dh_cert: session.godh_cert.as_bytes().to_vec(),
             session: session.session.as_bytes().to_vec(),
         }),
-        legacy_vm_type: true,
+        ..sev
+    });
+    let vcpu_sig = plan.spec.vcpu_sig;
+    let StartedLaunch::Sev(launch) = plan.start(host).map_err(err)? else {
+        return Err(invalid("the demo's SEV-ES plan started another launch"));
     };
-    let launch = SevLaunch::start(host, spec(image, vcpus, product)?, sev).map_err(err)?;
     say(
         "host -> AMD-SP",
         "LAUNCH_START, ACTIVATE, LAUNCH_UPDATE_DATA (the image, encrypted in place)",
@@ -234,7 +247,7 @@ fn sev_es(
     say("", format!("mnonce      {}", hex::encode(&blob[32..])));
     let mut p = MeasureParams::new(Mode::SevEs, image);
     p.vcpus = vcpus;
-    p.vcpu_sig = spec(image, vcpus, product)?.vcpu_sig;
+    p.vcpu_sig = vcpu_sig;
     p.fpu = FpuState::Legacy;
     let predicted = measure(&p).map_err(err)?;
     let digest: [u8; 32] = predicted.digest[..].try_into().map_err(err)?;
@@ -333,7 +346,6 @@ fn snp(
     let policy = SnpPolicy::from_raw(0x30000);
     let mut host_data = [0u8; 32];
     host_data[..17].copy_from_slice(b"sevkit demo guest");
-    let host = host_for(fw, image.len())?;
     let snp = SnpSpec {
         policy,
         gosvw: [0; 16],
@@ -341,7 +353,17 @@ fn snp(
         vcek_disabled: false,
         host_data,
     };
-    let launch = SnpLaunch::start(host, spec(image, vcpus, product)?, snp).map_err(err)?;
+    let plan = plan(
+        image,
+        vcpus,
+        product,
+        PlannedGuest::Snp(snp, CertsProvider::new(None)),
+    )?;
+    let vcpu_sig = plan.spec.vcpu_sig;
+    let host = host_for(fw, &plan)?;
+    let StartedLaunch::Snp(launch, _) = plan.start(host).map_err(err)? else {
+        return Err(invalid("the demo's SNP plan started another launch"));
+    };
     say(
         "host -> AMD-SP",
         "SNP_GCTX_CREATE, SNP_LAUNCH_START, SNP_ACTIVATE",
@@ -354,18 +376,10 @@ fn snp(
         ),
     );
     // The host's certificate file: the emulated KDS's chain for this chip.
-    let (kds, vcek_der) = {
+    let table = {
         let fw = fw.lock().map_err(|_| invalid("firmware lock poisoned"))?;
-        let kds = EmulatedKds::new(fw.chip(), product).map_err(err)?;
-        let vcek = kds
-            .vcek_cert_for(
-                &ChipEndorsementKeys::new(fw.chip()),
-                fw.snp_platform_view().reported_tcb,
-            )
-            .map_err(err)?;
-        (kds, vcek)
+        crate::firmware::snp_host_certs(&fw)?.table
     };
-    let table = kds.cert_table(&vcek_der).to_bytes().map_err(err)?;
     let dir = crate::output::scratch_dir("sevkit-demo")?;
     let certs_path = dir.join("certs.bin");
     sev_vmm::exits::certs::writer::replace_certs_file(&certs_path, &table).map_err(err)?;
@@ -411,7 +425,7 @@ fn snp(
 
     let mut p = MeasureParams::new(Mode::Snp, image);
     p.vcpus = vcpus;
-    p.vcpu_sig = spec(image, vcpus, product)?.vcpu_sig;
+    p.vcpu_sig = vcpu_sig;
     let predicted = measure(&p).map_err(err)?;
     say(
         "[owner]",

@@ -9,7 +9,10 @@
 //!   directory has none. A failed `init` leaves nothing behind.
 //! * `status --state DIR` or `--socket PATH`: platform state and identity.
 //! * `export --state DIR --out DIR`: pdh.cert, pek.cert, oca.cert, cek.cert,
-//!   ask.cert, ark.cert in AMD's formats, as `sevctl export` writes them.
+//!   ask.cert, ark.cert in AMD's formats, as `sevctl export` writes them;
+//!   with `--snp` also the SNP host certificates (ark.pem, ask.pem,
+//!   vcek.pem, and their certificate table certs.bin), as a host fetches
+//!   them from AMD's KDS.
 //!
 //! Only `init` and `serve --init` create a state directory or mint an
 //! identity; every other command needs an existing one (exit 2 naming the
@@ -25,6 +28,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use sev_abi::commands::{GetIdBuffer, PlatformStatusBuffer, SevCommand};
 use sev_abi::status::FirmwareStatus;
+use sev_firmware::snp::kds::EmulatedKds;
+use sev_firmware::snp::keys::ChipEndorsementKeys;
 use sev_firmware::store::StateKind;
 use sev_firmware::InProcess;
 use sev_firmware::{
@@ -38,6 +43,7 @@ use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 
 use crate::input::{self, InputError, SECRET_NOT_SHOWN};
+use crate::output::FileMode;
 
 /// `sevkit firmware ...`
 #[derive(Debug, Subcommand)]
@@ -140,6 +146,13 @@ pub struct ExportArgs {
     /// six are written all or none).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Also write the SNP host certificates, as a host fetches them from
+    /// AMD's KDS: the emulated KDS's ark.pem, ask.pem and vcek.pem (the
+    /// VCEK for the chip at the platform's reported TCB) and certs.bin,
+    /// their GHCB certificate table (for `certs-path` and `sevkit attest
+    /// --certs-path`).
+    #[arg(long)]
+    pub snp: bool,
 }
 
 /// Parses `--seed`; errors never repeat it (every key derives from it).
@@ -431,5 +444,46 @@ fn export(args: &ExportArgs) -> Result<(), InputError> {
     for (name, _) in identity.files() {
         println!("{}", Path::new(&args.out).join(name).display());
     }
+    if args.snp {
+        let SnpHostCerts { mut files, table } = snp_host_certs(&fw)?;
+        files.push(("certs.bin", table));
+        let files: Vec<_> = files
+            .iter()
+            .map(|(name, bytes)| (args.out.join(name), bytes.as_slice(), FileMode::Public))
+            .collect();
+        crate::output::write_all(&files)?;
+        for (path, _, _) in &files {
+            println!("{}", path.display());
+        }
+    }
     Ok(())
+}
+
+/// The SNP host certificates of a chip, as a host fetches them from AMD's
+/// KDS for the platform's reported TCB.
+pub struct SnpHostCerts {
+    /// `ark.pem`, `ask.pem`, `vcek.pem` (the emulated KDS's), as `(file
+    /// name, contents)`.
+    pub files: Vec<(&'static str, Vec<u8>)>,
+    /// Their GHCB certificate table (VCEK, ASK, ARK), which a host supplies
+    /// to its guests' extended reports (`certs-path`).
+    pub table: Vec<u8>,
+}
+
+/// The SNP host certificates of `fw`'s chip at its reported TCB.
+pub fn snp_host_certs(fw: &Firmware) -> Result<SnpHostCerts, InputError> {
+    let view = fw.snp_platform_view();
+    let kds = EmulatedKds::new(fw.chip(), view.product)
+        .map_err(|e| invalid(format!("emulated KDS: {e}")))?;
+    let vcek = kds
+        .vcek_cert_for(&ChipEndorsementKeys::new(fw.chip()), view.reported_tcb)
+        .map_err(|e| invalid(format!("emulated KDS: {e}")))?;
+    let table = kds
+        .cert_table(&vcek)
+        .to_bytes()
+        .map_err(|e| invalid(format!("certificate table: {e}")))?;
+    Ok(SnpHostCerts {
+        files: kds.export_dir(&vcek),
+        table,
+    })
 }

@@ -13,19 +13,14 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use sev_abi::product::Product;
-use sev_firmware::InProcess;
-use sev_firmware::{Firmware, FirmwareConfig};
-use sev_firmware_server::{Client, StateLock};
-use sev_sp::AmdSp;
 use sev_vmm::config::{VmConfig, MAX_TOML_LEN};
-use sev_vmm::host::Host;
 use sev_vmm::monitor::backend::{SharedVm, VmBackend};
 use sev_vmm::monitor::hmp::MAX_DUMP_BYTES;
 use sev_vmm::monitor::qmp::{QmpBackend, QmpServer};
 use sev_vmm::plan::MachinePlan;
 use sev_vmm::vm::SevState;
-use sev_vmm::GuestMemory;
 
+use crate::amd_sp::{self, Embedded, Sp};
 use crate::attest::SnpProduct;
 use crate::input::{self, invalid, InputError};
 use crate::output::{self, FileMode};
@@ -102,27 +97,16 @@ pub fn run(args: &LaunchArgs) -> Result<(), InputError> {
         ),
         None => None,
     };
-    let memory = GuestMemory::new(plan.layout).map_err(err)?;
-    // One process per state directory: held until the VM is gone.
-    let _state_lock = match (&args.firmware_socket, &args.state) {
-        (None, Some(dir)) => Some(StateLock::acquire(dir).map_err(err)?),
-        _ => None,
-    };
-    let sp: Box<dyn AmdSp + Send> = if let Some(socket) = &args.firmware_socket {
-        Box::new(
-            Client::connect_with_memory(socket, memory.system(), Some(Duration::from_secs(60)))
-                .map_err(|e| invalid(format!("{}: {e}", socket.display())))?,
-        )
+    let memory = plan.memory().map_err(err)?;
+    // One process per state directory: its lock is held until the VM is
+    // gone.
+    let (_state_lock, sp) = if let Some(socket) = &args.firmware_socket {
+        (None, Sp::Socket(socket.clone()))
     } else {
-        let fw = Firmware::open_existing(FirmwareConfig {
-            state_dir: args.state.clone(),
-            product,
-            ..FirmwareConfig::default()
-        })
-        .map_err(|e| invalid(format!("software AMD-SP: {e}")))?;
-        Box::new(InProcess::new(fw, memory.system_handle().map_err(err)?))
+        let embedded = Embedded::open(args.state.as_deref(), product)?;
+        (embedded.lock, Sp::Embedded(embedded.firmware))
     };
-    let vm = plan.launch(Host::new(sp, memory)).map_err(err)?;
+    let vm = plan.launch(amd_sp::host(sp, memory)?).map_err(err)?;
     let vm: SharedVm = Arc::new(Mutex::new(vm));
     {
         let mut vm = vm.lock().map_err(|_| invalid("VM lock poisoned"))?;

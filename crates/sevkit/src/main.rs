@@ -4,6 +4,7 @@
 //! and prints. Exit status: 0 success, 1 a verification failed, 2 unusable
 //! input (unreadable file, wrong length, bad hex).
 
+mod amd_sp;
 mod attest;
 mod bench;
 mod demo;
@@ -65,8 +66,9 @@ enum Command {
     /// Play guest owner, host and AMD-SP for an SEV-ES and an SNP guest:
     /// every protocol step, the measurements, the verdicts, the secret.
     Demo(demo::DemoArgs),
-    /// CI attester: launch an OVMF image as an SNP guest on the software
-    /// AMD-SP, fetch its attestation report and the emulated KDS certificates.
+    /// CI attester: launch an OVMF image as an SNP guest through the VMM on
+    /// the software AMD-SP (in process, or a daemon with --firmware-socket),
+    /// fetch its attestation report and the host's certificates.
     Attest(attest::AttestArgs),
 }
 

@@ -1,15 +1,17 @@
 //! `sevkit attest`: a real OVMF launched as an SNP guest on the software
-//! AMD-SP; the report's MEASUREMENT equals `sev-snp-measure`'s prediction,
-//! the report verifies with `sevkit verify report` against the emulated
-//! chain (and fails against AMD's pinned roots), host data round-trips, and
-//! `snpguest` accepts the certificates and the report.
+//! AMD-SP, in process and through `sevkit firmware serve`
+//! (`--firmware-socket`); the report's MEASUREMENT equals
+//! `sev-snp-measure`'s prediction, the report verifies with `sevkit verify
+//! report` against the emulated chain (and fails against AMD's pinned
+//! roots), host data round-trips, and `snpguest` accepts the certificates
+//! and the report.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
 
-use common::{state_with_chip, SEVKIT};
+use common::{state_with_chip, Daemon, SEVKIT};
 
 const REPORT_DATA: &str = "0123456789abcdef";
 const HOST_DATA: &str = "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5";
@@ -47,29 +49,47 @@ fn peer_measurement(image: &str, vcpus: u32, vcpu_type: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_lowercase()
 }
 
+/// Where `sevkit attest` runs its AMD-SP.
+#[derive(Clone, Copy)]
+enum Sp<'a> {
+    /// In process, on the chip of this state directory.
+    State(&'a Path),
+    /// The daemon at this socket, with the host's certificate table.
+    Socket(&'a Path, &'a Path),
+}
+
 /// Runs `sevkit attest` into `dir/out-N-T`, returning the output directory.
-fn attest(image: &str, state: &Path, dir: &Path, vcpus: u32, vcpu_type: &str) -> PathBuf {
+fn attest(image: &str, sp: Sp<'_>, dir: &Path, vcpus: u32, vcpu_type: &str) -> PathBuf {
     let out_dir = dir.join(format!("out-{vcpus}-{vcpu_type}"));
-    let out = run(
-        SEVKIT,
-        &[
-            "attest",
-            "--firmware",
-            image,
-            "--vcpus",
-            &vcpus.to_string(),
-            "--vcpu-type",
-            vcpu_type,
-            "--report-data",
-            REPORT_DATA,
-            "--host-data",
-            HOST_DATA,
-            "--state",
-            state.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        "attest",
+        "--firmware",
+        image,
+        "--vcpus",
+        &vcpus.to_string(),
+        "--vcpu-type",
+        vcpu_type,
+        "--report-data",
+        REPORT_DATA,
+        "--host-data",
+        HOST_DATA,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect::<Vec<_>>();
+    match sp {
+        Sp::State(state) => args.extend(["--state".into(), state.to_str().unwrap().into()]),
+        Sp::Socket(socket, certs) => args.extend([
+            "--firmware-socket".into(),
+            socket.to_str().unwrap().into(),
+            "--certs-path".into(),
+            certs.to_str().unwrap().into(),
+        ]),
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(SEVKIT, &args);
     assert!(out.status.success(), "sevkit attest: {}", text(&out));
     out_dir
 }
@@ -78,10 +98,18 @@ fn check_image(image: &str) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     state_with_chip(&state);
+    check_attestations(image, Sp::State(&state), dir.path());
+}
+
+/// `sevkit attest` on `sp` for 1 and 4 vCPUs of EPYC-v4 and EPYC-Milan: the
+/// report's MEASUREMENT is sev-snp-measure's, its host data the one given,
+/// every file is there, and `sevkit verify report` accepts it with the
+/// emulated chain (not with AMD's roots, nor for other host data).
+fn check_attestations(image: &str, sp: Sp<'_>, dir: &Path) {
     for vcpus in [1, 4] {
         for vcpu_type in ["EPYC-v4", "EPYC-Milan"] {
             let expected = peer_measurement(image, vcpus, vcpu_type);
-            let out = attest(image, &state, dir.path(), vcpus, vcpu_type);
+            let out = attest(image, sp, dir, vcpus, vcpu_type);
             let case = format!("{image} --vcpus {vcpus} --vcpu-type {vcpu_type}");
             let report = std::fs::read(out.join("report.bin")).unwrap();
             assert_eq!(report.len(), 1184, "{case}");
@@ -199,6 +227,115 @@ fn snpguest_verifies_attest_output() {
         );
         assert!(v.status.success(), "{product}: {}", text(&v));
     }
+}
+
+/// `snpguest verify certs` and `verify attestation` accept `out`.
+fn snpguest_verifies(out_dir: &Path, case: &str) {
+    let certs = out_dir.to_str().unwrap();
+    let report = out_dir.join("report.bin");
+    let v = run("snpguest", &["verify", "certs", certs]);
+    assert!(v.status.success(), "{case}: {}", text(&v));
+    let v = run(
+        "snpguest",
+        &["verify", "attestation", certs, report.to_str().unwrap()],
+    );
+    assert!(v.status.success(), "{case}: {}", text(&v));
+}
+
+/// `sevkit attest --firmware-socket` against `sevkit firmware serve`: the
+/// launch runs through the daemon, the certificates are the ones `sevkit
+/// firmware export --snp` wrote before it started (the host's certificate
+/// table); the same checks as in process, and snpguest verifies. Stale
+/// certificates (another product's VCEK) are refused, and so is the socket
+/// without certificates.
+#[test]
+#[cfg_attr(
+    not(all(sevkit_debian_ovmf, sevkit_sev_snp_measure, sevkit_snpguest)),
+    ignore = "needs Debian's ovmf, sev-snp-measure and snpguest; .ci/run installs them"
+)]
+fn attest_through_the_daemon_matches_sev_snp_measure_and_snpguest_verifies() {
+    const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    state_with_chip(&state);
+    let st = state.to_str().unwrap();
+    let certs = dir.path().join("certs");
+    for args in [
+        &["firmware", "init", "--state", st][..],
+        &[
+            "firmware",
+            "export",
+            "--snp",
+            "--state",
+            st,
+            "--out",
+            certs.to_str().unwrap(),
+        ],
+    ] {
+        let out = run(SEVKIT, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+    }
+    // Certificates for another product of the same chip (made in process
+    // before the daemon locks the state directory).
+    let milan = dir.path().join("milan");
+    let out = run(
+        SEVKIT,
+        &[
+            "attest",
+            "--firmware",
+            OVMF,
+            "--product",
+            "milan",
+            "--state",
+            st,
+            "--out",
+            milan.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    let mut daemon = Daemon::start(&state, &[]);
+    drop(daemon.connect(&sev_sp::FdMemory::memfd("probe", 4096).unwrap()));
+    let table = certs.join("certs.bin");
+    let through = dir.path().join("daemon");
+    std::fs::create_dir(&through).unwrap();
+    check_attestations(OVMF, Sp::Socket(&daemon.socket, &table), &through);
+    for entry in std::fs::read_dir(&through).unwrap() {
+        let out_dir = entry.unwrap().path();
+        snpguest_verifies(&out_dir, &out_dir.display().to_string());
+        // The certificates are the exported ones.
+        assert_eq!(
+            std::fs::read(out_dir.join("certs.bin")).unwrap(),
+            std::fs::read(&table).unwrap()
+        );
+        assert_eq!(
+            std::fs::read(out_dir.join("vcek.pem")).unwrap(),
+            std::fs::read(certs.join("vcek.pem")).unwrap()
+        );
+    }
+
+    let socket = daemon.socket.to_str().unwrap();
+    let refused_out = dir.path().join("refused");
+    let stale = milan.join("certs.bin");
+    for (extra, why) in [
+        (
+            vec!["--certs-path", stale.to_str().unwrap()],
+            "do not endorse the report",
+        ),
+        (vec![], "--certs-path"),
+        (
+            vec!["--certs-path", table.to_str().unwrap(), "--state", st],
+            "--state",
+        ),
+    ] {
+        let mut args = vec!["attest", "--firmware", OVMF, "--firmware-socket", socket];
+        args.extend(extra);
+        args.extend(["--out", refused_out.to_str().unwrap()]);
+        let out = run(SEVKIT, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(why), "{args:?}: {}", text(&out));
+    }
+    assert!(!refused_out.exists());
 }
 
 #[test]

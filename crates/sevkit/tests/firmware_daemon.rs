@@ -14,19 +14,17 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use sev_abi::commands::{PlatformStatusBuffer, SevCommand};
 use sev_abi::legacy_cert::SevCert;
-use sev_abi::session::PacketHeader;
 use sev_abi::status::FirmwareStatus;
 use sev_attest::legacy::{verify_platform_chain, LegacyAnchor, PlatformChain};
-use sev_crypto::packet::{launch_measurement, seal_secret};
-use sev_crypto::session::build_launch_session;
-use sev_firmware::InProcess;
-use sev_firmware::{Firmware, FirmwareConfig, DEFAULT_API_MAJOR, DEFAULT_API_MINOR, DEFAULT_BUILD};
-use sev_firmware_server::launch::{self, layout, LaunchError};
+use sev_firmware::{Firmware, FirmwareConfig};
 use sev_firmware_server::protocol::{self, ErrorCode, Frame, Hello};
-use sev_firmware_server::{Client, ExportedIdentity};
-use sev_measure::log::LogPageType;
-use sev_measure::sev::SevLaunchDigest;
-use sev_sp::{call, AmdSp, FdMemory, SpError};
+use sev_firmware_server::ExportedIdentity;
+use sev_sp::{call, AmdSp, SpError};
+use sev_vmm::host::{Host, HostError};
+use sev_vmm::machine::demo_image::demo_image;
+use sev_vmm::plan::StartedLaunch;
+use sev_vmm::GuestMemory;
+use sevkit_testkit::launch;
 use zerocopy::FromZeros;
 
 mod common;
@@ -90,92 +88,40 @@ fn chain_verifies(id: &ExportedIdentity) -> bool {
     verify_platform_chain(&chain, &anchor).passed()
 }
 
-fn memory(image_len: usize) -> (FdMemory, FdMemory) {
-    let mem = FdMemory::memfd("guest", layout::memory_size(image_len as u64)).unwrap();
-    let host = mem.try_clone().unwrap();
-    (mem, host)
+/// Guest memory for a connection (as the VMM lays it out for the
+/// launches' machine: the demo image or the OVMF, 128 MiB of RAM).
+fn memory(image: &[u8]) -> GuestMemory {
+    launch::memory(&launch::plan(image, 1, launch::sev_guest(0)))
 }
 
-/// A VMM's and a guest owner's full launch: session for `pdh`, START,
-/// ACTIVATE, UPDATE_DATA over the image, UPDATE_VMSA per page, MEASURE
-/// checked by the owner against `digest`, SECRET, FINISH.
-#[allow(clippy::too_many_arguments)]
+/// Connects to the daemon with fresh guest memory for `image`'s machine.
+fn connect(daemon: &mut Daemon, image: &[u8]) -> Host {
+    let memory = memory(image);
+    let client = daemon.connect(memory.system());
+    Host::new(Box::new(client), memory)
+}
+
+/// A VMM's and a guest owner's full launch of `image` on `host` (SEV or,
+/// with `policy` 0x4, SEV-ES on `vcpus` vCPUs): the owner's session for
+/// `pdh` from `seed`, the launch through the VMM, the owner's check of the
+/// measurement against its prediction, a secret, LAUNCH_FINISH. Returns
+/// the measurement and the host for the next launch.
 fn full_launch(
-    sp: &mut dyn AmdSp,
-    host: &mut FdMemory,
+    host: Host,
     pdh: &SevCert,
     seed: u64,
     policy: u32,
-    asid: u32,
     image: &[u8],
-    vmsas: &[&[u8]],
-    digest: &[u8; 32],
-) -> [u8; 32] {
-    use sev_firmware::SystemMemory;
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let session = build_launch_session(pdh.ecc_key().unwrap(), policy, &mut rng).unwrap();
-    let handle = launch::launch_start(
-        sp,
-        host,
-        policy,
-        Some((&session.godh_cert, &session.session)),
-    )
-    .unwrap();
-    launch::activate(sp, handle, asid).unwrap();
-    host.write(layout::IMAGE, image).unwrap();
-    launch::update_data(sp, handle, layout::IMAGE, image.len() as u32).unwrap();
-    for (i, page) in vmsas.iter().enumerate() {
-        launch::update_vmsa(
-            sp,
-            host,
-            handle,
-            layout::VMSA_BASE + 0x1000 * i as u64,
-            page,
-        )
-        .unwrap();
-    }
-    let (measurement, mnonce) = launch::measure(sp, host, handle).unwrap();
-    let expected = launch_measurement(
-        &session.tik,
-        DEFAULT_API_MAJOR,
-        DEFAULT_API_MINOR,
-        DEFAULT_BUILD,
-        policy,
-        digest,
-        &mnonce,
-    );
-    assert_eq!(measurement, expected, "launch measurement (seed {seed})");
-    let iv = [0x24u8; 16];
-    let (ct, mac) = seal_secret(&session.tek, &session.tik, &iv, &measurement, &[0x5Au8; 32]);
-    launch::inject_secret(
-        sp,
-        host,
-        handle,
-        &PacketHeader::new(0, iv, mac),
-        &ct,
-        layout::SECRET_DST,
-    )
-    .unwrap();
-    launch::finish(sp, handle).unwrap();
-    measurement
+    vcpus: u32,
+) -> ([u8; 32], Host) {
+    let mut owner_seed = [0u8; 32];
+    ChaCha20Rng::seed_from_u64(seed).fill_bytes(&mut owner_seed);
+    let (launched, outcome) =
+        launch::owner_launch(host, image, vcpus, policy, pdh, owner_seed, &[0x5A; 32]);
+    (outcome.measurement, launched.host)
 }
 
-fn synthetic_digest(image: &[u8], vmsas: &[&[u8]]) -> [u8; 32] {
-    let mut ld = SevLaunchDigest::new();
-    ld.update("image", Some(layout::IMAGE), LogPageType::SevData, image);
-    for (i, page) in vmsas.iter().enumerate() {
-        ld.update(&format!("vmsa[{i}]"), None, LogPageType::Vmsa, page);
-    }
-    ld.digest()
-}
-
-fn image(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    ChaCha20Rng::seed_from_u64(seed).fill_bytes(&mut out);
-    out
-}
-
-fn platform_status(sp: &mut dyn AmdSp) -> PlatformStatusBuffer {
+fn platform_status(sp: &mut (dyn AmdSp + Send)) -> PlatformStatusBuffer {
     let mut s = PlatformStatusBuffer::new_zeroed();
     assert_eq!(
         call(sp, SevCommand::PlatformStatus, &mut s).unwrap(),
@@ -190,16 +136,8 @@ fn platform_status(sp: &mut dyn AmdSp) -> PlatformStatusBuffer {
     ignore = "needs shared/vectors (set SEVKIT_VECTORS)"
 )]
 fn full_sev_and_sev_es_launch_in_process_and_through_the_daemon() {
-    use sev_measure::{measure, MeasureParams, Mode};
     let ovmf = std::fs::read(Path::new(env!("SEVKIT_VECTORS_DIR")).join("firmware/OVMF.amdsev.fd"))
         .unwrap();
-    let sev = measure(&MeasureParams::new(Mode::Sev, &ovmf)).unwrap();
-    let mut es_params = MeasureParams::new(Mode::SevEs, &ovmf);
-    es_params.vcpus = 4;
-    let es = measure(&es_params).unwrap();
-    let vmsas: Vec<&[u8]> = (0..4).map(|i| es.vmsa_page(i).unwrap()).collect();
-    let sev_digest: [u8; 32] = sev.digest.as_slice().try_into().unwrap();
-    let es_digest: [u8; 32] = es.digest.as_slice().try_into().unwrap();
 
     let state = state_dir();
     init(state.path());
@@ -217,57 +155,23 @@ fn full_sev_and_sev_es_launch_in_process_and_through_the_daemon() {
         ..FirmwareConfig::default()
     })
     .unwrap();
-    let (mem, mut host) = memory(ovmf.len());
-    let mut local = InProcess::new(fw, mem);
-    launch::ensure_init(&mut local, true).unwrap();
-    let (pdh, _) = launch::export_pdh(&mut local, &mut host).unwrap();
+    let mut local = launch::in_process_owned(fw, memory(&ovmf));
+    local.bring_up(false).unwrap();
+    let (pdh, _) = launch::pdh_and_chain(&mut local).unwrap();
     assert_eq!(pdh, identity.pdh);
-    full_launch(
-        &mut local,
-        &mut host,
-        &pdh,
-        1,
-        0x1,
-        5,
-        &ovmf,
-        &[],
-        &sev_digest,
-    );
-    full_launch(
-        &mut local, &mut host, &pdh, 2, 0x5, 1, &ovmf, &vmsas, &es_digest,
-    );
+    let (_, local) = full_launch(local, &pdh, 1, 0x1, &ovmf, 1);
+    full_launch(local, &pdh, 2, 0x5, &ovmf, 4);
 
     // Through the daemon.
     let mut daemon = Daemon::start(state.path(), &[]);
-    let (mem, mut host) = memory(ovmf.len());
-    let mut client = daemon.connect(&mem);
-    launch::ensure_init(&mut client, true).unwrap();
-    let (pdh, chain) = launch::export_pdh(&mut client, &mut host).unwrap();
+    let mut client = connect(&mut daemon, &ovmf);
+    client.bring_up(false).unwrap();
+    let (pdh, chain) = launch::pdh_and_chain(&mut client).unwrap();
     assert_eq!(pdh, identity.pdh, "the daemon serves the exported identity");
     assert_eq!(chain, [identity.pek, identity.oca, identity.cek]);
-    full_launch(
-        &mut client,
-        &mut host,
-        &pdh,
-        3,
-        0x1,
-        5,
-        &ovmf,
-        &[],
-        &sev_digest,
-    );
-    full_launch(
-        &mut client,
-        &mut host,
-        &pdh,
-        4,
-        0x5,
-        1,
-        &ovmf,
-        &vmsas,
-        &es_digest,
-    );
-    assert_eq!(platform_status(&mut client).guest_count.get(), 2);
+    let (_, client) = full_launch(client, &pdh, 3, 0x1, &ovmf, 1);
+    let (_, mut client) = full_launch(client, &pdh, 4, 0x5, &ovmf, 4);
+    assert_eq!(platform_status(client.sp()).guest_count.get(), 2);
 }
 
 /// Kills the daemon with SIGKILL at random moments while a client rotates
@@ -297,19 +201,22 @@ fn identity_survives_sigkill_during_writes() {
     // this machine now: the kills land at random points of three of them (a
     // fresh daemon's first is slower), so a busy machine (slower rotations)
     // sees about as many as an idle one.
+    let image = demo_image();
     let window = {
         let mut daemon = Daemon::start(state.path(), &[]);
-        let (mem, mut host) = memory(0);
-        let mut client = daemon.connect(&mem);
-        launch::ensure_init(&mut client, false).unwrap();
+        let mut client = connect(&mut daemon, &image);
+        client.bring_up(false).unwrap();
         let mut times: Vec<Duration> = (0..3)
             .map(|_| {
                 let t = Instant::now();
                 assert_eq!(
-                    client.execute(SevCommand::PdhGen.id(), &mut []).unwrap(),
+                    client
+                        .sp()
+                        .execute(SevCommand::PdhGen.id(), &mut [])
+                        .unwrap(),
                     FirmwareStatus::SUCCESS
                 );
-                let (pdh, _) = launch::export_pdh(&mut client, &mut host).unwrap();
+                let (pdh, _) = launch::pdh_and_chain(&mut client).unwrap();
                 seen.push(pdh);
                 last_acked = pdh;
                 t.elapsed()
@@ -324,10 +231,9 @@ fn identity_survives_sigkill_during_writes() {
     for iteration in 0..=ITERATIONS {
         // Restart: the daemon loads what the kill left.
         let mut daemon = Daemon::start(state.path(), &[]);
-        let (mem, mut host) = memory(0);
-        let mut client = daemon.connect(&mem);
-        launch::ensure_init(&mut client, false).unwrap();
-        let (pdh, [pek, oca, cek]) = launch::export_pdh(&mut client, &mut host).unwrap();
+        let mut client = connect(&mut daemon, &image);
+        client.bring_up(false).unwrap();
+        let (pdh, [pek, oca, cek]) = launch::pdh_and_chain(&mut client).unwrap();
         let served = ExportedIdentity {
             pdh,
             pek,
@@ -370,12 +276,12 @@ fn identity_survives_sigkill_during_writes() {
                         SevCommand::PdhGen
                     };
                     progress.lock().unwrap().1 = true;
-                    match client.execute(cmd.id(), &mut []) {
+                    match client.sp().execute(cmd.id(), &mut []) {
                         Ok(FirmwareStatus::SUCCESS) => n += 1,
                         Ok(status) => panic!("{} -> {status:?}", cmd.name()),
                         Err(_) => break, // killed
                     }
-                    match launch::export_pdh(&mut client, &mut host) {
+                    match launch::pdh_and_chain(&mut client) {
                         Ok((pdh, _)) => *progress.lock().unwrap() = (pdh, false),
                         Err(_) => break,
                     }
@@ -467,49 +373,33 @@ fn sixty_four_vms_launch_concurrently_through_one_daemon() {
             "9",
         ],
     );
-    let (mem, mut host) = memory(0);
-    let mut control = daemon.connect(&mem);
-    launch::ensure_init(&mut control, true).unwrap();
-    let (pdh, _) = launch::export_pdh(&mut control, &mut host).unwrap();
+    let image = demo_image();
+    let mut control = connect(&mut daemon, &image);
+    control.bring_up(false).unwrap();
+    let (pdh, _) = launch::pdh_and_chain(&mut control).unwrap();
     let socket = daemon.socket.clone();
     let started = Instant::now();
     let threads: Vec<_> = (0..VMS)
         .map(|i| {
-            let socket = socket.clone();
+            let (socket, image) = (socket.clone(), image.clone());
             std::thread::spawn(move || {
                 let es = i % 8 == 0;
-                let img = image(u64::from(i), 128 << 10);
-                let vmsa = image(1000 + u64::from(i), 4096);
-                let vmsas: Vec<&[u8]> = if es { vec![&vmsa] } else { vec![] };
-                let (mem, mut host) = memory(img.len());
-                let mut client = Client::connect_with_memory(&socket, &mem, TIMEOUT).unwrap();
-                let (policy, asid) = if es { (0x5, 1 + i / 8) } else { (0x1, 9 + i) };
-                let digest = synthetic_digest(&img, &vmsas);
-                full_launch(
-                    &mut client,
-                    &mut host,
-                    &pdh,
-                    u64::from(i),
-                    policy,
-                    asid,
-                    &img,
-                    &vmsas,
-                    &digest,
-                );
-                client
+                let host = launch::through_daemon(&socket, memory(&image));
+                let policy = if es { 0x5 } else { 0x1 };
+                full_launch(host, &pdh, u64::from(i), policy, &image, 1).1
             })
         })
         .collect();
-    let clients: Vec<Client> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let clients: Vec<Host> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let elapsed = started.elapsed();
-    assert_eq!(platform_status(&mut control).guest_count.get(), VMS);
+    assert_eq!(platform_status(control.sp()).guest_count.get(), VMS);
     eprintln!(
         "{VMS} concurrent launches in {:.2} s",
         elapsed.as_secs_f64()
     );
     drop(clients);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while platform_status(&mut control).guest_count.get() != 0 {
+    while platform_status(control.sp()).guest_count.get() != 0 {
         assert!(
             Instant::now() < deadline,
             "guests of closed connections not released"
@@ -534,20 +424,17 @@ fn guest_and_asid_limits_answer_promptly() {
             "5",
         ],
     );
-    let (mem, _) = memory(0);
-    let mut control = daemon.connect(&mem);
-    launch::ensure_init(&mut control, false).unwrap();
+    let image = demo_image();
+    let mut control = connect(&mut daemon, &image);
+    control.bring_up(false).unwrap();
     let socket = daemon.socket.clone();
     let started = Instant::now();
     let results: Vec<_> = (0..8)
         .map(|_| {
-            let socket = socket.clone();
+            let (socket, image) = (socket.clone(), image.clone());
             std::thread::spawn(move || {
-                let (mem, mut host) = memory(0);
-                let mut c =
-                    Client::connect_with_memory(&socket, &mem, Some(Duration::from_secs(10)))
-                        .unwrap();
-                (launch::launch_start(&mut c, &mut host, 0, None), c)
+                let mut c = launch::through_daemon(&socket, memory(&image));
+                (launch::launch_start(&mut c, 0), c)
             })
         })
         .map(|t| t.join().unwrap())
@@ -557,7 +444,7 @@ fn guest_and_asid_limits_answer_promptly() {
     for (r, c) in results {
         match r {
             Ok(handle) => started_guests.push((handle, c)),
-            Err(LaunchError::Firmware { status, .. }) => {
+            Err(HostError::Firmware { status, .. }) => {
                 assert_eq!(status, FirmwareStatus::RESOURCE_LIMIT);
                 refused += 1;
             }
@@ -571,7 +458,7 @@ fn guest_and_asid_limits_answer_promptly() {
         let asid = [5, 6, 7, 5][i];
         statuses.push(match launch::activate(c, *handle, asid) {
             Ok(()) => FirmwareStatus::SUCCESS,
-            Err(LaunchError::Firmware { status, .. }) => status,
+            Err(HostError::Firmware { status, .. }) => status,
             Err(e) => panic!("{e}"),
         });
     }
@@ -596,11 +483,14 @@ fn sigterm_stops_gracefully_and_keeps_the_state() {
     init(state.path());
     let before = std::fs::read(state.path().join(PLATFORM_FILE)).unwrap();
     let mut daemon = Daemon::start(state.path(), &[]);
-    let (mem, mut host) = memory(1 << 20);
-    let mut client = daemon.connect(&mem);
-    launch::ensure_init(&mut client, false).unwrap();
-    let handle = launch::launch_start(&mut client, &mut host, 0, None).unwrap();
-    launch::activate(&mut client, handle, 5).unwrap();
+    let image = demo_image();
+    let client = connect(&mut daemon, &image);
+    let StartedLaunch::Sev(mut guest) = launch::plan(&image, 1, launch::sev_guest(0))
+        .start(client)
+        .unwrap()
+    else {
+        panic!("an SEV plan started an SNP launch")
+    };
 
     // The state directory is locked while the daemon runs.
     let out = tempfile::tempdir().unwrap();
@@ -628,8 +518,8 @@ fn sigterm_stops_gracefully_and_keeps_the_state() {
     assert!(exit.success(), "{exit}");
     assert!(!daemon.socket.exists(), "socket removed");
     assert!(matches!(
-        launch::platform_status(&mut client),
-        Err(LaunchError::Seam(SpError::Closed | SpError::Io(_)))
+        launch::platform_status(guest.host()),
+        Err(HostError::Seam(SpError::Closed | SpError::Io(_)))
     ));
     assert_eq!(
         std::fs::read(state.path().join(PLATFORM_FILE)).unwrap(),
@@ -643,8 +533,7 @@ fn sigterm_stops_gracefully_and_keeps_the_state() {
 fn bad_frames_do_not_disturb_other_clients() {
     let state = state_dir();
     let mut daemon = Daemon::start(state.path(), &[]);
-    let (mem, _) = memory(0);
-    let mut good = daemon.connect(&mem);
+    let mut good = connect(&mut daemon, &demo_image());
     let expect_error = |bytes: &[u8]| {
         let mut s = UnixStream::connect(&daemon.socket).unwrap();
         s.set_read_timeout(TIMEOUT).unwrap();
@@ -666,7 +555,7 @@ fn bad_frames_do_not_disturb_other_clients() {
         }))),
         Some(ErrorCode::MissingFd)
     );
-    assert_eq!(platform_status(&mut good).state, 0);
+    assert_eq!(platform_status(good.sp()).state, 0);
     assert!(
         daemon.child.try_wait().unwrap().is_none(),
         "daemon still serving"

@@ -7,11 +7,14 @@
 //! launch session made by `sevctl session` and by `sevkit session` for the
 //! PDH that `sevkit firmware export` wrote:
 //!
-//! 1. LAUNCH_START with the tool's GODH and session blob, ACTIVATE,
+//! 1. The VMM's launch (`sev_vmm::plan`, as `sevkit launch` runs it):
+//!    LAUNCH_START with the tool's GODH and session blob, ACTIVATE,
 //!    LAUNCH_UPDATE_DATA over `OVMF.amdsev.fd`, LAUNCH_UPDATE_VMSA per vCPU,
-//!    LAUNCH_MEASURE. The VMSAs are sev-measure's: the pre-KVM_SEV_INIT2
-//!    ones in the sevctl launches, checked byte for byte against `sevctl
-//!    vmsa build`, the current ones in the sevkit launches.
+//!    LAUNCH_MEASURE. The VMSAs are the VMM's for the VM type: the legacy
+//!    type's (pre-KVM_SEV_INIT2) in the sevctl launches, whose
+//!    sev-measure counterparts are checked byte for byte against `sevctl
+//!    vmsa build`, KVM_SEV_INIT2's in the sevkit launches; the owners'
+//!    tools accepting the blob shows the VMM measured those.
 //! 2. The blob verifies with `sevctl measurement build` (which does not
 //!    compare: it prints the blob it computes, and that must be the
 //!    firmware's) and with `sevkit measure sev-launch --launch-measure-blob`
@@ -33,20 +36,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use base64::Engine as _;
-use sev_abi::commands::{DbgBuffer, PlatformStatusBuffer, SevCommand};
+use sev_abi::commands::SevCommand;
 use sev_abi::legacy_cert::SevCert;
+use sev_abi::policy::GuestPolicy;
 use sev_abi::session::{PacketHeader, SessionBlob};
 use sev_abi::status::FirmwareStatus;
-use sev_firmware::InProcess;
-use sev_firmware::{Firmware, FirmwareConfig, SystemMemory};
-use sev_firmware_server::launch::{self, layout, LaunchError};
+use sev_firmware::{Firmware, FirmwareConfig};
 use sev_measure::ovmf::TableArea;
 use sev_measure::{cpu_signature, measure, vcpu_type, FpuState, MeasureParams, Mode, OvmfImage};
 use sev_owner::secret::{SecretTable, SECRET_TABLE_GUID};
 use sev_owner::session::{decode_godh, decode_session};
-use sev_sp::{call, AmdSp, FdMemory};
-use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromZeros, IntoBytes};
+use sev_vmm::debug::{Access, EncryptedDebug, MemoryDebugOps};
+use sev_vmm::host::{Host, HostError, PlatformStatus};
+use sev_vmm::launch::{LaunchError, Measured, OwnerSession, SevLaunch, SevSpec, Updating};
+use sev_vmm::plan::{MachineError, MachinePlan, PlannedGuest, StartedLaunch};
+use sev_vmm::GuestMemory;
+use sevkit_testkit::launch;
+use zerocopy::IntoBytes;
 
 mod common;
 
@@ -77,14 +83,6 @@ impl Kind {
             Kind::SevEs => 0x4,
         }
     }
-
-    /// SEV-ES ASIDs are 1..5, SEV ones 5..=15 (the firmware's defaults).
-    fn asid(self) -> u32 {
-        match self {
-            Kind::Sev => 5,
-            Kind::SevEs => 1,
-        }
-    }
 }
 
 /// Who made the launch session.
@@ -100,8 +98,6 @@ fn stdout(out: &Output) -> String {
 
 /// SEV-ES VMSAs for [`ES_VCPUS`] vCPUs of type [`VCPU_TYPE`] under QEMU.
 struct EsVmsas {
-    /// One page per vCPU (sev-measure's).
-    pages: Vec<Vec<u8>>,
     /// vCPU 0's and vCPU 1's page as files, for `sevctl measurement build`.
     files: [PathBuf; 2],
     /// The pre-KVM_SEV_INIT2 x87/SSE reset state (`--legacy-fpu`).
@@ -134,9 +130,10 @@ impl Fixture {
         let size = u64::from(secret_area.size);
         let base = u64::from(secret_area.base);
         assert!(size > 0 && size.is_multiple_of(16) && base.is_multiple_of(16));
-        // The area must not overlap what the launch helpers put in memory.
-        assert!(base >= layout::IMAGE + ovmf.len() as u64 || base + size <= layout::TMR);
-        assert!(size <= layout::IMAGE - layout::SECRET_DST);
+        // The area is guest RAM of the launches' machine, below the image.
+        let layout = plan(&ovmf, 0, Tool::Sevkit, None).layout;
+        assert!(layout.is_guest(base, size));
+        assert!(base + size <= layout.firmware_gpa.unwrap());
 
         let tmp = tempfile::tempdir().unwrap();
         let vmsas = |fpu: FpuState| -> Vec<Vec<u8>> {
@@ -158,7 +155,6 @@ impl Fixture {
             path
         });
         let init2 = EsVmsas {
-            pages,
             files,
             legacy_fpu: false,
         };
@@ -199,7 +195,6 @@ impl Fixture {
             path
         });
         let legacy = EsVmsas {
-            pages,
             files,
             legacy_fpu: true,
         };
@@ -221,16 +216,45 @@ impl Fixture {
             Tool::Sevkit => &self.init2,
         }
     }
+}
 
-    /// Guest memory: the helpers' layout with the image, up to OVMF's
-    /// secret area.
-    fn memory(&self) -> (FdMemory, FdMemory) {
-        let area_end = u64::from(self.secret_area.base) + u64::from(self.secret_area.size);
-        let size =
-            layout::memory_size(self.ovmf.len() as u64).max(area_end.next_multiple_of(0x1000));
-        let mem = FdMemory::memfd("guest", size).unwrap();
-        let host = mem.try_clone().unwrap();
-        (mem, host)
+/// The machine of a launch: `OVMF.amdsev.fd`, [`ES_VCPUS`] vCPUs of
+/// [`VCPU_TYPE`], an `sev-guest` of `policy` with the owner's session; the
+/// legacy KVM VM type for sevctl's owners (whose VMSAs are the pre-KVM_SEV_INIT2
+/// ones), KVM_SEV_INIT2's for sevkit's.
+fn plan(
+    ovmf: &[u8],
+    policy: u32,
+    tool: Tool,
+    session: Option<(&SevCert, &SessionBlob)>,
+) -> MachinePlan {
+    launch::plan_with(
+        ovmf,
+        ES_VCPUS,
+        VCPU_TYPE,
+        PlannedGuest::Sev(SevSpec {
+            policy: GuestPolicy::from_raw(policy),
+            handle: 0,
+            session: session.map(|(godh, blob)| OwnerSession {
+                dh_cert: godh.as_bytes().to_vec(),
+                session: blob.as_bytes().to_vec(),
+            }),
+            legacy_vm_type: tool == Tool::Sevctl,
+        }),
+    )
+}
+
+/// Starts `plan`'s launch (LAUNCH_START with the session, ACTIVATE,
+/// LAUNCH_UPDATE_DATA of the image) on a host `connect` makes for its
+/// memory.
+fn start(
+    connect: &mut dyn FnMut(GuestMemory) -> Host,
+    plan: MachinePlan,
+) -> Result<SevLaunch<Updating>, MachineError> {
+    let host = connect(launch::memory(&plan));
+    match plan.start(host)? {
+        StartedLaunch::Sev(launch) => Ok(launch),
+        StartedLaunch::Snp(..) => panic!("an SEV plan started an SNP launch"),
     }
 }
 
@@ -295,10 +319,43 @@ fn owner_session(tool: Tool, pdh: &Path, policy: u32, dir: &Path) -> Owner {
     }
 }
 
+/// The AMD-SP's status in a refusal, wherever the VMM reports it.
+trait Refusal: std::fmt::Debug {
+    fn firmware_status(&self) -> Option<FirmwareStatus>;
+}
+
+impl Refusal for HostError {
+    fn firmware_status(&self) -> Option<FirmwareStatus> {
+        match self {
+            HostError::Firmware { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl Refusal for LaunchError {
+    fn firmware_status(&self) -> Option<FirmwareStatus> {
+        match self {
+            LaunchError::Host(e) => e.firmware_status(),
+            _ => None,
+        }
+    }
+}
+
+impl Refusal for MachineError {
+    fn firmware_status(&self) -> Option<FirmwareStatus> {
+        match self {
+            MachineError::Launch(e) => e.firmware_status(),
+            _ => None,
+        }
+    }
+}
+
 /// Asserts that a launch step was refused with `status`.
-fn refused<T: std::fmt::Debug>(r: Result<T, LaunchError>, status: FirmwareStatus, what: &str) {
+fn refused<T: std::fmt::Debug, E: Refusal>(r: Result<T, E>, status: FirmwareStatus, what: &str) {
     match r {
-        Err(LaunchError::Firmware { status: got, .. }) => {
+        Err(e) if e.firmware_status().is_some() => {
+            let got = e.firmware_status().unwrap();
             assert_eq!(got, status, "{what}: {got:?}");
         }
         other => panic!("{what}: expected {status:?}, got {other:?}"),
@@ -312,7 +369,7 @@ fn check_blob(
     kind: Kind,
     vmsas: &EsVmsas,
     tik: &Path,
-    st: &PlatformStatusBuffer,
+    st: PlatformStatus,
     blob: &[u8; 48],
     dir: &Path,
 ) -> (String, Option<i32>, String) {
@@ -418,38 +475,30 @@ fn secret_build(
     (header, std::fs::read(payload).unwrap())
 }
 
-/// DBG_DECRYPT of OVMF's secret area (into scratch memory); returns the
-/// plaintext.
-fn decrypt_secret_area(
-    sp: &mut dyn AmdSp,
-    host: &FdMemory,
-    handle: u32,
-    area: TableArea,
-) -> Vec<u8> {
-    let mut b = DbgBuffer::new_zeroed();
-    b.handle = U32::new(handle);
-    b.src_paddr = U64::new(u64::from(area.base));
-    b.dst_paddr = U64::new(layout::SECRET_DST);
-    b.len = U32::new(area.size);
-    assert_eq!(
-        call(sp, SevCommand::DbgDecrypt, &mut b).unwrap(),
-        FirmwareStatus::SUCCESS
-    );
-    host.read_vec(layout::SECRET_DST, area.size as usize)
-        .unwrap()
+/// DBG_DECRYPT of OVMF's secret area, through the VMM's debug API; returns
+/// the plaintext.
+fn decrypt_secret_area(launch: &mut SevLaunch<Measured>, area: TableArea) -> Vec<u8> {
+    let guest = launch.guest();
+    let (sp, memory) = launch.host().parts();
+    let mut plain = vec![0u8; area.size as usize];
+    EncryptedDebug::new(sp, memory, guest)
+        .read(u64::from(area.base), &mut plain, Access::Private)
+        .unwrap();
+    plain
 }
 
-/// One full launch with `tool`'s session; the refusals too when `tamper`.
+/// One full launch with `tool`'s session, on hosts `connect` makes; the
+/// refusals too when `tamper`. Returns the host of the launch, its guest
+/// released.
 #[allow(clippy::too_many_lines)] // one launch, step by step
 fn full_launch(
-    sp: &mut dyn AmdSp,
-    host: &mut FdMemory,
+    connect: &mut dyn FnMut(GuestMemory) -> Host,
     fx: &Fixture,
     pdh: &Path,
     kind: Kind,
     tool: Tool,
     tamper: bool,
-) {
+) -> Host {
     let what = format!("{kind:?} with a {tool:?} session");
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
@@ -464,36 +513,43 @@ fn full_launch(
             bytes[byte] ^= 0x01;
             let blob = SessionBlob::from_bytes(&bytes).unwrap();
             refused(
-                launch::launch_start(sp, host, policy, Some((&owner.godh, &blob))),
+                start(
+                    connect,
+                    plan(&fx.ovmf, policy, tool, Some((&owner.godh, &blob))),
+                ),
                 FirmwareStatus::BAD_MEASUREMENT,
                 &format!("{what}: session byte {byte:#x} flipped"),
             );
         }
         refused(
-            launch::launch_start(sp, host, policy | 0x1, Some((&owner.godh, &owner.session))),
+            start(
+                connect,
+                plan(
+                    &fx.ovmf,
+                    policy | 0x1,
+                    tool,
+                    Some((&owner.godh, &owner.session)),
+                ),
+            ),
             FirmwareStatus::BAD_MEASUREMENT,
             &format!("{what}: session for policy {policy:#x} used with NODBG"),
         );
     }
-    let handle = launch::launch_start(sp, host, policy, Some((&owner.godh, &owner.session)))
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    launch::activate(sp, handle, kind.asid()).unwrap();
-    host.write(layout::IMAGE, &fx.ovmf).unwrap();
-    launch::update_data(sp, handle, layout::IMAGE, fx.ovmf.len() as u32).unwrap();
-    if kind == Kind::SevEs {
-        for (i, page) in vmsas.pages.iter().enumerate() {
-            let paddr = layout::VMSA_BASE + 0x1000 * i as u64;
-            launch::update_vmsa(sp, host, handle, paddr, page).unwrap();
-        }
-    }
-    let (measurement, mnonce) = launch::measure(sp, host, handle).unwrap();
-    let mut blob = [0u8; 48];
-    blob[..32].copy_from_slice(&measurement);
-    blob[32..].copy_from_slice(&mnonce);
-    let st = launch::platform_status(sp).unwrap();
+    // LAUNCH_START, ACTIVATE, LAUNCH_UPDATE_DATA over the image; for SEV-ES
+    // LAUNCH_UPDATE_VMSA per vCPU (the VMM's, for the VM type); then
+    // LAUNCH_MEASURE.
+    let launch = start(
+        connect,
+        plan(&fx.ovmf, policy, tool, Some((&owner.godh, &owner.session))),
+    )
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let handle = launch.handle().handle;
+    let mut measured = launch.measure().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let blob = measured.measure_blob();
+    let st = measured.platform();
 
     // Both owner tools accept the blob.
-    let (sevctl, code, out) = check_blob(fx, kind, vmsas, &owner.tik, &st, &blob, dir);
+    let (sevctl, code, out) = check_blob(fx, kind, vmsas, &owner.tik, st, &blob, dir);
     assert_eq!(sevctl, B64.encode(blob), "{what}: sevctl measurement build");
     assert_eq!(code, Some(0), "{what}: sevkit measure sev-launch: {out}");
     assert!(out.starts_with("OK"), "{what}: {out}");
@@ -506,7 +562,7 @@ fn full_launch(
         if !tamper && part == "nonce" {
             continue;
         }
-        let (sevctl, code, out) = check_blob(fx, kind, vmsas, &owner.tik, &st, &tampered, dir);
+        let (sevctl, code, out) = check_blob(fx, kind, vmsas, &owner.tik, st, &tampered, dir);
         assert_ne!(
             sevctl,
             B64.encode(tampered),
@@ -532,20 +588,20 @@ fn full_launch(
         let mut h = header;
         h.mac[3] ^= 0x01;
         refused(
-            launch::inject_secret(sp, host, handle, &h, &payload, base),
+            measured.inject_secret(h.as_bytes(), &payload, Some(base)),
             FirmwareStatus::BAD_MEASUREMENT,
             &format!("{what}: secret header MAC flipped"),
         );
         let mut p = payload.clone();
         p[20] ^= 0x80;
         refused(
-            launch::inject_secret(sp, host, handle, &header, &p, base),
+            measured.inject_secret(header.as_bytes(), &p, Some(base)),
             FirmwareStatus::BAD_MEASUREMENT,
             &format!("{what}: secret payload flipped"),
         );
         let (h, p) = secret_build(Tool::Sevctl, &owner, &bad_mac, &secret, dir, "bad");
         refused(
-            launch::inject_secret(sp, host, handle, &h, &p, base),
+            measured.inject_secret(h.as_bytes(), &p, Some(base)),
             FirmwareStatus::BAD_MEASUREMENT,
             &format!("{what}: secret for a tampered measurement"),
         );
@@ -555,9 +611,10 @@ fn full_launch(
     std::fs::write(&ours_secret, format!("{value}, from sevkit")).unwrap();
     let ours = secret_build(Tool::Sevkit, &owner, &blob, &ours_secret, dir, "sevkit");
     for ((header, payload), file) in [(ours, &ours_secret), ((header, payload.clone()), &secret)] {
-        launch::inject_secret(sp, host, handle, &header, &payload, base)
+        measured
+            .inject_secret(header.as_bytes(), &payload, Some(base))
             .unwrap_or_else(|e| panic!("{what}: {e}"));
-        let plain = decrypt_secret_area(sp, host, handle, area);
+        let plain = decrypt_secret_area(&mut measured, area);
         let plain = &plain[..payload.len()];
         assert_eq!(plain[..16], SECRET_TABLE_GUID.to_le_bytes());
         assert_eq!(SECRET_TABLE_GUID.to_string(), TABLE_GUID);
@@ -566,48 +623,54 @@ fn full_launch(
         assert_eq!(table.entries()[0].guid.to_string(), SECRET_GUID);
         assert_eq!(*table.entries()[0].data, std::fs::read(file).unwrap());
         // In guest memory it is encrypted with the guest's key.
-        assert_ne!(host.read_vec(base, payload.len()).unwrap(), plain);
+        let memory = measured.host().memory().system();
+        assert_ne!(memory.read_vec(base, payload.len()).unwrap(), plain);
     }
-    launch::finish(sp, handle).unwrap();
+    let mut host = measured.finish().unwrap().host;
     refused(
-        launch::inject_secret(sp, host, handle, &header, &payload, base),
+        launch::launch_secret(&mut host, handle, &header, &payload, base),
         FirmwareStatus::INVALID_GUEST_STATE,
         &format!("{what}: LAUNCH_SECRET after LAUNCH_FINISH"),
     );
     // The guest's end, and the write-back flush that frees its ASID for
     // the next launch (as KVM issues it).
-    launch::release(sp, handle).unwrap();
+    launch::release(&mut host, handle).unwrap();
     assert_eq!(
-        sp.execute(SevCommand::DfFlush.id(), &mut []).unwrap(),
+        host.sp()
+            .execute(SevCommand::DfFlush.id(), &mut [])
+            .unwrap(),
         FirmwareStatus::SUCCESS
     );
+    host
 }
 
-/// Every combination over one firmware path: `connect` gives an AMD-SP
-/// acting on a fresh guest memory.
+/// Every combination over one firmware path: `connect` gives a host on an
+/// AMD-SP acting on the guest memory it is given.
 fn all_launches(
     path: &str,
     fx: &Fixture,
     pdh_file: &Path,
-    connect: &mut dyn FnMut(FdMemory) -> Box<dyn AmdSp>,
+    connect: &mut dyn FnMut(GuestMemory) -> Host,
 ) {
     let exported = SevCert::from_bytes(&std::fs::read(pdh_file).unwrap()).unwrap();
     let mut first = true;
     for kind in [Kind::Sev, Kind::SevEs] {
         for tool in [Tool::Sevctl, Tool::Sevkit] {
             let started = Instant::now();
-            let (mem, mut host) = fx.memory();
-            let mut sp = connect(mem);
             if first {
-                launch::ensure_init(&mut sp, true).unwrap();
-                let (pdh, _) = launch::export_pdh(&mut sp, &mut host).unwrap();
+                let mut host = connect(launch::bare_memory());
+                host.bring_up(false).unwrap();
+                let (pdh, _) = launch::pdh_and_chain(&mut host).unwrap();
                 assert_eq!(pdh, exported, "the firmware serves the exported PDH");
             }
             // The refusals once per firmware path and kind.
             let tamper = tool == Tool::Sevctl;
-            full_launch(&mut *sp, &mut host, fx, pdh_file, kind, tool, tamper);
+            let mut host = full_launch(connect, fx, pdh_file, kind, tool, tamper);
             assert_eq!(
-                launch::platform_status(&mut sp).unwrap().guest_count.get(),
+                launch::platform_status(&mut host)
+                    .unwrap()
+                    .guest_count
+                    .get(),
                 0
             );
             eprintln!(
@@ -635,8 +698,8 @@ fn sevctl_and_sevkit_owners_launch_on_the_in_process_firmware() {
     })
     .unwrap();
     let fw = Arc::new(Mutex::new(fw));
-    all_launches("in-process", &fx, &pdh, &mut |mem| {
-        Box::new(InProcess::shared(Arc::clone(&fw), mem))
+    all_launches("in-process", &fx, &pdh, &mut |memory| {
+        launch::in_process(&fw, memory)
     });
 }
 
@@ -649,7 +712,8 @@ fn sevctl_and_sevkit_owners_launch_through_the_daemon() {
     let fx = Fixture::load();
     let (state, pdh) = platform();
     let mut daemon = Daemon::start(state.path(), &[]);
-    all_launches("daemon", &fx, &pdh, &mut |mem| {
-        Box::new(daemon.connect(&mem))
+    all_launches("daemon", &fx, &pdh, &mut |memory| {
+        let client = daemon.connect(memory.system());
+        Host::new(Box::new(client), memory)
     });
 }

@@ -15,7 +15,7 @@ use zerocopy::FromZeros;
 
 use super::{
     activate_any, check_vcpus, image_err, reset_vmsas, LaunchError, LaunchSpec, Launched, Measured,
-    SevSpec, Updating,
+    SevGuestHandle, SevSpec, Updating,
 };
 use crate::guest::{FirmwareGuest, SimulatedGuest};
 use crate::host::{Host, HostError, PlatformStatus};
@@ -27,7 +27,7 @@ pub struct SevLaunch<S> {
     host: Host,
     spec: LaunchSpec,
     sev: SevSpec,
-    guest: FirmwareGuest,
+    guest: SevGuestHandle,
     platform: PlatformStatus,
     digest: SevLaunchDigest,
     secret_area: Option<u64>,
@@ -88,8 +88,9 @@ impl SevLaunch<Updating> {
                 h.status(SevCommand::Activate.id(), &mut b)
             },
             "ACTIVATE",
+            false,
         )?;
-        let guest = FirmwareGuest::Legacy {
+        let guest = SevGuestHandle {
             handle,
             asid,
             policy: sev.policy,
@@ -129,18 +130,29 @@ impl SevLaunch<Updating> {
         Ok(launch)
     }
 
-    fn update_data(&mut self, region: &str, gpa: u64, data: &[u8]) -> Result<(), LaunchError> {
-        let len = u32::try_from(data.len())
-            .map_err(|_| LaunchError::Input(format!("{region} is too large")))?;
+    /// LAUNCH_UPDATE_DATA of a region: `data` is loaded at `gpa`, encrypted
+    /// in place and measured, and the VMM's launch log records it under
+    /// `region`. The launch does this for the firmware image and the kernel
+    /// hashes table; a VMM that loads more guest memory before the
+    /// measurement (a second image, test data) does it here, in the order
+    /// the owner's prediction expects.
+    ///
+    /// # Errors
+    /// The range is not guest memory, longer than 4 GiB, or the AMD-SP
+    /// refused the update (its status names why).
+    pub fn update_data(&mut self, region: &str, gpa: u64, data: &[u8]) -> Result<(), LaunchError> {
+        let len = u32::try_from(data.len()).map_err(|_| {
+            LaunchError::Input(format!(
+                "{region} is {} bytes: LAUNCH_UPDATE_DATA takes less than 4 GiB at a time",
+                data.len()
+            ))
+        })?;
         self.host
             .memory_mut()
             .host_write(gpa, data)
             .map_err(HostError::from)?;
-        let FirmwareGuest::Legacy { handle, .. } = self.guest else {
-            unreachable!()
-        };
         let mut b = LaunchUpdateBuffer::new_zeroed();
-        b.handle = U32::new(handle);
+        b.handle = U32::new(self.guest.handle);
         b.paddr = U64::new(gpa);
         b.len = U32::new(len);
         self.host.run(SevCommand::LaunchUpdateData.id(), &mut b)?;
@@ -155,9 +167,7 @@ impl SevLaunch<Updating> {
     /// SEV-ES: LAUNCH_UPDATE_VMSA for every vCPU (boot vCPU first); then
     /// LAUNCH_MEASURE. The guest enters the launch-secret state.
     pub fn measure(mut self) -> Result<SevLaunch<Measured>, LaunchError> {
-        let FirmwareGuest::Legacy { handle, .. } = self.guest else {
-            unreachable!()
-        };
+        let handle = self.guest.handle;
         if self.sev.policy.es() {
             let fpu = if self.sev.legacy_vm_type {
                 FpuState::Legacy
@@ -223,6 +233,11 @@ impl SevLaunch<Updating> {
 impl<S> SevLaunch<S> {
     /// The guest's firmware context.
     pub fn guest(&self) -> FirmwareGuest {
+        self.guest.into()
+    }
+
+    /// The guest's handle, ASID and policy.
+    pub fn handle(&self) -> SevGuestHandle {
         self.guest
     }
 
@@ -289,11 +304,8 @@ impl SevLaunch<Measured> {
                 "SEV: secret destination {gpa:#x}+{len:#x} is not guest RAM"
             )));
         }
-        let FirmwareGuest::Legacy { handle, .. } = self.guest else {
-            unreachable!()
-        };
         let mut t = TransportBuffer::new_zeroed();
-        t.handle = U32::new(handle);
+        t.handle = U32::new(self.guest.handle);
         t.hdr_paddr = U64::new(self.host.put(host_area::SECRET_HEADER, header)?);
         t.hdr_len = U32::new(header.len() as u32);
         t.guest_paddr = U64::new(gpa);
@@ -307,19 +319,17 @@ impl SevLaunch<Measured> {
 
     /// LAUNCH_FINISH (at the first `cont`).
     pub fn finish(mut self) -> Result<Launched, LaunchError> {
-        let FirmwareGuest::Legacy { handle, .. } = self.guest else {
-            unreachable!()
-        };
         let mut b = HandleBuffer {
-            handle: U32::new(handle),
+            handle: U32::new(self.guest.handle),
         };
         self.host.run(SevCommand::LaunchFinish.id(), &mut b)?;
         let measure_blob = Some(self.measure_blob());
         let (digest, log) = self.digest.finish();
-        let simulated_guest = SimulatedGuest::attach(&mut self.host, self.guest, None)?;
+        let guest = FirmwareGuest::from(self.guest);
+        let simulated_guest = SimulatedGuest::attach(&mut self.host, guest, None)?;
         Ok(Launched {
             host: self.host,
-            guest: self.guest,
+            guest,
             platform: self.platform,
             log,
             digest: digest.to_vec(),

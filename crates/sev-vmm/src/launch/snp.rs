@@ -5,6 +5,7 @@ use sev_abi::commands::{
     SnpLaunchUpdateBuffer, SnpPaddrBuffer, SNP_LAUNCH_FINISH_AUTH_KEY_EN,
     SNP_LAUNCH_FINISH_ID_BLOCK_EN, SNP_LAUNCH_FINISH_VCEK_DISABLED,
 };
+use sev_abi::host_ops::{RMP_ASSIGNED, RMP_IMMUTABLE, RMP_PAGE_2M};
 use sev_abi::snp_launch::PageType;
 use sev_measure::snp::{SnpLaunchDigest, VMSA_GPA};
 use sev_measure::{FpuState, OvmfImage, SectionKind};
@@ -12,8 +13,8 @@ use zerocopy::little_endian::{U32, U64};
 use zerocopy::FromZeros;
 
 use super::{
-    activate_any, check_vcpus, image_err, reset_vmsas, LaunchError, LaunchSpec, Launched, SnpSpec,
-    Updating,
+    activate_any, check_vcpus, image_err, reset_vmsas, LaunchError, LaunchSpec, Launched,
+    SnpGuestContext, SnpSpec, UpdatePageSize, Updating,
 };
 use crate::guest::{FirmwareGuest, SimulatedGuest};
 use crate::host::{Host, HostError, PlatformStatus};
@@ -26,9 +27,21 @@ pub struct SnpLaunch<S> {
     host: Host,
     spec: LaunchSpec,
     snp: SnpSpec,
-    guest: FirmwareGuest,
+    guest: SnpGuestContext,
     platform: PlatformStatus,
+    /// Regions loaded since the start, measured at the finish in order.
+    queued: Vec<QueuedRegion>,
     _stage: S,
+}
+
+/// A region [`SnpLaunch::queue_region`] loaded: measured at the finish from
+/// what guest memory holds then.
+#[derive(Debug, Clone)]
+struct QueuedRegion {
+    region: String,
+    gpa: u64,
+    len: u64,
+    page_size: UpdatePageSize,
 }
 
 impl SnpLaunch<Updating> {
@@ -71,8 +84,9 @@ impl SnpLaunch<Updating> {
                 h.status(SnpCommand::SnpActivate.id(), &mut b)
             },
             "SNP_ACTIVATE",
+            true,
         )?;
-        let guest = FirmwareGuest::Snp {
+        let guest = SnpGuestContext {
             gctx_paddr: gctx,
             asid,
             policy: snp.policy,
@@ -88,13 +102,55 @@ impl SnpLaunch<Updating> {
             snp,
             guest,
             platform,
+            queued: Vec::new(),
             _stage: Updating,
         })
     }
 
     /// The guest's firmware context.
     pub fn guest(&self) -> FirmwareGuest {
+        self.guest.into()
+    }
+
+    /// The guest's context page, ASID and policy.
+    pub fn context(&self) -> SnpGuestContext {
         self.guest
+    }
+
+    /// Loads `data` at `gpa` and queues it for SNP_LAUNCH_UPDATE as NORMAL
+    /// pages, as QEMU queues every region it loads before the first `cont`:
+    /// at [`Self::finish`] the firmware image goes first, then these
+    /// regions in the order they were queued (each measured from what guest
+    /// memory holds then), then the SEV metadata pages and the VMSAs. A VMM
+    /// that loads more than the firmware (a second image, test data) queues
+    /// it here; `page_size` says in which pages it is assigned and measured.
+    ///
+    /// # Errors
+    /// `gpa` or the length is not a multiple of the page size, the region is
+    /// empty, or it is not guest memory.
+    pub fn queue_region(
+        &mut self,
+        region: &str,
+        gpa: u64,
+        data: &[u8],
+        page_size: UpdatePageSize,
+    ) -> Result<(), LaunchError> {
+        let len = data.len() as u64;
+        let size = page_size.bytes();
+        if len == 0 || !len.is_multiple_of(size) || !gpa.is_multiple_of(size) {
+            return Err(LaunchError::Input(format!(
+                "{region} at {gpa:#x}+{len:#x}: SNP measures whole pages; address and length \
+                 must be non-zero multiples of {size:#x}"
+            )));
+        }
+        self.load(region, gpa, data)?;
+        self.queued.push(QueuedRegion {
+            region: region.to_owned(),
+            gpa,
+            len,
+            page_size,
+        });
+        Ok(())
     }
 
     /// PLATFORM_STATUS at launch.
@@ -112,14 +168,12 @@ impl SnpLaunch<Updating> {
     /// as KVM issues them inside SNP_LAUNCH_FINISH), then SNP_LAUNCH_FINISH
     /// with the ID block and host data.
     pub fn finish(mut self) -> Result<Launched, LaunchError> {
-        let FirmwareGuest::Snp {
+        let SnpGuestContext {
             gctx_paddr, asid, ..
-        } = self.guest
-        else {
-            unreachable!()
-        };
+        } = self.guest;
         let mut digest = SnpLaunchDigest::new();
-        // The firmware pages loaded at start, then the metadata pages.
+        // The firmware pages loaded at start, the queued regions, then the
+        // metadata pages.
         let image_bytes = std::mem::take(&mut self.spec.image);
         let measured = OvmfImage::parse(&image_bytes)
             .map_err(image_err)
@@ -131,6 +185,9 @@ impl SnpLaunch<Updating> {
                     image.data(),
                     PageType::Normal,
                 )?;
+                for queued in std::mem::take(&mut self.queued) {
+                    self.update_queued(&mut digest, &queued)?;
+                }
                 self.metadata_pages(&mut digest, &image)
             });
         self.spec.image = image_bytes;
@@ -142,7 +199,7 @@ impl SnpLaunch<Updating> {
                 .host
                 .put(host_area::VMSAS + i as u64 * PAGE_SIZE, page)?;
             self.host.make_pre_guest(spa, VMSA_GPA, asid)?;
-            self.launch_update(spa, PageType::Vmsa)?;
+            self.launch_update(spa, PageType::Vmsa, UpdatePageSize::Small)?;
             digest.vmsa_page(&format!("vmsa[{i}]"), page);
         }
         // SNP_LAUNCH_FINISH.
@@ -164,10 +221,11 @@ impl SnpLaunch<Updating> {
         fin.flags = U64::new(flags);
         self.host.run(SnpCommand::SnpLaunchFinish.id(), &mut fin)?;
         let (digest, log) = digest.finish();
-        let simulated_guest = SimulatedGuest::attach(&mut self.host, self.guest, secrets_gpa)?;
+        let guest = FirmwareGuest::from(self.guest);
+        let simulated_guest = SimulatedGuest::attach(&mut self.host, guest, secrets_gpa)?;
         Ok(Launched {
             host: self.host,
-            guest: self.guest,
+            guest,
             platform: self.platform,
             log,
             digest: digest.to_vec(),
@@ -247,15 +305,17 @@ impl SnpLaunch<Updating> {
         Ok(secrets_gpa)
     }
 
-    fn launch_update(&mut self, spa: u64, page_type: PageType) -> Result<(), LaunchError> {
-        let FirmwareGuest::Snp { gctx_paddr, .. } = self.guest else {
-            unreachable!()
-        };
+    fn launch_update(
+        &mut self,
+        spa: u64,
+        page_type: PageType,
+        page_size: UpdatePageSize,
+    ) -> Result<(), LaunchError> {
         let mut b = SnpLaunchUpdateBuffer::new_zeroed();
-        b.gctx_paddr = U64::new(gctx_paddr);
+        b.gctx_paddr = U64::new(self.guest.gctx_paddr);
         b.page_paddr = U64::new(spa);
         b.flags = U32::new(SnpLaunchUpdateBuffer::flags_for(
-            false,
+            page_size == UpdatePageSize::Large,
             page_type.as_u8(),
             false,
         ));
@@ -296,9 +356,7 @@ impl SnpLaunch<Updating> {
         data: &[u8],
         page_type: PageType,
     ) -> Result<(), LaunchError> {
-        let FirmwareGuest::Snp { asid, .. } = self.guest else {
-            unreachable!()
-        };
+        let asid = self.guest.asid;
         self.check_guest_range(region, gpa, data.len())?;
         self.host
             .memory_mut()
@@ -306,11 +364,54 @@ impl SnpLaunch<Updating> {
         for offset in (0..data.len() as u64).step_by(PAGE_SIZE as usize) {
             let page_gpa = gpa + offset;
             self.host.make_pre_guest(page_gpa, page_gpa, asid)?;
-            self.launch_update(page_gpa, page_type)?;
+            self.launch_update(page_gpa, page_type, UpdatePageSize::Small)?;
         }
         match page_type {
             PageType::Normal => digest.normal_pages(region, gpa, data),
             other => digest.empty_pages(region, other, gpa, data.len() as u64 / PAGE_SIZE),
+        }
+        Ok(())
+    }
+
+    /// Measures a queued region page by page in its page size: what guest
+    /// memory holds is read (plaintext until the update encrypts it in
+    /// place) for the VMM's launch log, then the page is assigned to the
+    /// guest and SNP_LAUNCH_UPDATEd as NORMAL.
+    fn update_queued(
+        &mut self,
+        digest: &mut SnpLaunchDigest,
+        queued: &QueuedRegion,
+    ) -> Result<(), LaunchError> {
+        let QueuedRegion {
+            region,
+            gpa,
+            len,
+            page_size,
+        } = queued;
+        let size = page_size.bytes();
+        let mut page = vec![0u8; size as usize];
+        for offset in (0..*len).step_by(size as usize) {
+            let page_gpa = gpa + offset;
+            self.host
+                .memory()
+                .host_read(page_gpa, &mut page)
+                .map_err(HostError::from)?;
+            match page_size {
+                UpdatePageSize::Small => {
+                    self.update_pages(digest, region, page_gpa, &page, PageType::Normal)?;
+                }
+                UpdatePageSize::Large => {
+                    self.host.memory_mut().set_private(page_gpa, size, true);
+                    self.host.rmp_update(
+                        page_gpa,
+                        page_gpa,
+                        self.guest.asid,
+                        RMP_ASSIGNED | RMP_IMMUTABLE | RMP_PAGE_2M,
+                    )?;
+                    self.launch_update(page_gpa, PageType::Normal, UpdatePageSize::Large)?;
+                    digest.normal_pages(region, page_gpa, &page);
+                }
+            }
         }
         Ok(())
     }

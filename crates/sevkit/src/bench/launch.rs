@@ -29,8 +29,10 @@ use sev_abi::product::Product;
 use sev_firmware::InProcess;
 use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig};
 use sev_measure::{measure, FpuState, MeasureParams, Mode};
+use sev_vmm::exits::certs::provider::CertsProvider;
 use sev_vmm::host::Host;
-use sev_vmm::launch::{LaunchSpec, SevLaunch, SevSpec, SnpLaunch, SnpSpec};
+use sev_vmm::launch::{SevSpec, SnpSpec};
+use sev_vmm::plan::{MachinePlan, PlannedGuest, StartedLaunch};
 use sev_vmm::{GuestMemory, MemoryLayout};
 
 use crate::input::InputError;
@@ -72,8 +74,31 @@ fn best(
     Ok(best)
 }
 
-fn spec(image: &[u8], vcpus: u32) -> Result<LaunchSpec, InputError> {
-    LaunchSpec::new(image.to_vec(), vcpus, "EPYC-v4", Product::Genoa).map_err(invalid)
+/// The machine of one case: the image, [`RAM`], `vcpus` EPYC-v4 vCPUs on a
+/// Genoa, an SEV-ES guest (policy 0x5, legacy VM type) or an SNP guest
+/// (policy 0x30000).
+fn plan(image: &[u8], vcpus: u32, snp: bool) -> Result<MachinePlan, InputError> {
+    let guest = if snp {
+        PlannedGuest::Snp(
+            SnpSpec {
+                policy: SnpPolicy::from_raw(0x30000),
+                gosvw: [0; 16],
+                id: None,
+                vcek_disabled: false,
+                host_data: [0; 32],
+            },
+            CertsProvider::new(None),
+        )
+    } else {
+        PlannedGuest::Sev(SevSpec {
+            policy: GuestPolicy::from_raw(0x5),
+            handle: 0,
+            session: None,
+            legacy_vm_type: true,
+        })
+    };
+    MachinePlan::for_image(image.to_vec(), RAM, vcpus, "EPYC-v4", Product::Genoa, guest)
+        .map_err(invalid)
 }
 
 fn one_launch(
@@ -90,35 +115,17 @@ fn one_launch(
         chip.clone(),
     )
     .map_err(invalid)?;
-    let spec = spec(image, vcpus)?;
+    let plan = plan(image, vcpus, snp)?;
     let t = Instant::now();
-    let layout = MemoryLayout::q35(RAM, image.len() as u64).map_err(invalid)?;
-    let memory = GuestMemory::new(layout).map_err(invalid)?;
+    let memory = plan.memory().map_err(invalid)?;
     let sp = InProcess::new(fw, memory.system_handle().map_err(invalid)?);
-    let host = Host::new(Box::new(sp), memory);
-    if snp {
-        let snp = SnpSpec {
-            policy: SnpPolicy::from_raw(0x30000),
-            gosvw: [0; 16],
-            id: None,
-            vcek_disabled: false,
-            host_data: [0; 32],
-        };
-        SnpLaunch::start(host, spec, snp)
-            .map_err(invalid)?
-            .finish()
-            .map_err(invalid)?;
-    } else {
-        let sev = SevSpec {
-            policy: GuestPolicy::from_raw(0x5),
-            handle: 0,
-            session: None,
-            legacy_vm_type: true,
-        };
-        SevLaunch::start(host, spec, sev)
-            .map_err(invalid)?
-            .measure()
-            .map_err(invalid)?;
+    // Up to the measurement: LAUNCH_MEASURE (SEV-ES), SNP_LAUNCH_FINISH.
+    match plan
+        .start(Host::new(Box::new(sp), memory))
+        .map_err(invalid)?
+    {
+        StartedLaunch::Sev(launch) => drop(launch.measure().map_err(invalid)?),
+        StartedLaunch::Snp(launch, _) => drop(launch.finish().map_err(invalid)?),
     }
     Ok(t.elapsed())
 }
@@ -126,7 +133,7 @@ fn one_launch(
 fn floor(image: &[u8], vcpus: u32, snp: bool) -> Result<Duration, InputError> {
     let mut p = MeasureParams::new(if snp { Mode::Snp } else { Mode::SevEs }, image);
     p.vcpus = vcpus;
-    p.vcpu_sig = spec(image, vcpus)?.vcpu_sig;
+    p.vcpu_sig = plan(image, vcpus, snp)?.spec.vcpu_sig;
     p.fpu = if snp {
         FpuState::Init2
     } else {
