@@ -43,15 +43,5 @@ pub fn read_hex(relative: &str) -> Vec<u8> {
         .chars()
         .filter(|c| !c.is_ascii_whitespace())
         .collect();
-    decode_hex(&compact).unwrap_or_else(|| panic!("{relative}: not hex"))
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(compact).unwrap_or_else(|_| panic!("{relative}: not hex"))
 }

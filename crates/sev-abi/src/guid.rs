@@ -87,6 +87,10 @@ impl Guid {
     /// Parses the hyphenated text form (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`),
     /// hex digits in either case. No braces, no `urn:uuid:` prefix.
     pub fn parse(text: &str) -> Result<Self> {
+        // The five groups of digits: where each starts in the text, and the
+        // bytes it fills. A '-' precedes every group but the first.
+        const GROUPS: [(usize, core::ops::Range<usize>); 5] =
+            [(0, 0..4), (9, 4..6), (14, 6..8), (19, 8..10), (24, 10..16)];
         let bad = |reason: String| AbiError::Malformed {
             what: "GUID",
             reason,
@@ -99,20 +103,17 @@ impl Guid {
             )));
         }
         let mut out = [0u8; GUID_LEN];
-        let mut nibbles = 0usize;
-        for (pos, &c) in bytes.iter().enumerate() {
-            if matches!(pos, 8 | 13 | 18 | 23) {
-                if c != b'-' {
-                    return Err(bad(format!("expected '-' at position {pos}")));
-                }
-                continue;
+        for (start, range) in GROUPS {
+            if start > 0 && bytes[start - 1] != b'-' {
+                return Err(bad(format!("expected '-' at position {}", start - 1)));
             }
-            let Some(v) = hex_value(c) else {
-                return Err(bad(format!("invalid hex digit at position {pos}")));
-            };
-            let byte = &mut out[nibbles / 2];
-            *byte = (*byte << 4) | v;
-            nibbles += 1;
+            let digits = &bytes[start..start + 2 * range.len()];
+            hex::decode_to_slice(digits, &mut out[range]).map_err(|e| match e {
+                hex::FromHexError::InvalidHexCharacter { index, .. } => {
+                    bad(format!("invalid hex digit at position {}", start + index))
+                }
+                other => bad(other.to_string()),
+            })?;
         }
         Ok(Self(out))
     }
@@ -133,15 +134,6 @@ const fn swap_fields(mut b: [u8; GUID_LEN]) -> [u8; GUID_LEN] {
     b
 }
 
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 impl FromStr for Guid {
     type Err = AbiError;
 
@@ -158,13 +150,16 @@ impl From<[u8; GUID_LEN]> for Guid {
 
 impl fmt::Display for Guid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        let h = hex::encode(self.0);
+        write!(
+            f,
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        )
     }
 }
 
@@ -315,6 +310,36 @@ mod tests {
         assert!("c0b406a4-a803-4952-9743-3fb6014cd0ae"
             .parse::<Guid>()
             .is_ok());
+    }
+
+    #[test]
+    fn parse_errors_name_the_position() {
+        let reason = |text: &str| match Guid::parse(text) {
+            Err(AbiError::Malformed { reason, .. }) => reason,
+            other => panic!("{text:?}: {other:?}"),
+        };
+        assert_eq!(
+            reason("c0b406a4_a803-4952-9743-3fb6014cd0ae"),
+            "expected '-' at position 8"
+        );
+        assert_eq!(
+            reason("c0b406a4-a803-4952-9743-3fb6014cd0ag"),
+            "invalid hex digit at position 35"
+        );
+        assert_eq!(
+            reason("c0b406a4-a803-4952-97x3-3fb6014cd0ae"),
+            "invalid hex digit at position 21"
+        );
+        // The first problem from the left is the one named.
+        assert_eq!(
+            reason("z0b406a4_a803-4952-9743-3fb6014cd0ae"),
+            "invalid hex digit at position 0"
+        );
+        assert_eq!(reason("c0b406a4-a803"), "expected 36 characters, got 13");
+        assert_eq!(
+            Guid::parse("C0B406A4-A803-4952-9743-3FB6014CD0AE").unwrap(),
+            CERT_ARK
+        );
     }
 
     #[test]

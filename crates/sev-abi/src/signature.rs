@@ -82,10 +82,7 @@ pub(crate) struct HexBytes<'a>(pub &'a [u8]);
 
 impl core::fmt::Debug for HexBytes<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex::encode(self.0))
     }
 }
 

@@ -75,16 +75,6 @@ pub enum AttestError {
     Report(#[from] AbiError),
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use core::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 fn fmt_tcb(tcb: TcbParts) -> String {
     let fmc = tcb.fmc.map(|fmc| format!("fmc={fmc} ")).unwrap_or_default();
     format!(
@@ -182,11 +172,15 @@ fn cn(cert: &X509Cert) -> String {
 fn compare(verdict: &mut Verdict, name: &'static str, expected: Option<&[u8]>, actual: &[u8]) {
     match expected {
         None => verdict.skip(name, "no expected value given"),
-        Some(want) if want == actual => verdict.pass(name, hex(actual)),
+        Some(want) if want == actual => verdict.pass(name, hex::encode(actual)),
         Some(want) => {
             verdict.fail(
                 name,
-                format!("expected {}, report has {}", hex(want), hex(actual)),
+                format!(
+                    "expected {}, report has {}",
+                    hex::encode(want),
+                    hex::encode(actual)
+                ),
             );
         }
     }
@@ -393,15 +387,15 @@ fn check_tcb_and_chip(
             if matches {
                 verdict.pass(
                     "report.chip_id",
-                    format!("chip id matches hwID {}", hex(hw_id)),
+                    format!("chip id matches hwID {}", hex::encode(hw_id)),
                 );
             } else {
                 verdict.fail(
                     "report.chip_id",
                     format!(
                         "report chip id {} differs from the certificate's hwID {}",
-                        hex(chip),
-                        hex(hw_id)
+                        hex::encode(chip),
+                        hex::encode(hw_id)
                     ),
                 );
             }
@@ -553,7 +547,10 @@ pub fn check_crl(
     }
     for (name, cert) in [("ASK", &ask), ("VCEK", endorsement)] {
         if crl.is_revoked(cert.serial()) {
-            problems.push(format!("{name} (serial {}) is revoked", hex(cert.serial())));
+            problems.push(format!(
+                "{name} (serial {}) is revoked",
+                hex::encode(cert.serial())
+            ));
         }
     }
     if problems.is_empty() {

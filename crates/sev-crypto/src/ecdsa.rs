@@ -75,11 +75,7 @@ pub struct P384PublicKey {
 
 impl fmt::Debug for P384PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("P384PublicKey(")?;
-        for b in &self.sec1 {
-            write!(f, "{b:02x}")?;
-        }
-        f.write_str(")")
+        write!(f, "P384PublicKey({})", hex::encode(self.sec1))
     }
 }
 

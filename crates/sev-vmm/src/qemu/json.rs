@@ -913,14 +913,11 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Four hex digits at the start of `s` (bytes past the end read as NUL).
+/// Four hex digits at the start of `s` (`None` when fewer than four are).
 fn cvt4hex(s: &[u8]) -> Option<u32> {
-    let mut cp = 0;
-    for i in 0..4 {
-        let digit = char::from(s.get(i).copied().unwrap_or(0)).to_digit(16)?;
-        cp = (cp << 4) | digit;
-    }
-    Some(cp)
+    let mut code = [0u8; 2];
+    hex::decode_to_slice(s.get(..4)?, &mut code).ok()?;
+    Some(u32::from(u16::from_be_bytes(code)))
 }
 
 /// QEMU's `parse_string`: `token` includes its quotes.
