@@ -613,34 +613,8 @@ fn run(program: &str, pre: &[&str], args: &[String], cwd: &Path) -> Outcome {
 
 fn run_peer(args: &[String], cwd: &Path) -> Outcome {
     static PROGRAM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    let program = PROGRAM.get_or_init(peer_program);
+    let program = PROGRAM.get_or_init(|| sevkit_testenv::peer_program(PEER));
     run(program.to_str().expect("UTF-8 path"), &[], args, cwd)
-}
-/// The peer's executable: the first `sev-snp-measure` on `PATH`, seen
-/// through a pyenv shim when there is one (the shim is a bash script that
-/// costs ~0.1 s per call before Python even starts).
-fn peer_program() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(PEER))
-            .find(|p| p.is_file())
-    });
-    let Some(found) = found else {
-        return PathBuf::from(PEER);
-    };
-    let shim = found
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|d| d == "shims");
-    if shim {
-        if let Ok(out) = Command::new("pyenv").args(["which", PEER]).output() {
-            let real = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            if out.status.success() && real.is_file() {
-                return real;
-            }
-        }
-    }
-    found
 }
 
 fn run_sevkit(args: &[String], cwd: &Path) -> Outcome {

@@ -16,6 +16,9 @@
 //! | `sevkit_qemu_qmp` | `python3 -c "import qemu.qmp"` succeeds (PyPI `qemu.qmp`, QEMU's QMP client) | |
 //!
 //! CI (`.ci/run`) installs every peer, so there every such test runs.
+//!
+//! [`peer_program`] finds a peer's executable at run time, for the tests and
+//! benchmarks that start it.
 
 use std::path::{Path, PathBuf};
 
@@ -29,9 +32,44 @@ pub const CFGS: &[&str] = &[
     "sevkit_qemu_qmp",
 ];
 
+/// The first file named `program` in a `PATH` directory.
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    find_on_path(program).is_some()
+}
+
+/// A peer's executable: the first `program` on `PATH`, seen through a pyenv
+/// shim when there is one (a shim is a bash script that costs ~0.1 s per
+/// call before Python even starts, which would swamp a timing and slow a
+/// test matrix). Not found: `program` itself, so that running it fails
+/// with the usual "not found".
+pub fn peer_program(program: &str) -> PathBuf {
+    let Some(found) = find_on_path(program) else {
+        return PathBuf::from(program);
+    };
+    let shim = found
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "shims");
+    if shim {
+        if let Ok(out) = std::process::Command::new("pyenv")
+            .args(["which", program])
+            .output()
+        {
+            let real = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if out.status.success() && real.is_file() {
+                return real;
+            }
+        }
+    }
+    found
 }
 
 /// Prints the `cargo::` lines for a build script. `manifest_dir` is the
@@ -93,4 +131,18 @@ fn python_imports(module: &str) -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_program_finds_a_program_on_path_or_names_it() {
+        let sh = peer_program("sh");
+        assert!(sh.is_absolute() && sh.is_file(), "{}", sh.display());
+        assert_eq!(sh.file_name().unwrap(), "sh");
+        let missing = "sevkit-no-such-peer-program";
+        assert_eq!(peer_program(missing), PathBuf::from(missing));
+    }
 }

@@ -87,33 +87,6 @@ impl ToolError {
 /// A timed figure, or why there is none.
 type Timed = Result<(Duration, String), ToolError>;
 
-/// The peer's executable: the first `sev-snp-measure` on `PATH`, seen
-/// through a pyenv shim when there is one (the shim is a bash script that
-/// costs ~0.1 s per call before Python even starts).
-fn peer_program() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(PEER))
-            .find(|p| p.is_file())
-    });
-    let Some(found) = found else {
-        return PathBuf::from(PEER);
-    };
-    let shim = found
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|d| d == "shims");
-    if shim {
-        if let Ok(out) = Command::new("pyenv").args(["which", PEER]).output() {
-            let real = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            if out.status.success() && real.is_file() {
-                return real;
-            }
-        }
-    }
-    found
-}
-
 /// Runs `program args` `runs` times; the best wall time and the last stdout.
 fn time_process(runs: u32, program: &Path, args: &[&str]) -> Timed {
     let mut best = Duration::MAX;
@@ -418,7 +391,7 @@ pub fn run(args: &MeasureBenchArgs) -> Result<(), InputError> {
     }
     let ovmf_len = std::fs::metadata(&ovmf).map_or(0, |m| m.len());
 
-    let peer = peer_program();
+    let peer = sevkit_testenv::peer_program(PEER);
 
     // (a)
     let a = bench_launch(runs, &exe, &peer, &ovmf, None)?;
