@@ -348,6 +348,57 @@ mod vm_states {
                 session: b"ABCAA".to_vec(),
             })
         );
+    /// `x-sevkit-read-memory`'s backend: the firmware image's plaintext
+    /// through the debug API where the policy allows it, the policy bit and
+    /// the remedy where it does not, whole or not at all.
+    #[test]
+    fn read_memory_decrypts_where_the_policy_allows_and_names_the_bit_where_not() {
+        use sev_vmm::backend::read_memory;
+        use sev_vmm::qmp::MAX_READ_MEMORY;
+
+        let image = sev_vmm::demo_image::demo_image();
+        let base = (1u64 << 32) - image.len() as u64;
+        for (object, seed, allowed, bit) in [
+            ("sev-guest,id=sev0,policy=0x0", 21, true, "NODBG"),
+            (
+                "sev-guest,id=sev0,policy=0x1",
+                22,
+                false,
+                "NODBG (policy bit 0) is set",
+            ),
+            ("sev-snp-guest,id=sev0,policy=0xb0000", 23, true, "DEBUG"),
+            (
+                "sev-snp-guest,id=sev0,policy=0x30000",
+                24,
+                false,
+                "DEBUG (policy bit 19) is clear",
+            ),
+        ] {
+            let mut vm = vm(
+                &format!("{object},cbitpos=51,reduced-phys-bits=1"),
+                false,
+                seed,
+            );
+            // Across a page boundary.
+            let (gpa, len) = (base + 0x0FF0, 0x20usize);
+            let got = read_memory(&mut vm, gpa, len as u64);
+            if allowed {
+                assert_eq!(got.unwrap(), image[0x0FF0..0x0FF0 + len], "{object}");
+            } else {
+                let err = got.unwrap_err().desc;
+                assert!(
+                    err.contains("POLICY_FAILURE") && err.contains(bit) && err.contains("relaunch"),
+                    "{object}: {err}"
+                );
+            }
+            let err = read_memory(&mut vm, 1 << 40, 16).unwrap_err().desc;
+            assert!(err.contains("is not guest memory"), "{object}: {err}");
+            let err = read_memory(&mut vm, base, MAX_READ_MEMORY + 1)
+                .unwrap_err()
+                .desc;
+            assert!(err.contains("exceeds the limit of 1048576 bytes"), "{err}");
+            assert_eq!(read_memory(&mut vm, base, 0).unwrap(), Vec::<u8>::new());
+        }
     }
 
     fn base64_of(bytes: &[u8]) -> String {

@@ -212,6 +212,24 @@ impl QmpBackend for MockVm {
         let certs = vec![0x11; 4096 * certs_pages.unwrap_or(1).min(4) as usize];
         Ok(GuestReport::from_bytes(&report, &certs))
     }
+
+    fn read_memory(&mut self, gpa: u64, size: u64) -> Result<Vec<u8>, QmpError> {
+        let end = gpa.checked_add(size).filter(|&end| end <= MOCK_RAM);
+        if end.is_none() {
+            return Err(QmpError::generic(format!(
+                "guest physical range {gpa:#x}+{size:#x} is not guest memory (RAM or firmware); \
+                 nothing was accessed"
+            )));
+        }
+        Ok((gpa..gpa + size).map(mock_byte).collect())
+    }
+}
+
+/// The mock's guest RAM: `[0, MOCK_RAM)`, byte `a` is [`mock_byte`]`(a)`.
+const MOCK_RAM: u64 = 4 << 20;
+
+fn mock_byte(gpa: u64) -> u8 {
+    (gpa.wrapping_mul(7) ^ (gpa >> 8)) as u8
 }
 
 // ---------------------------------------------------------------------------
@@ -698,6 +716,73 @@ fn qemu_qmp_client_snp_guest() {
         err(&lines, 9),
         ("GenericError", "SEV: Not in correct state. (LSECRET) 3")
     );
+    server.stop.shutdown();
+    assert_eq!(
+        server.thread.join().unwrap().unwrap(),
+        ServeOutcome::Shutdown
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(sevkit_qemu_qmp),
+    ignore = "needs PyPI qemu.qmp (installed by .ci/run)"
+)]
+fn qemu_qmp_client_reads_memory() {
+    let vm = Arc::new(Mutex::new(MockVm::new(false)));
+    let server = start(vm);
+    let max = sev_vmm::qmp::MAX_READ_MEMORY;
+    let script = json!([
+        {"execute": "x-sevkit-read-memory", "arguments": {"gpa": 0x1234, "size": 16}},
+        {"execute": "x-sevkit-read-memory", "arguments": {"gpa": 0, "size": max}},
+        {"execute": "x-sevkit-read-memory", "arguments": {"gpa": 0, "size": max + 1}},
+        {"execute": "x-sevkit-read-memory", "arguments": {"gpa": MOCK_RAM - 1, "size": 2}},
+        {"execute": "x-sevkit-read-memory", "arguments": {"size": 1}},
+        {"execute": "x-sevkit-read-memory", "arguments": {"gpa": 0}},
+        {"execute": "x-sevkit-read-memory", "arguments": {"gpa": "0", "size": 1}},
+        {"execute": "x-sevkit-read-memory", "arguments": {"gpa": 0, "size": 1, "raw": true}},
+        {"execute": "query-commands"},
+    ]);
+    let lines = drive(&server.path, &script);
+    let bytes = |i| {
+        B64.decode(ret(&lines, i)["data"].as_str().unwrap())
+            .unwrap()
+    };
+    assert_eq!(keys(ret(&lines, 0)), ["data"]);
+    assert_eq!(
+        bytes(0),
+        (0x1234..0x1244).map(mock_byte).collect::<Vec<_>>()
+    );
+    let all = bytes(1);
+    assert_eq!(all.len() as u64, max);
+    assert!(all
+        .iter()
+        .enumerate()
+        .all(|(a, &b)| b == mock_byte(a as u64)));
+    for (i, desc) in [
+        (
+            2,
+            format!("Parameter 'size' expects at most {max} bytes: read larger ranges in parts"),
+        ),
+        (
+            3,
+            format!(
+                "guest physical range {:#x}+0x2 is not guest memory (RAM or firmware); \
+                 nothing was accessed",
+                MOCK_RAM - 1
+            ),
+        ),
+        (4, "Parameter 'gpa' is missing".to_owned()),
+        (5, "Parameter 'size' is missing".to_owned()),
+        (6, "Parameter 'gpa' expects uint64".to_owned()),
+        (7, "Parameter 'raw' is unexpected".to_owned()),
+    ] {
+        assert_eq!(err(&lines, i), ("GenericError", desc.as_str()), "step {i}");
+    }
+    assert!(ret(&lines, 8)
+        .as_array()
+        .unwrap()
+        .contains(&json!({"name": "x-sevkit-read-memory"})));
     server.stop.shutdown();
     assert_eq!(
         server.thread.join().unwrap().unwrap(),

@@ -11,12 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use clap::Args;
 use sev_abi::product::Product;
 use sev_vmm::config::{VmConfig, MAX_TOML_LEN};
 use sev_vmm::monitor::backend::{SharedVm, VmBackend};
-use sev_vmm::monitor::hmp::MAX_DUMP_BYTES;
-use sev_vmm::monitor::qmp::{QmpBackend, QmpServer};
+use sev_vmm::monitor::qmp::{QmpBackend, QmpServer, MAX_READ_MEMORY};
 use sev_vmm::plan::MachinePlan;
 use sev_vmm::vm::SevState;
 
@@ -24,7 +25,7 @@ use crate::amd_sp::{self, Embedded, Sp};
 use crate::attest::SnpProduct;
 use crate::input::{self, invalid, InputError};
 use crate::output::{self, FileMode};
-use crate::qmp_client::QmpClient;
+use crate::qmp_client::{QmpClient, QmpClientError};
 
 /// Arguments of `sevkit launch`.
 #[derive(Debug, Args)]
@@ -205,32 +206,10 @@ pub const DEFAULT_QMP_TIMEOUT_SECS: u64 = 10;
 /// `sevkit debug ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum DebugCommand {
-    /// Read guest memory through the VM's debug API (QMP `xp`: private
-    /// pages via DBG_DECRYPT when the policy allows debugging).
+    /// Read guest memory through the VM's debug API (QMP
+    /// `x-sevkit-read-memory`, the binary form of HMP `xp`: private pages via
+    /// DBG_DECRYPT / SNP_DBG_DECRYPT when the policy allows debugging).
     Read(DebugReadArgs),
-}
-
-/// Parses `xp /Nxb` output (`ADDR: 0x.. 0x..`) back into bytes; a line
-/// that is not a dump line (an error, "Cannot access memory") is an error.
-/// That line is the monitor's own message (the policy bit that forbids
-/// debugging, and the remedy): it is shown whole, a reply line being at
-/// most [`MAX_REPLY_LINE`](crate::qmp_client::MAX_REPLY_LINE) bytes.
-fn parse_xp_bytes(text: &str) -> Result<Vec<u8>, InputError> {
-    let bad = |line: &str| invalid(format!("xp: {line}"));
-    let mut out = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let Some((_, values)) = line.split_once(": ") else {
-            return Err(bad(line));
-        };
-        if values.contains("Cannot access memory") {
-            return Err(bad(line));
-        }
-        for v in values.split_whitespace() {
-            let hex = v.strip_prefix("0x").ok_or_else(|| bad(line))?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad(line))?);
-        }
-    }
-    Ok(out)
 }
 
 /// Runs `sevkit debug`.
@@ -238,25 +217,47 @@ pub fn run_debug(cmd: &DebugCommand) -> Result<(), InputError> {
     let DebugCommand::Read(args) = cmd;
     let gpa =
         crate::measure::parse_int_auto(&args.gpa).map_err(|e| invalid(format!("--gpa: {e}")))?;
-    if args.len == 0 || args.len > MAX_DUMP_BYTES {
+    if args.len == 0 || args.len > MAX_READ_MEMORY {
         return Err(invalid(format!(
-            "--len {}: expected 1 to {MAX_DUMP_BYTES}",
+            "--len {}: expected 1 to {MAX_READ_MEMORY}",
             args.len
         )));
     }
     let mut qmp = QmpClient::connect(&args.qmp, Duration::from_secs(args.timeout))?;
-    let out = qmp.execute(
-        &serde_json::json!({
-            "execute": "human-monitor-command",
-            "arguments": {"command-line": format!("xp /{}xb {gpa:#x}", args.len)}
-        }),
-        "xp",
-    )?;
-    let text = out.as_str().unwrap_or_default();
-    let bytes = parse_xp_bytes(text)?;
-    if bytes.len() as u64 != args.len {
-        return Err(invalid(format!("xp: {}", sev_os::excerpt(text.trim()))));
-    }
+    // `x-sevkit-read-memory` is `xp`'s binary form (the same debug API), and
+    // keeps its name in messages: "xp: " and the VMM's refusal, which names
+    // the policy bit that forbids debugging and the remedy.
+    let out = qmp
+        .execute(
+            &serde_json::json!({
+                "execute": "x-sevkit-read-memory",
+                "arguments": {"gpa": gpa, "size": args.len}
+            }),
+            "xp",
+        )
+        .map_err(|e| match e {
+            QmpClientError::Command { class, .. } if class == "CommandNotFound" => {
+                invalid(format!(
+                    "{}: the monitor has no x-sevkit-read-memory: sevkit debug read needs the \
+                 monitor of sevkit's VMM (sevkit launch -qmp ...)",
+                    args.qmp.display()
+                ))
+            }
+            QmpClientError::Command { desc, .. } => invalid(format!("xp: {desc}")),
+            other => other.into(),
+        })?;
+    let bytes = out
+        .get("data")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|data| B64.decode(data).ok())
+        .filter(|bytes| bytes.len() as u64 == args.len)
+        .ok_or_else(|| {
+            invalid(format!(
+                "xp: not {} bytes of base64 data: {}",
+                args.len,
+                sev_os::excerpt(&out.to_string())
+            ))
+        })?;
     if args.raw {
         std::io::stdout().write_all(&bytes).map_err(err)?;
     } else {

@@ -17,10 +17,11 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
 use serde_json::Value;
 use sev_vmm::monitor::hmp::MAX_DUMP_BYTES;
 
-/// The longest reply line accepted: an `xp /1048576xb` dump (the largest
-/// dump) is about 7.4 bytes of text per byte of memory (`0x..` per byte,
-/// an address per 8 bytes, JSON escapes), so 8 per byte, and 64 KiB for the
-/// JSON around it.
+/// The longest reply line accepted: room for an `xp /1048576xb` dump (the
+/// largest dump), about 7.4 bytes of text per byte of memory (`0x..` per
+/// byte, an address per 8 bytes, JSON escapes), so 8 per byte, and 64 KiB
+/// for the JSON around it. `debug read`'s `x-sevkit-read-memory` of 1 MiB
+/// is about 1.4 MiB of base64, well within it.
 pub const MAX_REPLY_LINE: usize = 8 * MAX_DUMP_BYTES as usize + (64 << 10);
 
 /// Why a QMP exchange failed.

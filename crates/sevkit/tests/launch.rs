@@ -1188,6 +1188,74 @@ fn debug_read_refuses_a_reply_line_past_its_limit() {
     assert!(sent < 64 << 20, "the client read {sent} bytes");
 }
 
+/// `debug read` asks for `x-sevkit-read-memory` with the address and
+/// length, and says what it needs when the monitor lacks the command (as
+/// QEMU's does) or answers with something that is not the bytes.
+#[test]
+fn debug_read_needs_sevkits_binary_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("fake-qmp.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let answers = [
+        r#"{"error": {"class": "CommandNotFound", "desc": "The command x-sevkit-read-memory has not been found"}}"#,
+        r#"{"return": {"data": "AAAA"}}"#,
+        r#"{"error": {"class": "GenericError", "desc": "DBG_DECRYPT refused: NODBG"}}"#,
+    ];
+    let server = std::thread::spawn(move || {
+        let mut requests = Vec::new();
+        for answer in answers {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(&stream);
+            let mut writer = &stream;
+            writer
+                .write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n")
+                .unwrap();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            writer.write_all(b"{\"return\": {}}\n").unwrap();
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            requests.push(line);
+            writer.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        }
+        requests
+    });
+    let read = || {
+        let out = run(
+            SEVKIT,
+            &[
+                "debug",
+                "read",
+                "--qmp",
+                s(&socket),
+                "--gpa",
+                "0x1000",
+                "--len",
+                "16",
+            ],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = read();
+    assert!(
+        err.contains("has no x-sevkit-read-memory") && err.contains("sevkit launch -qmp"),
+        "{err}"
+    );
+    // Three bytes where sixteen were asked for.
+    let err = read();
+    assert!(err.contains("xp: not 16 bytes of base64 data"), "{err}");
+    let err = read();
+    assert!(err.contains("xp: DBG_DECRYPT refused: NODBG"), "{err}");
+    let requests = server.join().unwrap();
+    let request: serde_json::Value = serde_json::from_str(&requests[0]).unwrap();
+    assert_eq!(
+        request,
+        json!({"execute": "x-sevkit-read-memory", "arguments": {"gpa": 4096, "size": 16}})
+    );
+}
+
 #[test]
 fn malformed_debug_and_demo_arguments_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,8 @@
 //! private pages via DBG_DECRYPT, refused when the policy forbids
 //! debugging) and `info sev`; `x` needs a vCPU's CR3, which a VMM that runs
 //! no vCPUs does not have, so it says so. Output lines end in `\r\n`, as
-//! QEMU's monitor writes them.
+//! QEMU's monitor writes them. `x-sevkit-read-memory` ([`read_memory`]) is
+//! `xp`'s binary form: the same debug API, the bytes instead of a dump.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -13,13 +14,13 @@ use std::sync::{Arc, Mutex};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
-use crate::debug::EncryptedDebug;
+use crate::debug::{Access, EncryptedDebug, MemoryDebugOps as _};
 use crate::guest::FirmwareGuest;
 use crate::guest::GuestReport;
 use crate::monitor::hmp::hmp_xp;
 use crate::monitor::qmp::{
     QmpBackend, QmpError, SevAttestationReport, SevCapability, SevInfo, SevLaunchMeasureInfo,
-    StatusInfo,
+    StatusInfo, MAX_READ_MEMORY,
 };
 use crate::vm::{RunState, Vm, VmError};
 
@@ -106,6 +107,36 @@ pub fn hmp(vm: &mut Vm, command_line: &str) -> Result<String, VmError> {
         other => format!("unknown command: '{}'\n", sev_os::excerpt(other)),
     };
     Ok(out.replace('\n', "\r\n"))
+}
+
+/// Reads `size` bytes of `vm`'s guest physical memory at `gpa` through the
+/// debug API, each page as its state says (private pages through
+/// DBG_DECRYPT / SNP_DBG_DECRYPT, shared pages as they are), as HMP `xp`
+/// reads them.
+///
+/// # Errors
+/// `size` over [`MAX_READ_MEMORY`], a VM whose launch failed, or the debug
+/// API's refusal in its words: the policy bit that forbids debugging and
+/// the remedy, or the range that is not guest memory.
+pub fn read_memory(vm: &mut Vm, gpa: u64, size: u64) -> Result<Vec<u8>, VmError> {
+    if size > MAX_READ_MEMORY {
+        return Err(VmError {
+            desc: format!(
+                "a memory read of {size} bytes exceeds the limit of {MAX_READ_MEMORY} bytes: \
+                 read larger ranges in parts"
+            ),
+        });
+    }
+    let guest = vm.guest();
+    let host = vm.host()?;
+    let (sp, memory) = host.parts();
+    let mut ops = EncryptedDebug::new(sp, memory, guest);
+    let mut data = vec![0u8; size as usize];
+    ops.read(gpa, &mut data, Access::ByPageState)
+        .map_err(|e| VmError {
+            desc: e.to_string(),
+        })?;
+    Ok(data)
 }
 
 impl QmpBackend for VmBackend {
@@ -219,5 +250,9 @@ impl QmpBackend for VmBackend {
             data[..n].copy_from_slice(&bytes[..n]);
         }
         self.with(|vm| vm.guest_report(data, certs_pages))
+    }
+
+    fn read_memory(&mut self, gpa: u64, size: u64) -> Result<Vec<u8>, QmpError> {
+        self.with(|vm| read_memory(vm, gpa, size))
     }
 }

@@ -54,11 +54,15 @@
 //! | `query-sev-attestation-report` | `mnonce: str` | [`SevAttestationReport`] |
 //! | `query-sev-launch-log` | | the launch log (sevkit) |
 //! | `x-sevkit-guest-report` | `*report-data: str` (base64, at most 64 bytes), `*certs-pages: uint32` | [`GuestReport`] (sevkit) |
+//! | `x-sevkit-read-memory` | `gpa: uint64`, `size: uint64` (at most [`MAX_READ_MEMORY`]) | `{"data": str}`: the bytes, base64 (sevkit) |
 //!
-//! The two sevkit commands are extensions. QMP reserves names beginning
+//! The sevkit commands are extensions. QMP reserves names beginning
 //! with `__` for downstream extensions and `x-` marks experimental ones;
 //! `x-sevkit-guest-report` follows the latter (the VMM playing the guest is
-//! a test device, not an interface to keep). `query-sev-launch-log` keeps
+//! a test device, not an interface to keep), and so does
+//! `x-sevkit-read-memory`, the binary form of HMP `xp` (the same debug API:
+//! private pages through DBG_DECRYPT / SNP_DBG_DECRYPT where the policy
+//! allows, shared pages as they are, refusals as errors). `query-sev-launch-log` keeps
 //! the plain name the sevkit issue asks for: it reads like its
 //! `query-sev-launch-measure` sibling and returns the same launch log
 //! `sevkit` prints; should QEMU ever define a command of that name, this
@@ -109,6 +113,10 @@ pub use types::{
     SevGuestInfo, SevGuestType, SevInfo, SevLaunchMeasureInfo, SevSnpGuestInfo, SevState,
     ShutdownCause, StatusInfo, VersionInfo, VersionTriple,
 };
+
+/// The most bytes one `x-sevkit-read-memory` returns (1 MiB, as much as one
+/// HMP `xp` dump shows; base64 makes the reply about 1.4 MiB).
+pub const MAX_READ_MEMORY: u64 = crate::monitor::hmp::MAX_DUMP_BYTES;
 
 qapi_enum! {
     /// QAPI's `QapiErrorClass`: the `class` of an error reply.
@@ -232,4 +240,11 @@ pub trait QmpBackend: Send {
         report_data: Option<&str>,
         certs_pages: Option<u64>,
     ) -> Result<GuestReport, QmpError>;
+
+    /// `x-sevkit-read-memory` (sevkit): `size` bytes of guest physical
+    /// memory at `gpa` through the VM's debug API, as HMP `xp` reads them
+    /// (the server has checked that `size` is at most [`MAX_READ_MEMORY`]).
+    /// A refusal (the policy forbids debugging, the range is not guest
+    /// memory) is an error naming why; nothing is returned in part.
+    fn read_memory(&mut self, gpa: u64, size: u64) -> Result<Vec<u8>, QmpError>;
 }

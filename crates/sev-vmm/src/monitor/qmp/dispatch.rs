@@ -9,7 +9,7 @@ use base64::Engine as _;
 use sev_os::excerpt;
 
 use super::types::{timestamp_now, QmpEvent, ShutdownCause, VersionInfo};
-use super::{ErrorClass, QmpBackend, QmpError};
+use super::{ErrorClass, QmpBackend, QmpError, MAX_READ_MEMORY};
 use crate::qemu::json::{Dict, Json, Message};
 use crate::qemu::qapi::{Dialect, VisitError, Visitor};
 
@@ -323,6 +323,10 @@ const COMMANDS: &[Command] = &[
         name: "x-sevkit-guest-report",
         run: cmd_guest_report,
     },
+    Command {
+        name: "x-sevkit-read-memory",
+        run: cmd_read_memory,
+    },
 ];
 
 /// The names of the commands the server knows.
@@ -473,6 +477,21 @@ fn cmd_guest_report(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, Qm
     wire(&report)
 }
 
+fn cmd_read_memory(exec: &mut Exec<'_>, args: &mut Args<'_>) -> Result<Json, QmpError> {
+    let gpa = args.required("gpa", Visitor::uint64)?;
+    let size = args.required("size", Visitor::uint64)?;
+    args.finish()?;
+    if size > MAX_READ_MEMORY {
+        return Err(QmpError::generic(format!(
+            "Parameter 'size' expects at most {MAX_READ_MEMORY} bytes: read larger ranges in parts"
+        )));
+    }
+    let data = lock(exec.backend).read_memory(gpa, size)?;
+    Ok(Json::Dict(
+        Dict::new().with("data", Json::Str(B64.encode(&data))),
+    ))
+}
+
 // ---------------------------------------------------------------------------
 // Arguments, read by QAPI's visitor in QMP's dialect.
 
@@ -596,6 +615,13 @@ mod tests {
         ) -> Result<GuestReport, QmpError> {
             self.last = format!("report {report_data:?} {certs_pages:?}");
             Ok(GuestReport::from_bytes(b"report", b""))
+        }
+        fn read_memory(&mut self, gpa: u64, size: u64) -> Result<Vec<u8>, QmpError> {
+            self.last = format!("read {gpa:#x} {size}");
+            if gpa >= 1 << 32 {
+                return Err(QmpError::generic("not guest memory"));
+            }
+            Ok((0..size).map(|i| (gpa + i) as u8).collect())
         }
     }
 
@@ -885,6 +911,77 @@ mod tests {
         assert_eq!(
             h.mock.lock().unwrap().last,
             format!("report Some({ok:?}) Some(4)")
+        );
+    }
+
+    #[test]
+    fn read_memory_arguments_limit_and_reply() {
+        let mut h = Harness::negotiated();
+        let read = |h: &mut Harness, args: &str| {
+            h.send(&format!(
+                r#"{{"execute": "x-sevkit-read-memory", "arguments": {args}}}"#
+            ))
+        };
+        for (args, desc) in [
+            (r#"{"size": 1}"#.to_owned(), "Parameter 'gpa' is missing".to_owned()),
+            (r#"{"gpa": 1}"#.to_owned(), "Parameter 'size' is missing".to_owned()),
+            (
+                r#"{"gpa": "0x1000", "size": 1}"#.to_owned(),
+                "Parameter 'gpa' expects uint64".to_owned(),
+            ),
+            (
+                r#"{"gpa": 1, "size": 1.5}"#.to_owned(),
+                "Parameter 'size' expects uint64".to_owned(),
+            ),
+            (
+                r#"{"gpa": 1, "size": 1, "len": 1}"#.to_owned(),
+                "Parameter 'len' is unexpected".to_owned(),
+            ),
+            (
+                format!(r#"{{"gpa": 1, "size": {}}}"#, MAX_READ_MEMORY + 1),
+                format!(
+                    "Parameter 'size' expects at most {MAX_READ_MEMORY} bytes: read larger ranges in parts"
+                ),
+            ),
+            // uint64 takes -1 as 2^64 - 1: far over the limit.
+            (
+                r#"{"gpa": 1, "size": -1}"#.to_owned(),
+                format!(
+                    "Parameter 'size' expects at most {MAX_READ_MEMORY} bytes: read larger ranges in parts"
+                ),
+            ),
+        ] {
+            assert_eq!(read(&mut h, &args), [err("GenericError", &desc)], "{args}");
+        }
+        // Nothing reached the backend.
+        assert_eq!(h.mock.lock().unwrap().last, "");
+        assert_eq!(
+            read(&mut h, r#"{"gpa": 4096, "size": 4}"#),
+            [format!(
+                r#"{{"return": {{"data": "{}"}}}}"#,
+                B64.encode([0, 1, 2, 3])
+            )]
+        );
+        assert_eq!(h.mock.lock().unwrap().last, "read 0x1000 4");
+        assert_eq!(
+            read(&mut h, r#"{"gpa": 0, "size": 0}"#),
+            [r#"{"return": {"data": ""}}"#]
+        );
+        // The limit itself is allowed.
+        let out = read(
+            &mut h,
+            &format!(r#"{{"gpa": 0, "size": {MAX_READ_MEMORY}}}"#),
+        );
+        let reply: serde_json::Value = serde_json::from_str(&out[0]).unwrap();
+        let data = B64
+            .decode(reply["return"]["data"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(data.len() as u64, MAX_READ_MEMORY);
+        assert_eq!(data[0x1234], 0x34);
+        // The backend's refusal is the reply.
+        assert_eq!(
+            read(&mut h, r#"{"gpa": 4294967296, "size": 1}"#),
+            [err("GenericError", "not guest memory")]
         );
     }
 
