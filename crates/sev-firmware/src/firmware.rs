@@ -417,6 +417,19 @@ impl Firmware {
         self.execute(command.id(), buffer.as_mut_bytes(), memory)
     }
 
+    /// [`Self::call`] for an SNP command.
+    pub fn call_snp<T>(
+        &mut self,
+        command: SnpCommand,
+        buffer: &mut T,
+        memory: &mut dyn SystemMemory,
+    ) -> FirmwareStatus
+    where
+        T: FromBytes + IntoBytes + Immutable + KnownLayout,
+    {
+        self.execute(command.id(), buffer.as_mut_bytes(), memory)
+    }
+
     /// Runs one command: `buffer` is AMD's command buffer (inputs in,
     /// outputs written back), every `*_paddr` in it an address in `memory`.
     /// Returns AMD's status code; never panics on any input.

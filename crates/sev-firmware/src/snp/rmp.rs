@@ -148,6 +148,30 @@ pub struct RmpUpdate {
     pub asid: u32,
 }
 
+impl RmpUpdate {
+    /// A firmware page (assigned, immutable, ASID 0): what a guest context
+    /// page must be before SNP_GCTX_CREATE.
+    pub fn firmware_page() -> Self {
+        Self {
+            assigned: true,
+            immutable: true,
+            ..Self::default()
+        }
+    }
+
+    /// A 4 KiB PRE_GUEST page of the guest on `asid` at `gpa` (assigned,
+    /// immutable): what SNP_LAUNCH_UPDATE takes.
+    pub fn pre_guest(gpa: u64, asid: u32) -> Self {
+        Self {
+            gpa,
+            assigned: true,
+            page_size: PageSize::Size4K,
+            immutable: true,
+            asid,
+        }
+    }
+}
+
 /// A failed RMP instruction (x86 return codes in RAX).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RmpError {
