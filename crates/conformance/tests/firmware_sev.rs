@@ -14,8 +14,6 @@
 //!   `sevkit verify sev-chain` does given them) and is refused against AMD's
 //!   real roots.
 
-use std::sync::OnceLock;
-
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use sev_abi::amd_cert::AmdCert;
@@ -32,7 +30,7 @@ use sev_attest::legacy::{verify_platform_chain, LegacyAnchor, PlatformChain};
 use sev_crypto::ecdsa::P384PublicKey;
 use sev_crypto::packet::{launch_measurement, seal_secret};
 use sev_crypto::session::{build_launch_session, LaunchSession};
-use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig, SystemMemory, VecMemory};
+use sev_firmware::{Firmware, SystemMemory, VecMemory};
 use sev_measure::{check_launch_measure_blob, measure, MeasureParams, Mode};
 use sevkit_conformance::read_vector;
 use zerocopy::little_endian::{U32, U64};
@@ -55,25 +53,6 @@ const HOST_BUF: u64 = 0x30_0000;
 const VMSA_BASE: u64 = 0x1000_0000;
 const SECRET_GPA: u64 = 0x80_0000;
 
-/// One chip for every test, cached on disk next to sev-firmware's own
-/// test chip (same seed, same directory).
-fn chip() -> ChipIdentity {
-    static CHIP: OnceLock<ChipIdentity> = OnceLock::new();
-    CHIP.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sev-firmware-test-chip");
-        Firmware::open(FirmwareConfig {
-            state_dir: Some(dir),
-            seed: Some([0x5E; 32]),
-            ..FirmwareConfig::default()
-        })
-        .map_or_else(
-            |_| ChipIdentity::generate(&mut ChaCha20Rng::from_seed([0x5E; 32]), 1, 55).unwrap(),
-            |fw| fw.chip().clone(),
-        )
-    })
-    .clone()
-}
-
 fn run<T>(fw: &mut Firmware, cmd: SevCommand, buf: &mut T, mem: &mut VecMemory) -> FirmwareStatus
 where
     T: FromBytes + IntoBytes + Immutable + KnownLayout,
@@ -83,14 +62,7 @@ where
 
 /// A platform as the host brings it up: INIT (with SEV-ES when asked).
 fn platform(seed: u8, es: bool) -> (Firmware, VecMemory) {
-    let mut fw = Firmware::open_with_chip(
-        FirmwareConfig {
-            seed: Some([seed; 32]),
-            ..FirmwareConfig::default()
-        },
-        chip(),
-    )
-    .unwrap();
+    let mut fw = sevkit_testkit::firmware(seed);
     let mut mem = VecMemory::new(1 << 32);
     let mut init = InitBuffer::new_zeroed();
     if es {

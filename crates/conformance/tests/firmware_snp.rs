@@ -7,117 +7,31 @@
 //! launch log equals the predictor's entry by entry (page type, GPA,
 //! contents, digest after).
 
-use sev_abi::commands::{
-    SnpActivateBuffer, SnpCommand, SnpDbgBuffer, SnpLaunchFinishBuffer, SnpLaunchStartBuffer,
-    SnpLaunchUpdateBuffer, SnpPaddrBuffer,
-};
+use sev_abi::commands::{SnpCommand, SnpDbgBuffer, SnpLaunchFinishBuffer};
 use sev_abi::policy::SnpPolicy;
 use sev_abi::snp_launch::{IdAuth, IdBlock, PageType};
 use sev_abi::status::FirmwareStatus;
-use sev_firmware::snp::cpuid::{CpuidEntry, CpuidTable, CPUID_TABLE_LEN};
-use sev_firmware::snp::rmp::{PageSize, RmpUpdate};
 use sev_firmware::snp::SnpGuestState;
-use sev_firmware::{Firmware, FirmwareConfig, SystemMemory, VecMemory};
+use sev_firmware::{Firmware, SystemMemory, VecMemory};
 use sev_measure::snp::VMSA_GPA;
 use sev_measure::{measure, MeasureParams, Mode, OvmfImage, SectionKind};
 use sevkit_conformance::read_vector;
-use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
+use sevkit_testkit::snp;
+use zerocopy::little_endian::U64;
+use zerocopy::{FromZeros, IntoBytes};
 
 const OK: FirmwareStatus = FirmwareStatus::SUCCESS;
 const GCTX: u64 = 0x10_0000;
 const VMSA_SPA: u64 = 0x2000_0000;
 const ASID: u32 = 1;
 
-fn snp<T>(fw: &mut Firmware, cmd: SnpCommand, buf: &mut T, mem: &mut VecMemory) -> FirmwareStatus
-where
-    T: FromBytes + IntoBytes + Immutable + KnownLayout,
-{
-    fw.execute(cmd.id(), buf.as_mut_bytes(), mem)
-}
-
-fn pre_guest(fw: &mut Firmware, spa: u64, gpa: u64) {
-    fw.rmp_update(
-        spa,
-        &RmpUpdate {
-            gpa,
-            assigned: true,
-            page_size: PageSize::Size4K,
-            immutable: true,
-            asid: ASID,
-        },
-    )
-    .unwrap();
-}
-
-fn update(fw: &mut Firmware, mem: &mut VecMemory, spa: u64, page_type: PageType) -> FirmwareStatus {
-    let mut b = SnpLaunchUpdateBuffer::new_zeroed();
-    b.gctx_paddr = U64::new(GCTX);
-    b.page_paddr = U64::new(spa);
-    b.flags = U32::new(SnpLaunchUpdateBuffer::flags_for(
-        false,
-        page_type.as_u8(),
-        false,
-    ));
-    snp(fw, SnpCommand::SnpLaunchUpdate, &mut b, mem)
-}
-
-/// A valid CPUID table: the SEV leaf with this platform's C-bit.
-fn cpuid_page() -> Vec<u8> {
-    let mut t = CpuidTable::new_zeroed();
-    t.count = U32::new(1);
-    t.entries[0] = CpuidEntry {
-        eax_in: U32::new(0x8000_001F),
-        eax: U32::new(0x1_FFFF),
-        ebx: U32::new(0x4000 | 0x33),
-        ..CpuidEntry::default()
-    };
-    let mut page = vec![0u8; 4096];
-    page[..CPUID_TABLE_LEN].copy_from_slice(t.as_bytes());
-    page
-}
-
 /// SNP_INIT, a guest context at GCTX, SNP_LAUNCH_START (DEBUG allowed),
-/// SNP_ACTIVATE.
+/// SNP_ACTIVATE, on the shared test chip.
 fn started_guest() -> (Firmware, VecMemory) {
-    let mut fw = Firmware::open(FirmwareConfig {
-        seed: Some([0x51; 32]),
-        ..FirmwareConfig::default()
-    })
-    .unwrap();
+    let mut fw = sevkit_testkit::firmware(0x51);
     let mut mem = VecMemory::new(1 << 32);
-    assert_eq!(fw.execute(SnpCommand::SnpInit.id(), &mut [], &mut mem), OK);
-    fw.rmp_update(
-        GCTX,
-        &RmpUpdate {
-            assigned: true,
-            immutable: true,
-            ..RmpUpdate::default()
-        },
-    )
-    .unwrap();
-    let mut gctx = SnpPaddrBuffer {
-        paddr: U64::new(GCTX),
-    };
-    assert_eq!(
-        snp(&mut fw, SnpCommand::SnpGctxCreate, &mut gctx, &mut mem),
-        OK
-    );
-    let mut start = SnpLaunchStartBuffer::new_zeroed();
-    start.gctx_paddr = U64::new(GCTX);
-    start.policy = U64::new(SnpPolicy::DEFAULT_RAW | SnpPolicy::DEBUG);
-    assert_eq!(
-        snp(&mut fw, SnpCommand::SnpLaunchStart, &mut start, &mut mem),
-        OK
-    );
-    let mut act = SnpActivateBuffer {
-        gctx_paddr: U64::new(GCTX),
-        asid: U32::new(ASID),
-    };
-    assert_eq!(
-        snp(&mut fw, SnpCommand::SnpActivate, &mut act, &mut mem),
-        OK
-    );
+    let policy = SnpPolicy::DEFAULT_RAW | SnpPolicy::DEBUG;
+    snp::launching(&mut fw, &mut mem, GCTX, policy, ASID);
     (fw, mem)
 }
 
@@ -134,8 +48,11 @@ fn snp_launch(vectors_path: &str, vcpus: u32) {
     let base = ovmf.gpa();
     mem.write(base, ovmf.data()).unwrap();
     for off in (0..ovmf.data().len() as u64).step_by(4096) {
-        pre_guest(&mut fw, base + off, base + off);
-        assert_eq!(update(&mut fw, &mut mem, base + off, PageType::Normal), OK);
+        snp::pre_guest(&mut fw, base + off, base + off, ASID);
+        assert_eq!(
+            snp::launch_update(&mut fw, &mut mem, GCTX, base + off, PageType::Normal),
+            OK
+        );
     }
     // Metadata sections in file order.
     for s in &ovmf.metadata().unwrap().sections {
@@ -147,25 +64,32 @@ fn snp_launch(vectors_path: &str, vcpus: u32) {
         for off in (0..u64::from(s.size)).step_by(4096) {
             let gpa = u64::from(s.gpa) + off;
             if page_type == PageType::Cpuid {
-                mem.write(gpa, &cpuid_page()).unwrap();
+                mem.write(gpa, &snp::cpuid_page(51)).unwrap();
             }
-            pre_guest(&mut fw, gpa, gpa);
-            assert_eq!(update(&mut fw, &mut mem, gpa, page_type), OK, "{s:?}");
+            snp::pre_guest(&mut fw, gpa, gpa, ASID);
+            assert_eq!(
+                snp::launch_update(&mut fw, &mut mem, GCTX, gpa, page_type),
+                OK,
+                "{s:?}"
+            );
         }
     }
     // VMSAs: at their own system pages, all mapped at VMSA_GPA.
     for i in 0..vcpus {
         let spa = VMSA_SPA + u64::from(i) * 4096;
         mem.write(spa, predicted.vmsa_page(i).unwrap()).unwrap();
-        pre_guest(&mut fw, spa, VMSA_GPA);
-        assert_eq!(update(&mut fw, &mut mem, spa, PageType::Vmsa), OK);
+        snp::pre_guest(&mut fw, spa, VMSA_GPA, ASID);
+        assert_eq!(
+            snp::launch_update(&mut fw, &mut mem, GCTX, spa, PageType::Vmsa),
+            OK
+        );
         assert!(fw.rmp_entry(spa).vmsa);
     }
     let mut finish = SnpLaunchFinishBuffer::new_zeroed();
     finish.gctx_paddr = U64::new(GCTX);
     finish.host_data = [0xAB; 32];
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpLaunchFinish, &mut finish, &mut mem),
+        fw.call_snp(SnpCommand::SnpLaunchFinish, &mut finish, &mut mem),
         OK
     );
 
@@ -210,7 +134,7 @@ fn snp_launch(vectors_path: &str, vcpus: u32) {
         dst_paddr: U64::new(0x30_0000),
     };
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpDbgDecrypt, &mut dbg, &mut mem),
+        fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut dbg, &mut mem),
         OK
     );
     assert_eq!(mem.read_vec(0x30_0000, 4096).unwrap(), ovmf.data()[..4096]);

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{firmware, start_snp_guest};
+use common::firmware;
 use sev_abi::commands::{SnpCommand, SnpDbgBuffer, SnpLaunchUpdateBuffer};
 use sev_abi::policy::SnpPolicy;
 use sev_abi::snp_launch::PageType;
@@ -16,8 +16,9 @@ use sev_abi::status::FirmwareStatus;
 use sev_firmware::snp::rmp::{PageSize, PageState, RmpUpdate};
 use sev_firmware::{Firmware, SystemMemory, VecMemory};
 use sev_measure::snp::SnpLaunchDigest;
+use sevkit_testkit::snp::launching;
 use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
+use zerocopy::FromZeros;
 
 const OK: FirmwareStatus = FirmwareStatus::SUCCESS;
 const GCTX: u64 = 0x1_0000_0000;
@@ -30,29 +31,12 @@ const BASE: u64 = 0x4000_0000;
 /// A hypervisor page SNP_DBG_DECRYPT writes plaintext to.
 const HOST_PAGE: u64 = 0x2000_0000;
 
-fn snp<T>(fw: &mut Firmware, cmd: SnpCommand, buf: &mut T, mem: &mut VecMemory) -> FirmwareStatus
-where
-    T: FromBytes + IntoBytes + Immutable + KnownLayout,
-{
-    fw.execute(cmd.id(), buf.as_mut_bytes(), mem)
-}
-
 /// A launched (not finished) guest whose policy allows debugging.
 fn started_guest() -> (Firmware, VecMemory) {
     let mut fw = firmware(0x2A);
     let mut mem = VecMemory::new(GCTX + PAGE_4K);
-    assert_eq!(fw.execute(SnpCommand::SnpInit.id(), &mut [], &mut mem), OK);
-    fw.rmp_update(
-        GCTX,
-        &RmpUpdate {
-            assigned: true,
-            immutable: true,
-            ..RmpUpdate::default()
-        },
-    )
-    .unwrap();
     let policy = SnpPolicy::DEFAULT_RAW | SnpPolicy::DEBUG;
-    start_snp_guest(&mut fw, &mut mem, GCTX, policy, ASID);
+    launching(&mut fw, &mut mem, GCTX, policy, ASID);
     (fw, mem)
 }
 
@@ -65,17 +49,11 @@ fn update(
     size: PageSize,
     page_type: PageType,
 ) -> FirmwareStatus {
-    fw.rmp_update(
-        BASE + gpa,
-        &RmpUpdate {
-            gpa,
-            assigned: true,
-            page_size: size,
-            immutable: true,
-            asid: ASID,
-        },
-    )
-    .unwrap();
+    let pages = RmpUpdate {
+        page_size: size,
+        ..RmpUpdate::pre_guest(gpa, ASID)
+    };
+    fw.rmp_update(BASE + gpa, &pages).unwrap();
     let mut b = SnpLaunchUpdateBuffer::new_zeroed();
     b.gctx_paddr = U64::new(GCTX);
     b.page_paddr = U64::new(BASE + gpa);
@@ -84,7 +62,7 @@ fn update(
         page_type.as_u8(),
         false,
     ));
-    snp(fw, SnpCommand::SnpLaunchUpdate, &mut b, mem)
+    fw.call_snp(SnpCommand::SnpLaunchUpdate, &mut b, mem)
 }
 
 /// Distinct, non-repeating contents (every page differs).
@@ -107,7 +85,7 @@ fn decrypt(fw: &mut Firmware, mem: &mut VecMemory, gpa: u64) -> Vec<u8> {
         src_paddr: U64::new(BASE + gpa),
         dst_paddr: U64::new(HOST_PAGE),
     };
-    assert_eq!(snp(fw, SnpCommand::SnpDbgDecrypt, &mut b, mem), OK);
+    assert_eq!(fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut b, mem), OK);
     let mut page = vec![0u8; PAGE_4K as usize];
     mem.read(HOST_PAGE, &mut page).unwrap();
     page

@@ -11,9 +11,8 @@ use std::path::Path;
 
 use common::chip;
 use sev_abi::commands::{
-    SnpActivateBuffer, SnpCommand, SnpCommitBuffer, SnpConfigBuffer, SnpDbgBuffer,
-    SnpGuestRequestBuffer, SnpLaunchFinishBuffer, SnpLaunchStartBuffer, SnpLaunchUpdateBuffer,
-    SnpPaddrBuffer, SnpPlatformStatus, SnpPlatformStatusBuffer, SnpShutdownExBuffer,
+    SnpCommand, SnpCommitBuffer, SnpConfigBuffer, SnpDbgBuffer, SnpGuestRequestBuffer,
+    SnpLaunchFinishBuffer, SnpPlatformStatus, SnpPlatformStatusBuffer, SnpShutdownExBuffer,
     SNP_COMMIT_LENGTH, SNP_CONFIG_MASK_CHIP_ID, SNP_CONFIG_MASK_CHIP_KEY, SNP_SHUTDOWN_EX_LENGTH,
     SNP_STATUS_MASK_CHIP_ID, SNP_STATUS_MASK_CHIP_KEY,
 };
@@ -27,11 +26,11 @@ use sev_abi::status::FirmwareStatus as S;
 use sev_crypto::report::verify_report_signature;
 use sev_firmware::snp::keys::{ChipEndorsementKeys, EndorsementKeys};
 use sev_firmware::snp::platform::{default_tcb, SnpPlatformState};
-use sev_firmware::snp::rmp::{PageSize, RmpUpdate};
 use sev_firmware::store::{self, StateKind};
 use sev_firmware::{Firmware, FirmwareConfig, FirmwareError, StoreError, SystemMemory, VecMemory};
+use sevkit_testkit::snp;
 use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 const GCTX: u64 = 0x10_0000;
 const PAGE: u64 = 0x40_0000;
@@ -70,38 +69,24 @@ fn open(dir: &Path, snp_tcb: Option<TcbVersion>) -> Result<Firmware, FirmwareErr
     Firmware::open_with_chip(config(dir, snp_tcb), chip())
 }
 
-fn snp<T>(fw: &mut Firmware, cmd: SnpCommand, buf: &mut T, mem: &mut VecMemory) -> S
-where
-    T: FromBytes + IntoBytes + Immutable + KnownLayout,
-{
-    fw.execute(cmd.id(), buf.as_mut_bytes(), mem)
-}
-
-fn snp_init(fw: &mut Firmware, mem: &mut VecMemory) {
-    assert_eq!(
-        fw.execute(SnpCommand::SnpInit.id(), &mut [], mem),
-        S::SUCCESS
-    );
-}
-
 fn snp_config(fw: &mut Firmware, mem: &mut VecMemory, reported: TcbVersion, flags: u32) -> S {
     let mut b = SnpConfigBuffer::new_zeroed();
     b.reported_tcb = U64::new(reported.raw());
     b.flags = U32::new(flags);
-    snp(fw, SnpCommand::SnpConfig, &mut b, mem)
+    fw.call_snp(SnpCommand::SnpConfig, &mut b, mem)
 }
 
 fn snp_commit(fw: &mut Firmware, mem: &mut VecMemory) -> S {
     let mut b = SnpCommitBuffer {
         length: U32::new(SNP_COMMIT_LENGTH),
     };
-    snp(fw, SnpCommand::SnpCommit, &mut b, mem)
+    fw.call_snp(SnpCommand::SnpCommit, &mut b, mem)
 }
 
 fn snp_shutdown(fw: &mut Firmware, mem: &mut VecMemory) -> S {
     let mut b = SnpShutdownExBuffer::new_zeroed();
     b.length = U32::new(SNP_SHUTDOWN_EX_LENGTH);
-    snp(fw, SnpCommand::SnpShutdownEx, &mut b, mem)
+    fw.call_snp(SnpCommand::SnpShutdownEx, &mut b, mem)
 }
 
 fn status(fw: &mut Firmware, mem: &mut VecMemory) -> SnpPlatformStatus {
@@ -109,7 +94,7 @@ fn status(fw: &mut Firmware, mem: &mut VecMemory) -> SnpPlatformStatus {
         status_paddr: U64::new(OUT),
     };
     assert_eq!(
-        snp(fw, SnpCommand::SnpPlatformStatus, &mut b, mem),
+        fw.call_snp(SnpCommand::SnpPlatformStatus, &mut b, mem),
         S::SUCCESS
     );
     SnpPlatformStatus::read_from_bytes(&mem.read_vec(OUT, 0x20).unwrap()).unwrap()
@@ -119,60 +104,20 @@ fn mask_flags(st: &SnpPlatformStatus) -> u32 {
     st.flags.get() & (SNP_STATUS_MASK_CHIP_ID | SNP_STATUS_MASK_CHIP_KEY)
 }
 
-fn rmp(fw: &mut Firmware, spa: u64, gpa: u64, asid: u32) {
-    fw.rmp_update(
-        spa,
-        &RmpUpdate {
-            gpa,
-            assigned: true,
-            page_size: PageSize::Size4K,
-            immutable: true,
-            asid,
-        },
-    )
-    .unwrap();
-}
-
 /// Launches a guest with a secrets page (SNP must be INIT) and asks for a
 /// VCEK-signed report through SNP_GUEST_REQUEST, as the guest does.
 fn guest_report(fw: &mut Firmware, mem: &mut VecMemory) -> (AttestationReport, Vec<u8>) {
-    rmp(fw, GCTX, 0, 0);
-    let mut paddr = SnpPaddrBuffer {
-        paddr: U64::new(GCTX),
-    };
+    snp::firmware_page(fw, GCTX);
+    snp::start_snp_guest(fw, mem, GCTX, POLICY, ASID);
+    snp::pre_guest(fw, PAGE, 0x5000, ASID);
     assert_eq!(
-        snp(fw, SnpCommand::SnpGctxCreate, &mut paddr, mem),
-        S::SUCCESS
-    );
-    let mut start = SnpLaunchStartBuffer::new_zeroed();
-    start.gctx_paddr = U64::new(GCTX);
-    start.policy = U64::new(POLICY);
-    assert_eq!(
-        snp(fw, SnpCommand::SnpLaunchStart, &mut start, mem),
-        S::SUCCESS
-    );
-    let mut act = SnpActivateBuffer {
-        gctx_paddr: U64::new(GCTX),
-        asid: U32::new(ASID),
-    };
-    assert_eq!(snp(fw, SnpCommand::SnpActivate, &mut act, mem), S::SUCCESS);
-    rmp(fw, PAGE, 0x5000, ASID);
-    let mut upd = SnpLaunchUpdateBuffer::new_zeroed();
-    upd.gctx_paddr = U64::new(GCTX);
-    upd.page_paddr = U64::new(PAGE);
-    upd.flags = U32::new(SnpLaunchUpdateBuffer::flags_for(
-        false,
-        PageType::Secrets.as_u8(),
-        false,
-    ));
-    assert_eq!(
-        snp(fw, SnpCommand::SnpLaunchUpdate, &mut upd, mem),
+        snp::launch_update(fw, mem, GCTX, PAGE, PageType::Secrets),
         S::SUCCESS
     );
     let mut fin = SnpLaunchFinishBuffer::new_zeroed();
     fin.gctx_paddr = U64::new(GCTX);
     assert_eq!(
-        snp(fw, SnpCommand::SnpLaunchFinish, &mut fin, mem),
+        fw.call_snp(SnpCommand::SnpLaunchFinish, &mut fin, mem),
         S::SUCCESS
     );
     let mut dbg = SnpDbgBuffer {
@@ -181,7 +126,7 @@ fn guest_report(fw: &mut Firmware, mem: &mut VecMemory) -> (AttestationReport, V
         dst_paddr: U64::new(OUT),
     };
     assert_eq!(
-        snp(fw, SnpCommand::SnpDbgDecrypt, &mut dbg, mem),
+        fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut dbg, mem),
         S::SUCCESS
     );
     let secrets = SecretsPage::read_from_bytes(&mem.read_vec(OUT, 4096).unwrap()).unwrap();
@@ -190,14 +135,14 @@ fn guest_report(fw: &mut Firmware, mem: &mut VecMemory) -> (AttestationReport, V
         .request_report([0x42; 64], 0, KeySelect::Vcek)
         .unwrap();
     mem.write(REQ, &request).unwrap();
-    rmp(fw, RSP, 0, 0);
+    snp::firmware_page(fw, RSP);
     let mut req = SnpGuestRequestBuffer {
         gctx_paddr: U64::new(GCTX),
         req_paddr: U64::new(REQ),
         rsp_paddr: U64::new(RSP),
     };
     assert_eq!(
-        snp(fw, SnpCommand::SnpGuestRequest, &mut req, mem),
+        fw.call_snp(SnpCommand::SnpGuestRequest, &mut req, mem),
         S::SUCCESS
     );
     let report = channel
@@ -221,7 +166,7 @@ fn snp_config_survives_a_restart() {
     let mut mem = common::memory();
     {
         let mut fw = open(dir.path(), None).unwrap();
-        snp_init(&mut fw, &mut mem);
+        snp::snp_init(&mut fw, &mut mem);
         let st = status(&mut fw, &mut mem);
         assert_eq!(st.reported_tcb.get(), t1().raw());
         assert!(!file.exists(), "nothing persisted before SNP_CONFIG");
@@ -248,7 +193,7 @@ fn snp_config_survives_a_restart() {
 
     // A new report carries the reported TCB, a zero chip id, and is signed
     // by the VCEK derived for the reported TCB.
-    snp_init(&mut fw, &mut mem);
+    snp::snp_init(&mut fw, &mut mem);
     let (report, bytes) = guest_report(&mut fw, &mut mem);
     assert_eq!(report.reported_tcb(), t0());
     assert_eq!(report.current_tcb(), t1());
@@ -268,7 +213,7 @@ fn snp_config_survives_a_restart() {
     assert_eq!(mask_flags(&st), SNP_STATUS_MASK_CHIP_KEY);
 
     // SNP_SHUTDOWN resets the configuration, and the reset persists.
-    snp_init(&mut fw, &mut mem);
+    snp::snp_init(&mut fw, &mut mem);
     assert_eq!(snp_shutdown(&mut fw, &mut mem), S::SUCCESS);
     let st = status(&mut fw, &mut mem);
     assert_eq!((st.reported_tcb.get(), mask_flags(&st)), (t1().raw(), 0));
@@ -278,7 +223,7 @@ fn snp_config_survives_a_restart() {
     assert_eq!((st.reported_tcb.get(), mask_flags(&st)), (t1().raw(), 0));
 
     // Without a mask, reports carry the chip id again.
-    snp_init(&mut fw, &mut mem);
+    snp::snp_init(&mut fw, &mut mem);
     let (report, bytes) = guest_report(&mut fw, &mut mem);
     assert_eq!(report.chip_id, *chip().chip_id());
     assert!(signed_by_vcek_of(&bytes, t1()));
@@ -291,7 +236,7 @@ fn snp_commit_survives_a_restart_and_refuses_rollback() {
     let mut mem = common::memory();
     {
         let mut fw = open(dir.path(), Some(t1())).unwrap();
-        snp_init(&mut fw, &mut mem);
+        snp::snp_init(&mut fw, &mut mem);
         assert_eq!(snp_commit(&mut fw, &mut mem), S::SUCCESS);
         assert!(file.exists());
     }
@@ -310,7 +255,7 @@ fn snp_commit_survives_a_restart_and_refuses_rollback() {
         (st.current_tcb.get(), st.reported_tcb.get()),
         (t2().raw(), t1().raw())
     );
-    snp_init(&mut fw, &mut mem);
+    snp::snp_init(&mut fw, &mut mem);
     let (report, bytes) = guest_report(&mut fw, &mut mem);
     assert_eq!(report.committed_tcb(), t1());
     assert_eq!(report.launch_tcb(), t1());
@@ -323,7 +268,7 @@ fn snp_commit_survives_a_restart_and_refuses_rollback() {
 
     // SNP_COMMIT of the new firmware: committed and reported TCB move up.
     let mut fw = open(dir.path(), Some(t2())).unwrap();
-    snp_init(&mut fw, &mut mem);
+    snp::snp_init(&mut fw, &mut mem);
     assert_eq!(snp_commit(&mut fw, &mut mem), S::SUCCESS);
     drop(fw);
     let mut fw = open(dir.path(), Some(t2())).unwrap();
@@ -365,7 +310,7 @@ fn snp_config_without_commit_does_not_bind_the_tcb() {
     let mut mem = common::memory();
     {
         let mut fw = open(dir.path(), Some(t2())).unwrap();
-        snp_init(&mut fw, &mut mem);
+        snp::snp_init(&mut fw, &mut mem);
         assert_eq!(snp_config(&mut fw, &mut mem, t1(), 0), S::SUCCESS);
     }
     // Nothing was committed: older firmware may run, as long as it is not
@@ -389,7 +334,7 @@ fn damaged_or_foreign_snp_state_is_refused() {
     let mut mem = common::memory();
     {
         let mut fw = open(dir.path(), None).unwrap();
-        snp_init(&mut fw, &mut mem);
+        snp::snp_init(&mut fw, &mut mem);
         assert_eq!(
             snp_config(&mut fw, &mut mem, t0(), SNP_CONFIG_MASK_CHIP_ID),
             S::SUCCESS
@@ -501,7 +446,7 @@ fn without_a_state_dir_nothing_is_written() {
     let cwd = std::env::current_dir().unwrap();
     let mut fw = common::firmware(0x41);
     assert!(fw.config().state_dir.is_none());
-    snp_init(&mut fw, &mut mem);
+    snp::snp_init(&mut fw, &mut mem);
     assert_eq!(
         snp_config(&mut fw, &mut mem, t0(), SNP_CONFIG_MASK_CHIP_ID),
         S::SUCCESS
@@ -520,7 +465,7 @@ fn without_a_state_dir_nothing_is_written() {
     // write nothing either.
     let dir = tempfile::tempdir().unwrap();
     let mut fw = open(dir.path(), None).unwrap();
-    snp_init(&mut fw, &mut mem);
+    snp::snp_init(&mut fw, &mut mem);
     let _ = status(&mut fw, &mut mem);
     assert_eq!(snp_shutdown(&mut fw, &mut mem), S::SUCCESS);
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
@@ -537,7 +482,7 @@ fn a_failed_write_is_hwerror_platform_and_changes_nothing() {
     let file = dir.path().join(SNP_FILE);
     let mut mem = common::memory();
     let mut fw = open(dir.path(), Some(t2())).unwrap();
-    snp_init(&mut fw, &mut mem);
+    snp::snp_init(&mut fw, &mut mem);
     // A non-empty directory where the file goes: every write fails at the
     // rename (even for root), and leaves no temporary file.
     let block = |path: &Path| {
@@ -597,7 +542,7 @@ fn platform_reset_keeps_the_snp_state() {
     let file = dir.path().join(SNP_FILE);
     let mut mem = common::memory();
     let mut fw = open(dir.path(), None).unwrap();
-    snp_init(&mut fw, &mut mem);
+    snp::snp_init(&mut fw, &mut mem);
     common::init(&mut fw, &mut mem, false);
     assert!(dir.path().join("platform.sevfw").exists());
     assert_eq!(

@@ -12,9 +12,8 @@ mod common;
 use sev_abi::commands::{
     SnpActivateBuffer, SnpCommand, SnpCommitBuffer, SnpConfigBuffer, SnpDbgBuffer,
     SnpGuestRequestBuffer, SnpGuestStatus, SnpGuestStatusBuffer, SnpLaunchFinishBuffer,
-    SnpLaunchStartBuffer, SnpLaunchUpdateBuffer, SnpPaddrBuffer, SnpPageReclaimBuffer,
-    SnpPlatformStatus, SnpPlatformStatusBuffer, SNP_LAUNCH_FINISH_AUTH_KEY_EN,
-    SNP_LAUNCH_FINISH_ID_BLOCK_EN,
+    SnpLaunchStartBuffer, SnpPaddrBuffer, SnpPageReclaimBuffer, SnpPlatformStatus,
+    SnpPlatformStatusBuffer, SNP_LAUNCH_FINISH_AUTH_KEY_EN, SNP_LAUNCH_FINISH_ID_BLOCK_EN,
 };
 use sev_abi::policy::SnpPolicy;
 use sev_abi::product::Product;
@@ -27,9 +26,10 @@ use sev_firmware::snp::platform::SnpPlatformState;
 use sev_firmware::snp::rmp::{PageSize, PageState, PvalidateOutcome, RmpError, RmpUpdate};
 use sev_firmware::snp::SnpGuestState;
 use sev_firmware::{Firmware, FirmwareConfig, SystemMemory, VecMemory};
+use sevkit_testkit::snp;
 use sha2::{Digest, Sha384};
 use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 const GCTX: u64 = 0x10_0000;
 const PAGE: u64 = 0x40_0000;
@@ -40,73 +40,6 @@ const ID_AUTH: u64 = 0x83_0000;
 const ASID: u32 = 1;
 const POLICY: u64 = SnpPolicy::DEFAULT_RAW | SnpPolicy::DEBUG;
 
-fn snp<T>(fw: &mut Firmware, cmd: SnpCommand, buf: &mut T, mem: &mut VecMemory) -> S
-where
-    T: FromBytes + IntoBytes + Immutable + KnownLayout,
-{
-    fw.execute(cmd.id(), buf.as_mut_bytes(), mem)
-}
-
-fn firmware_page(fw: &mut Firmware, spa: u64) {
-    fw.rmp_update(
-        spa,
-        &RmpUpdate {
-            assigned: true,
-            immutable: true,
-            ..RmpUpdate::default()
-        },
-    )
-    .unwrap();
-}
-
-fn guest_page(fw: &mut Firmware, spa: u64, gpa: u64, asid: u32, immutable: bool) {
-    fw.rmp_update(
-        spa,
-        &RmpUpdate {
-            gpa,
-            assigned: true,
-            page_size: PageSize::Size4K,
-            immutable,
-            asid,
-        },
-    )
-    .unwrap();
-}
-
-fn gctx_create(fw: &mut Firmware, mem: &mut VecMemory, spa: u64) -> S {
-    let mut b = SnpPaddrBuffer {
-        paddr: U64::new(spa),
-    };
-    snp(fw, SnpCommand::SnpGctxCreate, &mut b, mem)
-}
-
-fn launch_start(fw: &mut Firmware, mem: &mut VecMemory, policy: u64) -> S {
-    let mut b = SnpLaunchStartBuffer::new_zeroed();
-    b.gctx_paddr = U64::new(GCTX);
-    b.policy = U64::new(policy);
-    snp(fw, SnpCommand::SnpLaunchStart, &mut b, mem)
-}
-
-fn activate(fw: &mut Firmware, mem: &mut VecMemory) -> S {
-    let mut b = SnpActivateBuffer {
-        gctx_paddr: U64::new(GCTX),
-        asid: U32::new(ASID),
-    };
-    snp(fw, SnpCommand::SnpActivate, &mut b, mem)
-}
-
-fn update(fw: &mut Firmware, mem: &mut VecMemory, spa: u64, page_type: PageType) -> S {
-    let mut b = SnpLaunchUpdateBuffer::new_zeroed();
-    b.gctx_paddr = U64::new(GCTX);
-    b.page_paddr = U64::new(spa);
-    b.flags = U32::new(SnpLaunchUpdateBuffer::flags_for(
-        false,
-        page_type.as_u8(),
-        false,
-    ));
-    snp(fw, SnpCommand::SnpLaunchUpdate, &mut b, mem)
-}
-
 fn finish(fw: &mut Firmware, mem: &mut VecMemory, flags: u64) -> S {
     let mut b = SnpLaunchFinishBuffer::new_zeroed();
     b.gctx_paddr = U64::new(GCTX);
@@ -114,26 +47,21 @@ fn finish(fw: &mut Firmware, mem: &mut VecMemory, flags: u64) -> S {
     b.id_auth_paddr = U64::new(ID_AUTH);
     b.flags = U64::new(flags);
     b.host_data = [7; 32];
-    snp(fw, SnpCommand::SnpLaunchFinish, &mut b, mem)
+    fw.call_snp(SnpCommand::SnpLaunchFinish, &mut b, mem)
 }
 
 fn snp_platform(seed: u8) -> (Firmware, VecMemory) {
     let mut fw = common::firmware(seed);
     let mut mem = common::memory();
-    assert_eq!(
-        fw.execute(SnpCommand::SnpInit.id(), &mut [], &mut mem),
-        S::SUCCESS
-    );
+    snp::snp_init(&mut fw, &mut mem);
     (fw, mem)
 }
 
 /// A guest up to LAUNCH (activated) with `policy`.
 fn launching(seed: u8, policy: u64) -> (Firmware, VecMemory) {
-    let (mut fw, mut mem) = snp_platform(seed);
-    firmware_page(&mut fw, GCTX);
-    assert_eq!(gctx_create(&mut fw, &mut mem, GCTX), S::SUCCESS);
-    assert_eq!(launch_start(&mut fw, &mut mem, policy), S::SUCCESS);
-    assert_eq!(activate(&mut fw, &mut mem), S::SUCCESS);
+    let mut fw = common::firmware(seed);
+    let mut mem = common::memory();
+    snp::launching(&mut fw, &mut mem, GCTX, policy, ASID);
     (fw, mem)
 }
 
@@ -267,31 +195,34 @@ fn setup(p: Plat, g: Guest, page: Page, seed: u8) -> (Firmware, VecMemory) {
         S::SUCCESS
     );
     if g != Guest::None {
-        firmware_page(&mut fw, GCTX);
-        assert_eq!(gctx_create(&mut fw, &mut mem, GCTX), S::SUCCESS);
+        snp::firmware_page(&mut fw, GCTX);
+        assert_eq!(snp::gctx_create(&mut fw, &mut mem, GCTX), S::SUCCESS);
     }
     if matches!(g, Guest::Launch | Guest::Running) {
-        assert_eq!(launch_start(&mut fw, &mut mem, POLICY), S::SUCCESS);
-        assert_eq!(activate(&mut fw, &mut mem), S::SUCCESS);
+        assert_eq!(
+            snp::launch_start(&mut fw, &mut mem, GCTX, POLICY),
+            S::SUCCESS
+        );
+        assert_eq!(snp::activate(&mut fw, &mut mem, GCTX, ASID), S::SUCCESS);
     }
     if g == Guest::Running {
         assert_eq!(finish(&mut fw, &mut mem, 0), S::SUCCESS);
     }
     match page {
         Page::Hypervisor => {}
-        Page::Firmware => firmware_page(&mut fw, PAGE),
-        Page::PreGuest => guest_page(&mut fw, PAGE, PAGE, ASID, true),
-        Page::PreGuestOther => guest_page(&mut fw, PAGE, PAGE, ASID + 1, true),
+        Page::Firmware => snp::firmware_page(&mut fw, PAGE),
+        Page::PreGuest => snp::guest_page(&mut fw, PAGE, PAGE, ASID, true),
+        Page::PreGuestOther => snp::guest_page(&mut fw, PAGE, PAGE, ASID + 1, true),
         Page::GuestValid => {
-            guest_page(&mut fw, PAGE, PAGE, ASID, false);
+            snp::guest_page(&mut fw, PAGE, PAGE, ASID, false);
             assert_eq!(
                 fw.pvalidate(ASID, PAGE, PageSize::Size4K, true),
                 Ok(PvalidateOutcome::Changed)
             );
         }
         Page::Context => {
-            firmware_page(&mut fw, PAGE);
-            assert_eq!(gctx_create(&mut fw, &mut mem, PAGE), S::SUCCESS);
+            snp::firmware_page(&mut fw, PAGE);
+            assert_eq!(snp::gctx_create(&mut fw, &mut mem, PAGE), S::SUCCESS);
         }
     }
     (fw, mem)
@@ -299,17 +230,17 @@ fn setup(p: Plat, g: Guest, page: Page, seed: u8) -> (Firmware, VecMemory) {
 
 fn run(cmd: Cmd, fw: &mut Firmware, mem: &mut VecMemory) -> S {
     match cmd {
-        Cmd::GctxCreate => gctx_create(fw, mem, PAGE),
-        Cmd::LaunchStart => launch_start(fw, mem, POLICY),
-        Cmd::Activate => activate(fw, mem),
-        Cmd::LaunchUpdate => update(fw, mem, PAGE, PageType::Normal),
+        Cmd::GctxCreate => snp::gctx_create(fw, mem, PAGE),
+        Cmd::LaunchStart => snp::launch_start(fw, mem, GCTX, POLICY),
+        Cmd::Activate => snp::activate(fw, mem, GCTX, ASID),
+        Cmd::LaunchUpdate => snp::launch_update(fw, mem, GCTX, PAGE, PageType::Normal),
         Cmd::LaunchFinish => finish(fw, mem, 0),
         Cmd::GuestStatus => {
             let mut b = SnpGuestStatusBuffer {
                 gctx_paddr: U64::new(GCTX),
                 status_paddr: U64::new(OUT),
             };
-            snp(fw, SnpCommand::SnpGuestStatus, &mut b, mem)
+            fw.call_snp(SnpCommand::SnpGuestStatus, &mut b, mem)
         }
         Cmd::DbgDecrypt => {
             let mut b = SnpDbgBuffer {
@@ -317,19 +248,19 @@ fn run(cmd: Cmd, fw: &mut Firmware, mem: &mut VecMemory) -> S {
                 src_paddr: U64::new(PAGE),
                 dst_paddr: U64::new(OUT),
             };
-            snp(fw, SnpCommand::SnpDbgDecrypt, &mut b, mem)
+            fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut b, mem)
         }
         Cmd::Decommission => {
             let mut b = SnpPaddrBuffer {
                 paddr: U64::new(GCTX),
             };
-            snp(fw, SnpCommand::SnpDecommission, &mut b, mem)
+            fw.call_snp(SnpCommand::SnpDecommission, &mut b, mem)
         }
         Cmd::PageReclaim => {
             let mut b = SnpPageReclaimBuffer {
                 paddr: U64::new(PAGE),
             };
-            snp(fw, SnpCommand::SnpPageReclaim, &mut b, mem)
+            fw.call_snp(SnpCommand::SnpPageReclaim, &mut b, mem)
         }
         Cmd::GuestRequest => {
             let mut b = SnpGuestRequestBuffer {
@@ -337,25 +268,25 @@ fn run(cmd: Cmd, fw: &mut Firmware, mem: &mut VecMemory) -> S {
                 req_paddr: U64::new(REQ),
                 rsp_paddr: U64::new(PAGE),
             };
-            snp(fw, SnpCommand::SnpGuestRequest, &mut b, mem)
+            fw.call_snp(SnpCommand::SnpGuestRequest, &mut b, mem)
         }
         Cmd::Init => fw.execute(SnpCommand::SnpInit.id(), &mut [], mem),
         Cmd::PlatformStatus => {
             let mut b = SnpPlatformStatusBuffer {
                 status_paddr: U64::new(OUT),
             };
-            snp(fw, SnpCommand::SnpPlatformStatus, &mut b, mem)
+            fw.call_snp(SnpCommand::SnpPlatformStatus, &mut b, mem)
         }
         Cmd::Config => {
             let mut b = SnpConfigBuffer::new_zeroed();
             b.reported_tcb = U64::new(fw.snp_platform_view().current_tcb.raw());
-            snp(fw, SnpCommand::SnpConfig, &mut b, mem)
+            fw.call_snp(SnpCommand::SnpConfig, &mut b, mem)
         }
         Cmd::Commit => {
             let mut b = SnpCommitBuffer {
                 length: U32::new(4),
             };
-            snp(fw, SnpCommand::SnpCommit, &mut b, mem)
+            fw.call_snp(SnpCommand::SnpCommit, &mut b, mem)
         }
     }
 }
@@ -416,7 +347,7 @@ fn snp_init_needs_legacy_uninit_and_shutdown_clears_everything() {
         status_paddr: U64::new(OUT),
     };
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpPlatformStatus, &mut st, &mut mem),
+        fw.call_snp(SnpCommand::SnpPlatformStatus, &mut st, &mut mem),
         S::SUCCESS
     );
     let status = SnpPlatformStatus::read_from_bytes(&mem.read_vec(OUT, 0x20).unwrap()).unwrap();
@@ -430,17 +361,17 @@ fn snp_init_needs_legacy_uninit_and_shutdown_clears_everything() {
     let mut cfg = SnpConfigBuffer::new_zeroed();
     cfg.reported_tcb = U64::new(current.raw() + 1);
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpConfig, &mut cfg, &mut mem),
+        fw.call_snp(SnpCommand::SnpConfig, &mut cfg, &mut mem),
         S::INVALID_CONFIG
     );
     cfg.reported_tcb = U64::new(current.raw() - 1);
     cfg.flags = U32::new(3);
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpConfig, &mut cfg, &mut mem),
+        fw.call_snp(SnpCommand::SnpConfig, &mut cfg, &mut mem),
         S::SUCCESS
     );
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpPlatformStatus, &mut st, &mut mem),
+        fw.call_snp(SnpCommand::SnpPlatformStatus, &mut st, &mut mem),
         S::SUCCESS
     );
     let status = SnpPlatformStatus::read_from_bytes(&mem.read_vec(OUT, 0x20).unwrap()).unwrap();
@@ -448,7 +379,7 @@ fn snp_init_needs_legacy_uninit_and_shutdown_clears_everything() {
     assert_eq!(status.reported_tcb.get(), current.raw() - 1);
     cfg.flags = U32::new(4);
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpConfig, &mut cfg, &mut mem),
+        fw.call_snp(SnpCommand::SnpConfig, &mut cfg, &mut mem),
         S::INVALID_PARAM
     );
     assert_eq!(
@@ -477,16 +408,20 @@ fn launch_start_policy_checks() {
         (POLICY | SnpPolicy::SINGLE_SOCKET, S::SUCCESS),
     ] {
         let (mut fw, mut mem) = snp_platform(4);
-        firmware_page(&mut fw, GCTX);
-        assert_eq!(gctx_create(&mut fw, &mut mem, GCTX), S::SUCCESS);
-        assert_eq!(launch_start(&mut fw, &mut mem, policy), want, "{policy:#x}");
+        snp::firmware_page(&mut fw, GCTX);
+        assert_eq!(snp::gctx_create(&mut fw, &mut mem, GCTX), S::SUCCESS);
+        assert_eq!(
+            snp::launch_start(&mut fw, &mut mem, GCTX, policy),
+            want,
+            "{policy:#x}"
+        );
         let mut b = SnpLaunchStartBuffer::new_zeroed();
         b.gctx_paddr = U64::new(GCTX);
         b.policy = U64::new(POLICY);
         b.flags = U32::new(1); // MA_EN without MIGRATE_MA
         if want != S::SUCCESS {
             assert_eq!(
-                snp(&mut fw, SnpCommand::SnpLaunchStart, &mut b, &mut mem),
+                fw.call_snp(SnpCommand::SnpLaunchStart, &mut b, &mut mem),
                 S::POLICY_FAILURE
             );
         }
@@ -502,9 +437,9 @@ fn debug_needs_the_debug_policy_bit() {
         let (mut fw, mut mem) = launching(5, policy);
         let plain: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
         mem.write(PAGE, &plain).unwrap();
-        guest_page(&mut fw, PAGE, 0x1000, ASID, true);
+        snp::guest_page(&mut fw, PAGE, 0x1000, ASID, true);
         assert_eq!(
-            update(&mut fw, &mut mem, PAGE, PageType::Normal),
+            snp::launch_update(&mut fw, &mut mem, GCTX, PAGE, PageType::Normal),
             S::SUCCESS
         );
         assert_ne!(
@@ -518,7 +453,7 @@ fn debug_needs_the_debug_policy_bit() {
             dst_paddr: U64::new(OUT),
         };
         assert_eq!(
-            snp(&mut fw, SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
+            fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
             want
         );
         if want == S::SUCCESS {
@@ -531,7 +466,7 @@ fn debug_needs_the_debug_policy_bit() {
             };
             let before = mem.read_vec(PAGE, 4096).unwrap();
             assert_eq!(
-                snp(&mut fw, SnpCommand::SnpDbgEncrypt, &mut e, &mut mem),
+                fw.call_snp(SnpCommand::SnpDbgEncrypt, &mut e, &mut mem),
                 S::SUCCESS
             );
             assert_eq!(mem.read_vec(PAGE, 4096).unwrap(), before);
@@ -543,7 +478,7 @@ fn debug_needs_the_debug_policy_bit() {
                 dst_paddr: U64::new(PAGE),
             };
             assert_eq!(
-                snp(&mut fw, SnpCommand::SnpDbgEncrypt, &mut e, &mut mem),
+                fw.call_snp(SnpCommand::SnpDbgEncrypt, &mut e, &mut mem),
                 S::POLICY_FAILURE
             );
         }
@@ -553,9 +488,9 @@ fn debug_needs_the_debug_policy_bit() {
 #[test]
 fn secrets_page_and_pvalidate_after_launch() {
     let (mut fw, mut mem) = launching(6, POLICY);
-    guest_page(&mut fw, PAGE, 0x5000, ASID, true);
+    snp::guest_page(&mut fw, PAGE, 0x5000, ASID, true);
     assert_eq!(
-        update(&mut fw, &mut mem, PAGE, PageType::Secrets),
+        snp::launch_update(&mut fw, &mut mem, GCTX, PAGE, PageType::Secrets),
         S::SUCCESS
     );
     assert_eq!(fw.rmp_page_state(PAGE), PageState::GuestValid);
@@ -566,7 +501,7 @@ fn secrets_page_and_pvalidate_after_launch() {
         dst_paddr: U64::new(OUT),
     };
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
+        fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
         S::SUCCESS
     );
     let page = SecretsPage::read_from_bytes(&mem.read_vec(OUT, 4096).unwrap()).unwrap();
@@ -583,11 +518,11 @@ fn secrets_page_and_pvalidate_after_launch() {
         fw.pvalidate(ASID, 0x5000, PageSize::Size4K, true),
         Ok(PvalidateOutcome::NoUpdate)
     );
-    guest_page(&mut fw, PAGE, 0x5000, ASID, false);
+    snp::guest_page(&mut fw, PAGE, 0x5000, ASID, false);
     assert_eq!(fw.rmp_page_state(PAGE), PageState::GuestInvalid);
     // A launched page cannot be launched again.
     assert_eq!(
-        update(&mut fw, &mut mem, PAGE, PageType::Normal),
+        snp::launch_update(&mut fw, &mut mem, GCTX, PAGE, PageType::Normal),
         S::INVALID_PAGE_STATE
     );
     // GCTX pages are immutable to the host.
@@ -615,10 +550,10 @@ fn cpuid_page_is_corrected_and_reported_back() {
         ..CpuidEntry::default()
     };
     mem.write(PAGE, &cpuid_table(&[bad])).unwrap();
-    guest_page(&mut fw, PAGE, 0x6000, ASID, true);
+    snp::guest_page(&mut fw, PAGE, 0x6000, ASID, true);
     let ld_before = fw.snp_guest(GCTX).unwrap().ld;
     assert_eq!(
-        update(&mut fw, &mut mem, PAGE, PageType::Cpuid),
+        snp::launch_update(&mut fw, &mut mem, GCTX, PAGE, PageType::Cpuid),
         S::INVALID_PARAM
     );
     let back = mem.read_vec(PAGE, 4096).unwrap();
@@ -635,27 +570,23 @@ fn cpuid_page_is_corrected_and_reported_back() {
     );
     assert_eq!(fw.rmp_page_state(PAGE), PageState::PreGuest);
     // The corrected table is accepted.
-    assert_eq!(update(&mut fw, &mut mem, PAGE, PageType::Cpuid), S::SUCCESS);
+    assert_eq!(
+        snp::launch_update(&mut fw, &mut mem, GCTX, PAGE, PageType::Cpuid),
+        S::SUCCESS
+    );
 }
 
 /// [`launching`] on a firmware emulating `product`.
 fn launching_on(product: Product, seed: u8, policy: u64) -> (Firmware, VecMemory) {
-    let mut fw = Firmware::open_with_chip(
+    let mut fw = sevkit_testkit::firmware_with(
+        seed,
         FirmwareConfig {
-            seed: Some([seed; 32]),
             product,
             ..FirmwareConfig::default()
         },
-        common::chip(),
-    )
-    .unwrap();
-    let mut mem = common::memory();
-    assert_eq!(
-        fw.execute(SnpCommand::SnpInit.id(), &mut [], &mut mem),
-        S::SUCCESS
     );
-    firmware_page(&mut fw, GCTX);
-    common::start_snp_guest(&mut fw, &mut mem, GCTX, policy, ASID);
+    let mut mem = common::memory();
+    snp::launching(&mut fw, &mut mem, GCTX, policy, ASID);
     (fw, mem)
 }
 
@@ -709,16 +640,19 @@ fn a_genoa_class_cpuid_page_is_refused_on_milan_and_corrected() {
     // Genoa accepts the page as it is.
     let (mut fw, mut mem) = launching_on(Product::Genoa, 9, POLICY);
     mem.write(PAGE, &cpuid_table(&genoa)).unwrap();
-    guest_page(&mut fw, PAGE, 0x6000, ASID, true);
-    assert_eq!(update(&mut fw, &mut mem, PAGE, PageType::Cpuid), S::SUCCESS);
+    snp::guest_page(&mut fw, PAGE, 0x6000, ASID, true);
+    assert_eq!(
+        snp::launch_update(&mut fw, &mut mem, GCTX, PAGE, PageType::Cpuid),
+        S::SUCCESS
+    );
 
     // Milan refuses it and writes back the corrected table in plaintext.
     let (mut fw, mut mem) = launching_on(Product::Milan, 9, POLICY);
     mem.write(PAGE, &cpuid_table(&genoa)).unwrap();
-    guest_page(&mut fw, PAGE, 0x6000, ASID, true);
+    snp::guest_page(&mut fw, PAGE, 0x6000, ASID, true);
     let ld_before = fw.snp_guest(GCTX).unwrap().ld;
     assert_eq!(
-        update(&mut fw, &mut mem, PAGE, PageType::Cpuid),
+        snp::launch_update(&mut fw, &mut mem, GCTX, PAGE, PageType::Cpuid),
         S::INVALID_PARAM
     );
     let back = mem.read_vec(PAGE, 4096).unwrap();
@@ -737,7 +671,10 @@ fn a_genoa_class_cpuid_page_is_refused_on_milan_and_corrected() {
     assert_eq!(fw.snp_guest(GCTX).unwrap().ld, ld_before);
     assert_eq!(fw.rmp_page_state(PAGE), PageState::PreGuest);
     // The corrected table is accepted.
-    assert_eq!(update(&mut fw, &mut mem, PAGE, PageType::Cpuid), S::SUCCESS);
+    assert_eq!(
+        snp::launch_update(&mut fw, &mut mem, GCTX, PAGE, PageType::Cpuid),
+        S::SUCCESS
+    );
     assert_ne!(fw.snp_guest(GCTX).unwrap().ld, ld_before);
 }
 
@@ -838,7 +775,7 @@ fn launch_finish_checks_the_id_block_and_auth() {
                 status_paddr: U64::new(OUT),
             };
             assert_eq!(
-                snp(&mut fw, SnpCommand::SnpGuestStatus, &mut st, &mut mem),
+                fw.call_snp(SnpCommand::SnpGuestStatus, &mut st, &mut mem),
                 S::SUCCESS
             );
             let s = SnpGuestStatus::read_from_bytes(&mem.read_vec(OUT, 0x20).unwrap()).unwrap();
@@ -856,8 +793,8 @@ fn launch_finish_checks_the_id_block_and_auth() {
 fn snp_commands_on_random_buffers_never_panic() {
     use sev_abi::commands::SnpCommand as C;
     let (mut fw, mut mem) = launching(9, POLICY);
-    guest_page(&mut fw, PAGE, PAGE, ASID, true);
-    firmware_page(&mut fw, PAGE + 0x1000);
+    snp::guest_page(&mut fw, PAGE, PAGE, ASID, true);
+    snp::firmware_page(&mut fw, PAGE + 0x1000);
     let interesting = [GCTX, PAGE, PAGE + 0x1000, OUT, 0, !0xFFF_u64, 0x1_0000_0000];
     let mut x: u64 = 0x1234_5678_9ABC_DEF0;
     let mut next = || {
@@ -898,17 +835,20 @@ fn snp_and_legacy_asids_do_not_collide() {
         common::activate(&mut fw, &mut mem, handle, ASID),
         S::SUCCESS
     );
-    firmware_page(&mut fw, GCTX);
-    assert_eq!(gctx_create(&mut fw, &mut mem, GCTX), S::SUCCESS);
-    assert_eq!(launch_start(&mut fw, &mut mem, POLICY), S::SUCCESS);
-    assert_eq!(activate(&mut fw, &mut mem), S::ASID_OWNED);
+    snp::firmware_page(&mut fw, GCTX);
+    assert_eq!(snp::gctx_create(&mut fw, &mut mem, GCTX), S::SUCCESS);
+    assert_eq!(
+        snp::launch_start(&mut fw, &mut mem, GCTX, POLICY),
+        S::SUCCESS
+    );
+    assert_eq!(snp::activate(&mut fw, &mut mem, GCTX, ASID), S::ASID_OWNED);
     // The other way round: an SNP guest on ASID 2, legacy ACTIVATE of 2.
     let mut b = SnpActivateBuffer {
         gctx_paddr: U64::new(GCTX),
         asid: U32::new(2),
     };
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpActivate, &mut b, &mut mem),
+        fw.call_snp(SnpCommand::SnpActivate, &mut b, &mut mem),
         S::SUCCESS
     );
     let other = common::launch_start_plain(&mut fw, &mut mem, 0x5);
@@ -922,9 +862,9 @@ fn snp_and_legacy_asids_do_not_collide() {
 fn guest_request_round_trip() {
     use sev_abi::guest_msg::KeySelect;
     let (mut fw, mut mem) = launching(11, POLICY);
-    guest_page(&mut fw, PAGE, 0x5000, ASID, true);
+    snp::guest_page(&mut fw, PAGE, 0x5000, ASID, true);
     assert_eq!(
-        update(&mut fw, &mut mem, PAGE, PageType::Secrets),
+        snp::launch_update(&mut fw, &mut mem, GCTX, PAGE, PageType::Secrets),
         S::SUCCESS
     );
     assert_eq!(finish(&mut fw, &mut mem, 0), S::SUCCESS);
@@ -934,7 +874,7 @@ fn guest_request_round_trip() {
         dst_paddr: U64::new(OUT),
     };
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
+        fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
         S::SUCCESS
     );
     let secrets = SecretsPage::read_from_bytes(&mem.read_vec(OUT, 4096).unwrap()).unwrap();
@@ -944,14 +884,14 @@ fn guest_request_round_trip() {
         .unwrap();
     mem.write(REQ, &request).unwrap();
     let rsp = PAGE + 0x1000;
-    firmware_page(&mut fw, rsp);
+    snp::firmware_page(&mut fw, rsp);
     let mut g = SnpGuestRequestBuffer {
         gctx_paddr: U64::new(GCTX),
         req_paddr: U64::new(REQ),
         rsp_paddr: U64::new(rsp),
     };
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpGuestRequest, &mut g, &mut mem),
+        fw.call_snp(SnpCommand::SnpGuestRequest, &mut g, &mut mem),
         S::SUCCESS
     );
     let report = channel
@@ -966,7 +906,7 @@ fn guest_request_round_trip() {
     mem.write(REQ, &request).unwrap();
     g.rsp_paddr = U64::new(OUT);
     assert_eq!(
-        snp(&mut fw, SnpCommand::SnpGuestRequest, &mut g, &mut mem),
+        fw.call_snp(SnpCommand::SnpGuestRequest, &mut g, &mut mem),
         S::INVALID_PAGE_STATE
     );
 }

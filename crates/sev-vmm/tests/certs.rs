@@ -29,7 +29,6 @@ use sev_abi::product::Product;
 use sev_firmware::snp::kds::EmulatedKds;
 use sev_firmware::snp::keys::ChipEndorsementKeys;
 use sev_firmware::snp::platform::default_tcb;
-use sev_firmware::{Firmware, FirmwareConfig};
 use sev_vmm::exits::certs::kvm::{
     GuestCertsOutcome, ReqCertsRet, SnpReqCerts, VmmError, EAGAIN, EIO, ENOSPC,
 };
@@ -51,18 +50,9 @@ const PAGE: usize = 4096;
 fn kds_table() -> &'static (Vec<u8>, Vec<u8>) {
     static TABLE: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sev-vmm-certs-test-chip");
-        let config = |state_dir| FirmwareConfig {
-            state_dir,
-            seed: Some([0xCE; 32]),
-            ..FirmwareConfig::default()
-        };
-        // A damaged cache is no reason to fail: mint in memory.
-        let fw = Firmware::open(config(Some(dir)))
-            .or_else(|_| Firmware::open(config(None)))
-            .unwrap();
-        let kds = EmulatedKds::new(fw.chip(), Product::Genoa).unwrap();
-        let keys = ChipEndorsementKeys::new(fw.chip());
+        let chip = sevkit_testkit::cached_chip("sev-vmm-certs-test-chip", [0xCE; 32]);
+        let kds = EmulatedKds::new(&chip, Product::Genoa).unwrap();
+        let keys = ChipEndorsementKeys::new(&chip);
         let vcek = kds
             .vcek_cert_for(&keys, default_tcb(Product::Genoa))
             .unwrap();

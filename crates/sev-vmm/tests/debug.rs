@@ -3,12 +3,11 @@
 //! SEV-SNP (SNP_DBG_DECRYPT / SNP_DBG_ENCRYPT), guest page-table walks with
 //! the C-bit, and HMP's `xp` / `x` over encrypted memory.
 
-use std::sync::OnceLock;
 
 use sev_abi::host_ops::RMP_ASSIGNED;
 use sev_abi::policy::{GuestPolicy, SnpPolicy};
 use sev_abi::status::FirmwareStatus;
-use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig, SystemMemory};
+use sev_firmware::SystemMemory;
 use sev_sp::{AmdSp, SpError};
 use sev_vmm::debug::{
     read_virtual, translate, Access, DebugError, EncryptedDebug, MemoryDebugOps, PageWalk,
@@ -21,7 +20,7 @@ use sev_vmm::machine::memory::host_area;
 use sev_vmm::monitor::hmp::{hmp_x, hmp_xp};
 use sev_vmm::plan::{MachinePlan, StartedLaunch};
 use sev_vmm::FirmwareGuest;
-use sevkit_testkit::launch;
+use sevkit_testkit::{firmware, launch};
 
 /// The two launched pages (same plaintext at both).
 const P1: u64 = 0x10000;
@@ -38,42 +37,6 @@ const SNP_DEBUG: u64 = SNP_NODEBUG | SnpPolicy::DEBUG;
 /// C-bit position of the emulated Genoa.
 const C_BIT: u8 = 51;
 const C: u64 = 1 << C_BIT;
-
-/// The chip shared with the other crates' tests (cached under the target
-/// directory; minted once).
-fn chip() -> ChipIdentity {
-    static CHIP: OnceLock<ChipIdentity> = OnceLock::new();
-    CHIP.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sev-firmware-test-chip");
-        let seed = Some([0x5E; 32]);
-        Firmware::open(FirmwareConfig {
-            state_dir: Some(dir),
-            seed,
-            ..FirmwareConfig::default()
-        })
-        .or_else(|_| {
-            Firmware::open(FirmwareConfig {
-                seed,
-                ..FirmwareConfig::default()
-            })
-        })
-        .expect("test chip")
-        .chip()
-        .clone()
-    })
-    .clone()
-}
-
-fn firmware(seed: u8) -> Firmware {
-    Firmware::open_with_chip(
-        FirmwareConfig {
-            seed: Some([seed; 32]),
-            ..FirmwareConfig::default()
-        },
-        chip(),
-    )
-    .unwrap()
-}
 
 /// The launched page contents: bytes 0, 1, 2, ... 255, 0, 1, ...
 fn pattern() -> Vec<u8> {

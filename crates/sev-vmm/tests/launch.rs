@@ -348,15 +348,17 @@ mod vm_states {
                 session: b"ABCAA".to_vec(),
             })
         );
+    }
+
     /// `x-sevkit-read-memory`'s backend: the firmware image's plaintext
     /// through the debug API where the policy allows it, the policy bit and
     /// the remedy where it does not, whole or not at all.
     #[test]
     fn read_memory_decrypts_where_the_policy_allows_and_names_the_bit_where_not() {
-        use sev_vmm::backend::read_memory;
-        use sev_vmm::qmp::MAX_READ_MEMORY;
+        use sev_vmm::monitor::backend::read_memory;
+        use sev_vmm::monitor::qmp::MAX_READ_MEMORY;
 
-        let image = sev_vmm::demo_image::demo_image();
+        let image = sev_vmm::machine::demo_image::demo_image();
         let base = (1u64 << 32) - image.len() as u64;
         for (object, seed, allowed, bit) in [
             ("sev-guest,id=sev0,policy=0x0", 21, true, "NODBG"),

@@ -2,37 +2,23 @@
 //! chip's VCEK against `snpguest` (crates.io), and against sevkit's own
 //! verifier (`sev_attest::snp::verify_report`).
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 use sev_abi::product::{Product, TcbParts, TcbVersion};
 use sev_attest::snp::{verify_report, ChainSource, ReportExpectations};
 use sev_crypto::report::{sign_report, REPORT_LEN};
 use sev_crypto::x509::X509Cert;
 use sev_firmware::snp::kds::EmulatedKds;
 use sev_firmware::snp::keys::{ChipEndorsementKeys, EndorsementKeys};
-use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig};
+use sev_firmware::ChipIdentity;
 
-/// The chip cached by sev-firmware's tests (same directory and seed), so
-/// RSA-4096 keys are minted once per target directory.
+/// The shared test chip (`sevkit-testkit`), minted once per target
+/// directory.
 fn chip() -> &'static ChipIdentity {
     static CHIP: OnceLock<ChipIdentity> = OnceLock::new();
-    CHIP.get_or_init(|| {
-        let seed = [0x5E; 32];
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sev-firmware-test-chip");
-        match Firmware::open(FirmwareConfig {
-            state_dir: Some(dir),
-            seed: Some(seed),
-            ..FirmwareConfig::default()
-        }) {
-            Ok(fw) => fw.chip().clone(),
-            Err(_) => ChipIdentity::generate(&mut ChaCha20Rng::from_seed(seed), 1, 55).unwrap(),
-        }
-    })
+    CHIP.get_or_init(sevkit_testkit::chip)
 }
 
 fn tcb_for(product: Product) -> (TcbParts, TcbVersion) {

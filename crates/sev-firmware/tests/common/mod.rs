@@ -1,18 +1,14 @@
-//! Shared helpers of the integration tests: one chip per test binary (two
-//! RSA-4096 key generations take seconds), a memory map, and the launch
-//! steps as a VMM issues them.
+//! Shared helpers of the integration tests: a memory map and the legacy
+//! launch steps as a VMM issues them; the cached chip, seeded firmwares and
+//! the SNP steps come from `sevkit-testkit`.
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
-
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 use sev_abi::commands::{
     ActivateBuffer, InitBuffer, LaunchMeasureBuffer, LaunchStartBuffer, LaunchUpdateBuffer,
-    SevCommand, SnpActivateBuffer, SnpCommand, SnpLaunchStartBuffer, SnpPaddrBuffer,
+    SevCommand,
 };
 use sev_abi::status::FirmwareStatus;
-use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig, SystemMemory, VecMemory};
+use sev_firmware::{ChipIdentity, Firmware, SystemMemory, VecMemory};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
@@ -51,59 +47,15 @@ pub const HOST_BUF: u64 = 0x50_0000;
 /// Size of the test memory.
 pub const MEM_SIZE: u64 = 0x100_0000;
 
-/// Seed of the shared test chip.
-pub const CHIP_SEED: [u8; 32] = [0x5E; 32];
-
-/// The chip shared by every test: minted once from [`CHIP_SEED`] (two
-/// RSA-4096 key generations take seconds) and kept in a state directory
-/// under Cargo's target directory, so later test binaries and runs load it.
-pub fn chip() -> ChipIdentity {
-    static CHIP: OnceLock<ChipIdentity> = OnceLock::new();
-    CHIP.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sev-firmware-test-chip");
-        match Firmware::open(FirmwareConfig {
-            state_dir: Some(dir),
-            seed: Some(CHIP_SEED),
-            ..FirmwareConfig::default()
-        }) {
-            Ok(fw) => fw.chip().clone(),
-            // A damaged cache is no reason to fail: mint in memory.
-            Err(_) => {
-                ChipIdentity::generate(&mut ChaCha20Rng::from_seed(CHIP_SEED), 1, 55).unwrap()
-            }
-        }
-    })
-    .clone()
-}
+#[allow(unused_imports)]
+pub use sevkit_testkit::snp::start_snp_guest;
+/// The shared test chip, a seeded firmware on it, and its seed.
+#[allow(unused_imports)]
+pub use sevkit_testkit::{chip, firmware, CHIP_SEED};
 
 /// A second chip (seed `0x77`), cached like [`chip`].
 pub fn other_chip() -> ChipIdentity {
-    static CHIP: OnceLock<ChipIdentity> = OnceLock::new();
-    CHIP.get_or_init(|| {
-        let dir =
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sev-firmware-test-chip-2");
-        Firmware::open(FirmwareConfig {
-            state_dir: Some(dir),
-            seed: Some([0x77; 32]),
-            ..FirmwareConfig::default()
-        })
-        .unwrap()
-        .chip()
-        .clone()
-    })
-    .clone()
-}
-
-/// A seeded, in-memory firmware on the shared chip.
-pub fn firmware(seed: u8) -> Firmware {
-    Firmware::open_with_chip(
-        FirmwareConfig {
-            seed: Some([seed; 32]),
-            ..FirmwareConfig::default()
-        },
-        chip(),
-    )
-    .unwrap()
+    sevkit_testkit::cached_chip("sev-firmware-test-chip-2", [0x77; 32])
 }
 
 /// Test memory.
@@ -192,31 +144,4 @@ pub fn measure(fw: &mut Firmware, mem: &mut VecMemory, handle: u32) -> [u8; 48] 
     let mut out = [0u8; 48];
     mem.read(MEASURE_OUT, &mut out).unwrap();
     out
-}
-
-/// Starts an SNP guest whose context page `gctx` is already a FIRMWARE
-/// page: SNP_GCTX_CREATE, SNP_LAUNCH_START with `policy`, SNP_ACTIVATE on
-/// `asid`. Each step must succeed.
-pub fn start_snp_guest(fw: &mut Firmware, mem: &mut VecMemory, gctx: u64, policy: u64, asid: u32) {
-    let mut create = SnpPaddrBuffer {
-        paddr: U64::new(gctx),
-    };
-    let mut start = SnpLaunchStartBuffer::new_zeroed();
-    start.gctx_paddr = U64::new(gctx);
-    start.policy = U64::new(policy);
-    let mut act = SnpActivateBuffer {
-        gctx_paddr: U64::new(gctx),
-        asid: U32::new(asid),
-    };
-    for (cmd, buf) in [
-        (SnpCommand::SnpGctxCreate, create.as_mut_bytes()),
-        (SnpCommand::SnpLaunchStart, start.as_mut_bytes()),
-        (SnpCommand::SnpActivate, act.as_mut_bytes()),
-    ] {
-        assert_eq!(
-            fw.execute(cmd.id(), buf, mem),
-            FirmwareStatus::SUCCESS,
-            "{cmd:?}"
-        );
-    }
 }

@@ -1,44 +1,20 @@
-//! Shared helpers of sev-vmm's integration tests: one software AMD-SP chip
-//! per test run (RSA-4096 key generation takes seconds, so the chip is
-//! minted once and cached under Cargo's target directory).
+//! Shared helpers of sev-vmm's integration tests: firmwares on the shared
+//! cached test chip (`sevkit-testkit`), and a host on one.
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig};
 use sev_firmware::{InProcess, SharedFirmware};
 use sev_vmm::host::Host;
 use sev_vmm::{GuestMemory, MemoryLayout};
 
-/// The cached test chip.
-pub fn chip() -> ChipIdentity {
-    static CHIP: OnceLock<ChipIdentity> = OnceLock::new();
-    CHIP.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sev-vmm-test-chip");
-        Firmware::open(FirmwareConfig {
-            state_dir: Some(dir),
-            seed: Some([0x6D; 32]),
-            ..FirmwareConfig::default()
-        })
-        .expect("test chip")
-        .chip()
-        .clone()
-    })
-    .clone()
-}
+/// The shared test chip.
+#[allow(unused_imports)]
+pub use sevkit_testkit::chip;
 
 /// A seeded in-process firmware on the test chip.
 pub fn firmware(seed: u8) -> SharedFirmware {
-    Arc::new(Mutex::new(
-        Firmware::open_with_chip(
-            FirmwareConfig {
-                seed: Some([seed; 32]),
-                ..FirmwareConfig::default()
-            },
-            chip(),
-        )
-        .expect("firmware"),
-    ))
+    Arc::new(Mutex::new(sevkit_testkit::firmware(seed)))
 }
 
 /// A host (guest memory for `ram` bytes and a firmware image of

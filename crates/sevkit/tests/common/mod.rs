@@ -18,33 +18,15 @@ pub const TIMEOUT: Option<Duration> = Some(Duration::from_secs(60));
 /// The chip identity file in a state directory.
 pub const CHIP_FILE: &str = "chip.sevfw";
 
-/// A chip minted once per target directory (two RSA-4096 key generations)
-/// and copied into every test's state directory.
+/// The shared test chip's file (`sevkit-testkit`: minted once per target
+/// directory, two RSA-4096 key generations), copied into every test's state
+/// directory.
 pub fn chip_file() -> &'static Path {
     static CHIP: OnceLock<PathBuf> = OnceLock::new();
     CHIP.get_or_init(|| {
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let cache = tmp.join("sevkit-firmware-daemon-chip");
-        let chip = cache.join(CHIP_FILE);
-        if !chip.exists() {
-            // Reuse sev-firmware's cached test chip when it is there.
-            let shared = tmp.join("sev-firmware-test-chip").join(CHIP_FILE);
-            std::fs::create_dir_all(&cache).unwrap();
-            if shared.exists() {
-                std::fs::copy(&shared, &chip).unwrap();
-            } else {
-                let out = Command::new(SEVKIT)
-                    .args(["firmware", "init", "--seed", &"5e".repeat(32), "--state"])
-                    .arg(&cache)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
+        sevkit_testkit::chip();
+        let chip = sevkit_testkit::chip_dir().join(CHIP_FILE);
+        assert!(chip.is_file(), "the test chip's cache {}", chip.display());
         chip
     })
 }
