@@ -78,7 +78,8 @@ pub const CERT_CHAIN_LEN: u32 = 3 * SEV_CERT_LEN as u32;
 const CHUNK: usize = 1 << 20;
 
 /// Chunks at least this large hash the launch log's content hash on a
-/// second thread (below it, starting a thread costs more than it saves).
+/// second thread (below it, handing work to another thread costs more than
+/// it saves).
 const PARALLEL_LOG_HASH_MIN: usize = 256 << 10;
 
 /// Legacy platform states (reference §1.4), with AMD's encodings.
@@ -1054,10 +1055,7 @@ impl Firmware {
             if log && n >= PARALLEL_LOG_HASH_MIN {
                 // The log's content hash is a second pass over the same bytes;
                 // run it on another core so the log costs no throughput.
-                std::thread::scope(|scope| {
-                    scope.spawn(|| content.update(part));
-                    ld.update(part);
-                });
+                rayon::join(|| content.update(part), || ld.update(part));
             } else {
                 ld.update(part);
                 if log {

@@ -7,6 +7,7 @@
 //! CONTENTS = SHA-384(page) for NORMAL and VMSA pages, zeros otherwise
 //! ```
 
+use rayon::prelude::*;
 use sev_abi::snp_launch::{PageInfo, PageType, LD_LEN};
 use sha2::{Digest, Sha384};
 use zerocopy::IntoBytes;
@@ -133,28 +134,15 @@ impl SnpLaunchDigest {
 /// SHA-384 of each 4 KiB page of `data` (a final partial page as it is).
 ///
 /// Page hashes are independent of each other (only the PAGE_INFO chain is
-/// sequential), so a large image is hashed on all available cores: hashing
-/// is nearly all of the time `measure` takes.
+/// sequential), so a large image is hashed on all available cores (rayon's
+/// pool): hashing is nearly all of the time `measure` takes.
 fn page_hashes(data: &[u8]) -> Vec<[u8; LD_LEN]> {
-    // Below this, starting threads costs more than it saves.
+    // Below this, handing pages to other threads costs more than it saves.
     const PARALLEL_MIN_BYTES: usize = 1 << 20;
-    let pages: Vec<&[u8]> = data.chunks(PAGE_LEN).collect();
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if data.len() < PARALLEL_MIN_BYTES || threads < 2 {
-        return pages.iter().map(|page| page_hash(page)).collect();
+    if data.len() < PARALLEL_MIN_BYTES {
+        return data.chunks(PAGE_LEN).map(page_hash).collect();
     }
-    let mut hashes = vec![[0u8; LD_LEN]; pages.len()];
-    let per_thread = pages.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (out, input) in hashes.chunks_mut(per_thread).zip(pages.chunks(per_thread)) {
-            scope.spawn(move || {
-                for (hash, page) in out.iter_mut().zip(input) {
-                    *hash = page_hash(page);
-                }
-            });
-        }
-    });
-    hashes
+    data.par_chunks(PAGE_LEN).map(page_hash).collect()
 }
 
 #[cfg(test)]

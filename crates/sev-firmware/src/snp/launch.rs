@@ -10,6 +10,7 @@
 //! INVALID_ADDRESS), RMP state (INVALID_PAGE_STATE) and owner
 //! (INVALID_PAGE_OWNER), memory (INVALID_ADDRESS).
 
+use rayon::prelude::*;
 use sev_abi::commands::{
     SnpActivateBuffer, SnpCommand, SnpCommitBuffer, SnpConfigBuffer, SnpDbgBuffer, SnpFeatureInfo,
     SnpFeatureInfoBuffer, SnpGuestRequestBuffer, SnpGuestStatus, SnpGuestStatusBuffer,
@@ -1048,22 +1049,13 @@ impl UpdateBuffer {
     }
 }
 
-/// Below this many pages, starting threads costs more than it saves.
+/// Below this many pages, handing pages to other threads costs more than it
+/// saves.
 const PARALLEL_MIN_PAGES: usize = 64;
-
-/// Threads worth using for `pages` pages: all available cores for a large
-/// update, one for a small one.
-fn threads_for(pages: usize) -> usize {
-    if pages < PARALLEL_MIN_PAGES {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, core::num::NonZero::get)
-    }
-}
 
 /// SHA-384 of each page's plaintext, then the page encrypted in place as
 /// stored at its address (consecutive 4 KiB pages from `spa`), on all
-/// available cores when there are many pages.
+/// available cores (rayon's pool) when there are many pages.
 ///
 /// The contents hashes of NORMAL pages are independent of each other (only
 /// the PAGE_INFO chain is sequential), and nothing after the read can fail
@@ -1072,31 +1064,23 @@ fn threads_for(pages: usize) -> usize {
 fn hash_and_encrypt(key: &MemoryKey, spa: u64, pages: &mut [u8]) -> Vec<[u8; LD_LEN]> {
     let page_len = PAGE_4K as usize;
     let mut hashes = vec![[0u8; LD_LEN]; pages.len() / page_len];
-    let work = |first: usize, out: &mut [[u8; LD_LEN]], chunk: &mut [u8]| {
-        for (j, (hash, page)) in out
-            .iter_mut()
-            .zip(chunk.chunks_exact_mut(page_len))
-            .enumerate()
-        {
-            *hash = page_hash(page);
-            key.encrypt(spa + (first + j) as u64 * PAGE_4K, page);
-        }
+    let work = |(j, (hash, page)): (usize, (&mut [u8; LD_LEN], &mut [u8]))| {
+        *hash = page_hash(page);
+        key.encrypt(spa + j as u64 * PAGE_4K, page);
     };
-    let threads = threads_for(hashes.len());
-    if threads < 2 {
-        work(0, &mut hashes, pages);
-        return hashes;
-    }
-    let per_thread = hashes.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (n, (out, chunk)) in hashes
-            .chunks_mut(per_thread)
-            .zip(pages.chunks_mut(per_thread * page_len))
+    if hashes.len() < PARALLEL_MIN_PAGES {
+        hashes
+            .iter_mut()
+            .zip(pages.chunks_exact_mut(page_len))
             .enumerate()
-        {
-            scope.spawn(move || work(n * per_thread, out, chunk));
-        }
-    });
+            .for_each(work);
+    } else {
+        hashes
+            .par_iter_mut()
+            .zip(pages.par_chunks_exact_mut(page_len))
+            .enumerate()
+            .for_each(work);
+    }
     hashes
 }
 
