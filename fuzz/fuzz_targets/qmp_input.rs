@@ -159,6 +159,14 @@ impl QmpBackend for Mock {
             )),
         }
     }
+
+    fn read_memory(&mut self, gpa: u64, size: u64) -> Result<Vec<u8>, QmpError> {
+        // The server bounds `size`; the bytes are the address's low byte.
+        match gpa.checked_add(size) {
+            Some(end) => Ok((gpa..end).map(|a| a as u8).collect()),
+            None => Err(QmpError::generic("the range wraps past the top")),
+        }
+    }
 }
 
 struct Harness {
