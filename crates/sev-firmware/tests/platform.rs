@@ -897,15 +897,13 @@ fn nodbg_key_sharing_and_asids() {
 
 #[test]
 fn guest_table_is_bounded() {
-    let mut fw = Firmware::open_with_chip(
+    let mut fw = sevkit_testkit::firmware_with(
+        15,
         FirmwareConfig {
-            seed: Some([15; 32]),
             max_guests: 3,
             ..FirmwareConfig::default()
         },
-        chip(),
-    )
-    .unwrap();
+    );
     let mut mem = memory();
     init(&mut fw, &mut mem, false);
     for h in 1..=3 {
