@@ -731,7 +731,7 @@ fn qemu_qmp_client_snp_guest() {
 fn qemu_qmp_client_reads_memory() {
     let vm = Arc::new(Mutex::new(MockVm::new(false)));
     let server = start(vm);
-    let max = sev_vmm::qmp::MAX_READ_MEMORY;
+    let max = sev_vmm::monitor::qmp::MAX_READ_MEMORY;
     let script = json!([
         {"execute": "x-sevkit-read-memory", "arguments": {"gpa": 0x1234, "size": 16}},
         {"execute": "x-sevkit-read-memory", "arguments": {"gpa": 0, "size": max}},
