@@ -3,7 +3,6 @@
 //! SEV-SNP (SNP_DBG_DECRYPT / SNP_DBG_ENCRYPT), guest page-table walks with
 //! the C-bit, and HMP's `xp` / `x` over encrypted memory.
 
-
 use sev_abi::host_ops::RMP_ASSIGNED;
 use sev_abi::policy::{GuestPolicy, SnpPolicy};
 use sev_abi::status::FirmwareStatus;
