@@ -1,6 +1,6 @@
 //! # sev-firmware
 //!
-//! A software model of the AMD Secure Processor for legacy SEV and SEV-ES:
+//! A software model of the AMD Secure Processor for SEV, SEV-ES and SEV-SNP:
 //! "the software AMD-SP". It speaks AMD's command interface byte for byte —
 //! one entry point, [`Firmware::execute`], taking a command id and AMD's
 //! command buffer and returning AMD's status code — so the same bytes can be

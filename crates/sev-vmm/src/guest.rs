@@ -1,13 +1,50 @@
 //! The guest: which firmware guest a VM is ([`FirmwareGuest`], as every
 //! host-side feature that talks to the AMD-SP about it needs to know), and
-//! the guest's own actions ([`simulated`]: today a model of the guest, since
-//! no vCPUs run; a vCPU backend would act for itself).
+//! the guest's own actions behind one trait, [`GuestActions`]: today
+//! [`SimulatedGuest`], a model of the guest (no vCPUs run); a vCPU backend
+//! running real guest code implements the same trait, and the guest-side
+//! interfaces (`/dev/sev-guest`, configfs-tsm) call it.
 
 use sev_abi::policy::{GuestPolicy, SnpPolicy};
+
+use crate::exits::certs::provider::CertsProvider;
+use crate::exits::guest_request::GuestRequestError;
+use crate::host::{Host, HostError};
 
 pub mod simulated;
 
 pub use simulated::{GuestReport, SimulatedGuest};
+
+/// What a running guest does for itself, as its kernel's drivers would:
+/// the calls that need the guest principal (its view of its own memory, its
+/// VMPCK channel to the AMD-SP) and so are not host operations.
+///
+/// The host passes itself in: the guest reaches memory and the AMD-SP
+/// through the VMM's exits, as a real guest does.
+pub trait GuestActions: Send + core::fmt::Debug {
+    /// What the guest reads at `gpa`: a private access, so its own
+    /// plaintext (or its shared pages as they are).
+    ///
+    /// # Errors
+    /// The range is not guest memory, or the firmware refuses the access.
+    fn read(&mut self, host: &mut Host, gpa: u64, len: usize) -> Result<Vec<u8>, HostError>;
+
+    /// SNP_GET_EXT_REPORT: the guest asks the AMD-SP for a report carrying
+    /// `report_data`, and the host for its certificates through the
+    /// certificate exit (`certs`), offering `certs_pages` pages first
+    /// (default 1) and retrying with what the host says it needs.
+    ///
+    /// # Errors
+    /// Not an SNP guest, the host cannot supply certificates, the firmware
+    /// refuses the request, or the guest refuses the response.
+    fn extended_report(
+        &mut self,
+        host: &mut Host,
+        certs: &CertsProvider,
+        report_data: [u8; 64],
+        certs_pages: Option<u64>,
+    ) -> Result<GuestReport, GuestRequestError>;
+}
 
 /// A guest's firmware context: the legacy handle or the SNP guest-context
 /// page, with the ASID it runs on and the owner's policy.

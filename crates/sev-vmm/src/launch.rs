@@ -39,7 +39,7 @@ use sev_measure::{FpuState, KernelHashes, LaunchLog, OvmfImage, VmmType};
 use zerocopy::IntoBytes;
 
 use crate::guest::FirmwareGuest;
-use crate::guest::SimulatedGuest;
+use crate::guest::GuestActions;
 use crate::host::{Host, HostError, PlatformStatus};
 use crate::machine::cpuid::CpuidHost;
 use crate::machine::memory::{host_area, PAGE_SIZE};
@@ -253,9 +253,10 @@ pub struct Launched {
     pub measure_blob: Option<[u8; LAUNCH_MEASUREMENT_LEN]>,
     /// The firmware image's SNP secrets page (SNP only).
     pub secrets_gpa: Option<u64>,
-    /// The guest's own side: its principal, attached at LAUNCH_FINISH (the
-    /// only holder of the guest's view of its memory).
-    pub simulated_guest: SimulatedGuest,
+    /// The guest's own side, attached at LAUNCH_FINISH as the guest
+    /// principal (the only holder of the guest's view of its memory): today
+    /// a [`SimulatedGuest`](crate::guest::SimulatedGuest).
+    pub guest_actions: Box<dyn GuestActions>,
 }
 
 /// Finds a free ASID: ES and SNP guests take the low range, SEV guests the

@@ -21,7 +21,7 @@
 //! * [`launch`]: the launch sequence in QEMU's order (LAUNCH_START .. FINISH;
 //!   SNP metadata pages, VMSAs, ID block), with its launch log: `sev`, `snp`.
 //! * [`guest`]: which firmware guest a VM is, and the guest's own actions
-//!   (today a simulated guest: no vCPUs run).
+//!   behind [`guest::GuestActions`] (today a simulated guest: no vCPUs run).
 //! * [`exits`]: what the host does when the guest exits to it: SNP guest
 //!   requests as KVM forwards them, certificates for extended requests.
 //! * [`vm`]: a launched VM as management software sees it (state, launch
@@ -33,8 +33,8 @@
 //!   C-bit: the one API every debugging feature (monitor, later a gdbstub)
 //!   goes through.
 //!
-//! Where the next pieces go: a vCPU backend implements the guest's actions
-//! beside [`guest::SimulatedGuest`] and runs behind a trait in [`guest`]; a
+//! Where the next pieces go: a vCPU backend implements
+//! [`guest::GuestActions`] beside [`guest::SimulatedGuest`]; a
 //! gdbstub is a second front end of [`debug`] next to [`monitor`]; migration
 //! (SEND/RECEIVE) is a sibling of [`launch`].
 

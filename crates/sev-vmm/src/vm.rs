@@ -423,7 +423,7 @@ impl Vm {
     }
 
     /// The guest asks for an extended SNP report (see
-    /// [`SimulatedGuest::extended_report`](crate::guest::SimulatedGuest::extended_report)):
+    /// [`GuestActions::extended_report`](crate::guest::GuestActions::extended_report)):
     /// only once it runs.
     pub fn guest_report(
         &mut self,
@@ -436,7 +436,7 @@ impl Vm {
         let certs = self.certs.clone();
         let launched = self.launched_guest()?;
         launched
-            .simulated_guest
+            .guest_actions
             .extended_report(&mut launched.host, &certs, report_data, certs_pages)
             .map_err(|e| VmError::new(e.to_string()))
     }
@@ -446,8 +446,6 @@ impl Vm {
     /// injected secret.
     pub fn guest_read(&mut self, gpa: u64, len: usize) -> Result<Vec<u8>, VmError> {
         let launched = self.launched_guest()?;
-        Ok(launched
-            .simulated_guest
-            .read(&mut launched.host, gpa, len)?)
+        Ok(launched.guest_actions.read(&mut launched.host, gpa, len)?)
     }
 }

@@ -315,7 +315,7 @@ fn sev_es(
         .host_read(gpa, &mut host_view)
         .map_err(err)?;
     let guest_view = launched
-        .simulated_guest
+        .guest_actions
         .read(&mut launched.host, gpa, len)
         .map_err(err)?;
     let secrets = SecretTable::parse(&guest_view).map_err(err)?;
@@ -398,7 +398,7 @@ fn snp(
         "owner -> guest",
         format!("nonce {}", hex::encode(&nonce[..32])),
     );
-    let got = launched.simulated_guest.extended_report(
+    let got = launched.guest_actions.extended_report(
         &mut launched.host,
         &CertsProvider::new(Some(certs_path.clone())),
         nonce,

@@ -18,7 +18,7 @@ use zerocopy::FromBytes;
 use zeroize::Zeroize;
 
 use crate::exits::guest_request::{forward_guest_request, guest_pages, GuestRequestError};
-use crate::guest::FirmwareGuest;
+use crate::guest::{FirmwareGuest, GuestActions};
 use crate::host::{GuestPrincipal, Host, HostError};
 use crate::machine::memory::PAGE_SIZE;
 
@@ -58,13 +58,6 @@ impl SimulatedGuest {
             secrets_gpa,
             channel: None,
         })
-    }
-
-    /// What the guest reads at `gpa` (a private access: its own plaintext).
-    pub fn read(&self, host: &mut Host, gpa: u64, len: usize) -> Result<Vec<u8>, HostError> {
-        let mut out = vec![0u8; len];
-        host.guest_access(&self.principal, gpa, &mut out, false, true)?;
-        Ok(out)
     }
 
     /// The VMPCK0 channel: opened from the secrets page the first time
@@ -153,13 +146,18 @@ impl GuestReport {
 /// certificate file, makes the guest retry).
 const MAX_ATTEMPTS: usize = 8;
 
-impl SimulatedGuest {
-    /// The guest asks for an extended report (SNP_GET_EXT_REPORT): the
-    /// host answers the certificate exit from `certs`; a buffer too small
-    /// (`certs_pages`, default 1) makes the guest retry with the pages the
-    /// host said it needs; then the request goes to the firmware and the
-    /// guest opens the response.
-    pub fn extended_report(
+impl GuestActions for SimulatedGuest {
+    fn read(&mut self, host: &mut Host, gpa: u64, len: usize) -> Result<Vec<u8>, HostError> {
+        let mut out = vec![0u8; len];
+        host.guest_access(&self.principal, gpa, &mut out, false, true)?;
+        Ok(out)
+    }
+
+    /// The host answers the certificate exit from `certs`; a buffer too
+    /// small makes the guest retry with the pages the host said it needs;
+    /// then the request goes to the firmware and the guest opens the
+    /// response.
+    fn extended_report(
         &mut self,
         host: &mut Host,
         certs: &crate::exits::certs::provider::CertsProvider,

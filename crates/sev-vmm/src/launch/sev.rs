@@ -335,7 +335,7 @@ impl SevLaunch<Measured> {
             digest: digest.to_vec(),
             measure_blob,
             secrets_gpa: None,
-            simulated_guest,
+            guest_actions: Box::new(simulated_guest),
         })
     }
 }

@@ -231,7 +231,7 @@ impl SnpLaunch<Updating> {
             digest: digest.to_vec(),
             measure_blob: None,
             secrets_gpa,
-            simulated_guest,
+            guest_actions: Box::new(simulated_guest),
         })
     }
 
