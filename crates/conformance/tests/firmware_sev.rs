@@ -95,7 +95,7 @@ fn export(fw: &mut Firmware, mem: &mut VecMemory) -> PlatformChain {
 fn owner_session(pdh: &SevCert, policy: u32, seed: u8) -> LaunchSession {
     build_launch_session(
         pdh.ecc_key().unwrap(),
-        policy,
+        GuestPolicy::from_raw(policy),
         &mut ChaCha20Rng::from_seed([seed; 32]),
     )
     .unwrap()
@@ -113,7 +113,7 @@ fn launch_start(
     mem.write(GODH, session.godh_cert.as_bytes()).unwrap();
     mem.write(SESSION, session.session.as_bytes()).unwrap();
     let mut b = LaunchStartBuffer::new_zeroed();
-    b.policy = U32::new(policy);
+    b.policy = GuestPolicy::from_raw(policy);
     b.dh_cert_paddr = U64::new(GODH);
     b.dh_cert_len = U32::new(0x824);
     b.session_paddr = U64::new(SESSION);
@@ -245,7 +245,7 @@ fn full_launch(mode: Mode, vcpus: u32) {
         st.api_major,
         st.api_minor,
         st.build,
-        policy,
+        GuestPolicy::from_raw(policy),
         &digest,
         &mnonce,
     );
@@ -255,7 +255,7 @@ fn full_launch(mode: Mode, vcpus: u32) {
         st.api_major,
         st.api_minor,
         st.build,
-        policy,
+        GuestPolicy::from_raw(policy),
         &digest,
         &blob
     ));
@@ -332,7 +332,7 @@ fn full_launch(mode: Mode, vcpus: u32) {
     let report =
         LegacyAttestationReport::from_bytes(&mem.read_vec(REPORT_OUT, 0xD0).unwrap()).unwrap();
     assert_eq!(report.launch_digest, digest);
-    assert_eq!(report.policy.get(), policy);
+    assert_eq!(report.policy.raw(), policy);
     P384PublicKey::from_amd(chain.pek.ecc_key().unwrap())
         .unwrap()
         .verify_sha256(report.signed_bytes(), &report.signature())
@@ -441,7 +441,7 @@ fn tampered_measurement_or_secret_is_refused() {
         1,
         55,
         21,
-        0,
+        GuestPolicy::from_raw(0),
         &digest,
         &forged
     ));
@@ -450,7 +450,7 @@ fn tampered_measurement_or_secret_is_refused() {
         1,
         55,
         21,
-        0,
+        GuestPolicy::from_raw(0),
         &digest,
         &blob
     ));

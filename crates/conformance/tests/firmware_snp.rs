@@ -175,10 +175,10 @@ fn synthetic_id_auth_vector() {
         .verify_sha384(parsed.id_key.as_bytes(), &parsed.id_key_sig)
         .unwrap();
     let mut block = IdBlock::new_zeroed();
-    block.policy = U64::new(SnpPolicy::DEFAULT_RAW);
+    block.policy = SnpPolicy::from_raw(SnpPolicy::DEFAULT_RAW);
     let check = sev_firmware::snp::launch::check_id_block(
         &[0; 48],
-        SnpPolicy::DEFAULT_RAW,
+        SnpPolicy::default(),
         block.as_bytes(),
         &auth,
         true,

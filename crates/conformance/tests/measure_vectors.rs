@@ -16,6 +16,7 @@ use sev_abi::guid::{
     Guid, OVMF_SEV_ES_RESET_BLOCK, OVMF_SEV_HASH_TABLE_RV, OVMF_SEV_METADATA, OVMF_SVSM_INFO,
     OVMF_TABLE_FOOTER,
 };
+use sev_abi::policy::GuestPolicy;
 use sev_crypto::session::Tik;
 use sev_measure::ovmf::{MetadataSection, TableArea};
 use sev_measure::sev::LaunchMeasureParams;
@@ -48,7 +49,7 @@ fn sevctl_params() -> (Tik, LaunchMeasureParams) {
             api_major: 1,
             api_minor: 40,
             build: 40,
-            policy: 0x03,
+            policy: GuestPolicy::from_raw(0x03),
             nonce,
         },
     )
@@ -86,7 +87,7 @@ fn sevctl_blob_from_launch_digest() {
         p.api_major,
         p.api_minor,
         p.build,
-        0x07,
+        GuestPolicy::from_raw(0x07),
         &digest,
         &blob
     ));

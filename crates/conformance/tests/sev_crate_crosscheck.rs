@@ -6,6 +6,7 @@
 
 use sev::firmware::guest::AttestationReport as PeerReport;
 use sev::parser::ByteParser;
+use sev_abi::policy::SnpPolicy;
 use sev_abi::product::{Product, TcbLayout};
 use sev_abi::report::AttestationReport;
 use zerocopy::little_endian::{U32, U64};
@@ -20,7 +21,7 @@ fn build(version: u32, product: Product) -> AttestationReport {
     let mut r = AttestationReport::new_zeroed();
     r.version = U32::new(version);
     r.guest_svn = U32::new(0x0102_0304);
-    r.policy = U64::new(0x000B_0304);
+    r.policy = SnpPolicy::from_raw(0x000B_0304);
     r.family_id = fill(0x10);
     r.image_id = fill(0x20);
     r.vmpl = U32::new(2);
@@ -82,7 +83,7 @@ fn check(version: u32, product: Product) {
     let ctx = format!("v{version} {product:?}");
     assert_eq!(peer.version, version, "{ctx} version");
     assert_eq!(peer.guest_svn, ours.guest_svn.get(), "{ctx} guest_svn");
-    assert_eq!(u64::from(peer.policy), ours.policy.get(), "{ctx} policy");
+    assert_eq!(u64::from(peer.policy), ours.policy.raw(), "{ctx} policy");
     assert_eq!(peer.family_id, ours.family_id, "{ctx} family_id");
     assert_eq!(peer.image_id, ours.image_id, "{ctx} image_id");
     assert_eq!(peer.vmpl, ours.vmpl.get(), "{ctx} vmpl");

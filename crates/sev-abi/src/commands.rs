@@ -21,6 +21,8 @@ use core::fmt;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::policy::{GuestPolicy, SnpPolicy};
+
 macro_rules! command_ids {
     (
         $(#[$meta:meta])*
@@ -435,7 +437,7 @@ buffer! {
         /// Guest handle (in).
         handle: U32,
         /// Guest policy (out).
-        policy: U32,
+        policy: GuestPolicy,
         /// Bound ASID, 0 if none (out).
         asid: U32,
         /// Guest state (out): 1 LUPDATE, 2 LSECRET, 3 RUNNING, 4 SUPDATE,
@@ -466,7 +468,7 @@ buffer! {
         /// guest's handle.
         handle: U32,
         /// Guest policy.
-        policy: U32,
+        policy: GuestPolicy,
         /// Guest owner's Diffie-Hellman certificate (GODH, a PDH-usage `sev_cert`).
         dh_cert_paddr: U64,
         /// Its length (0x824).
@@ -560,7 +562,7 @@ buffer! {
         /// Guest handle.
         handle: U32,
         /// Guest policy (out).
-        policy: U32,
+        policy: GuestPolicy,
         /// Receiver's PDH certificate.
         pdh_paddr: U64,
         /// Its length.
@@ -592,7 +594,7 @@ buffer! {
         /// In: guest to share the key with; out: new handle.
         handle: U32,
         /// Guest policy.
-        policy: U32,
+        policy: GuestPolicy,
         /// Sender's PDH certificate.
         pdh_paddr: U64,
         /// Its length.
@@ -774,7 +776,7 @@ buffer! {
     /// What SNP_GUEST_STATUS writes (0x20 bytes).
     SnpGuestStatus = 0x20 {
         /// Guest policy.
-        policy: U64,
+        policy: SnpPolicy,
         /// Bound ASID (0: none).
         asid: U32,
         /// Guest state: 0 INIT, 1 LAUNCH, 2 RUNNING.
@@ -808,7 +810,7 @@ buffer! {
         /// Guest context page.
         gctx_paddr: U64,
         /// Guest policy.
-        policy: U64,
+        policy: SnpPolicy,
         /// Migration agent's guest context (with `MA_EN`).
         ma_gctx_paddr: U64,
         /// `SNP_LAUNCH_START_*` flags.

@@ -38,7 +38,7 @@ pub mod snp_launch;
 pub mod vmsa;
 
 pub use error::{AbiError, Result};
-pub use policy::{GuestPolicy, SnpPolicy};
+pub use policy::{FieldWidth, GuestPolicy, PolicyField, PolicyKind, SnpPolicy, POLICY_FIELDS};
 pub use product::{Product, TcbLayout, TcbParts, TcbVersion};
 pub use report::{AttestationReport, KeyInfo, PlatformInfo, SigningKey};
 pub use status::FirmwareStatus;

@@ -1,76 +1,331 @@
 //! Guest policies: the 32-bit legacy SEV / SEV-ES policy (reference §1.3) and
 //! the 64-bit SEV-SNP policy (reference §2.3).
 //!
-//! Both are thin newtypes over the raw integer: any value can be held and
-//! round-trips unchanged; [`GuestPolicy::validate`] and
+//! Both are `#[repr(transparent)]` over their little-endian wire integer, so
+//! command buffers, reports and ID blocks carry them as they are: any value
+//! can be held and round-trips unchanged; [`GuestPolicy::validate`] and
 //! [`SnpPolicy::validate`] apply the firmware's reserved-bit rules.
+//!
+//! Every named field of both policies is described once, in
+//! [`POLICY_FIELDS`]: its name, which policy it belongs to, its bits and
+//! what it means. The masks, getters and builder setters of the two types,
+//! their `Display`, the named `policy.<name>` properties of sevkit's
+//! `-object` and `sevkit show`'s fields all come from that table.
 
 use core::fmt;
 
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
 use crate::error::{AbiError, Result};
 
-/// Sets or clears `mask` in `raw`.
-const fn with_bit32(raw: u32, mask: u32, on: bool) -> u32 {
-    if on {
-        raw | mask
-    } else {
-        raw & !mask
+// ---------------------------------------------------------------------------
+// The field table
+// ---------------------------------------------------------------------------
+
+/// Which guest policy a field belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyKind {
+    /// The legacy SEV / SEV-ES policy, [`GuestPolicy`] (32 bits).
+    Sev,
+    /// The SEV-SNP policy, [`SnpPolicy`] (64 bits).
+    Snp,
+}
+
+impl PolicyKind {
+    /// This policy's named fields, in [`POLICY_FIELDS`] order (lowest bit
+    /// first).
+    pub fn fields(self) -> impl Iterator<Item = &'static PolicyField> {
+        POLICY_FIELDS.iter().filter(move |f| f.kind == self)
+    }
+
+    /// The field of this policy called `name` (e.g. `"nodbg"`,
+    /// `"migrate-ma"`).
+    pub fn field(self, name: &str) -> Option<&'static PolicyField> {
+        self.fields().find(|f| f.name == name)
     }
 }
 
-/// Sets or clears `mask` in `raw`.
-const fn with_bit64(raw: u64, mask: u64, on: bool) -> u64 {
-    if on {
-        raw | mask
-    } else {
-        raw & !mask
+/// How many bits a policy field has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldWidth {
+    /// One bit: a flag, on or off.
+    Flag,
+    /// Eight bits: a version number, 0 to 255.
+    Byte,
+}
+
+/// One named field of a guest policy: a row of [`POLICY_FIELDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PolicyField {
+    /// The field's name, lowercase with `-`: the `policy.<name>` property of
+    /// sevkit's `-object sev-guest` / `sev-snp-guest`, the key `sevkit show`
+    /// prints (with `_` for `-`); upper-cased with `_`, the name AMD's
+    /// specification uses ([`PolicyField::spec_name`]).
+    pub name: &'static str,
+    /// The policy the field belongs to.
+    pub kind: PolicyKind,
+    /// The field's lowest bit.
+    pub shift: u32,
+    /// One bit or eight.
+    pub width: FieldWidth,
+    /// What the field means.
+    pub meaning: &'static str,
+}
+
+impl PolicyField {
+    const fn flag(kind: PolicyKind, name: &'static str, bit: u32, meaning: &'static str) -> Self {
+        Self {
+            name,
+            kind,
+            shift: bit,
+            width: FieldWidth::Flag,
+            meaning,
+        }
     }
+
+    const fn byte(kind: PolicyKind, name: &'static str, shift: u32, meaning: &'static str) -> Self {
+        Self {
+            name,
+            kind,
+            shift,
+            width: FieldWidth::Byte,
+            meaning,
+        }
+    }
+
+    /// The largest value the field holds: 1 for a flag, 255 for a byte.
+    pub const fn max(&self) -> u64 {
+        match self.width {
+            FieldWidth::Flag => 1,
+            FieldWidth::Byte => 0xFF,
+        }
+    }
+
+    /// The field's bits, in place.
+    pub const fn mask(&self) -> u64 {
+        self.max() << self.shift
+    }
+
+    /// The field's value in the raw policy `raw`.
+    pub const fn get(&self, raw: u64) -> u64 {
+        (raw & self.mask()) >> self.shift
+    }
+
+    /// `raw` with the field set to `value` (cut to the field's width).
+    #[must_use]
+    pub const fn with(&self, raw: u64, value: u64) -> u64 {
+        (raw & !self.mask()) | ((value << self.shift) & self.mask())
+    }
+
+    /// The name as AMD's specification writes it: upper case, `_` for `-`
+    /// (`NODBG`, `MIGRATE_MA`).
+    pub fn spec_name(&self) -> impl fmt::Display + 'static {
+        SpecName(self.name)
+    }
+}
+
+/// A field name shown as the specification writes it.
+struct SpecName(&'static str);
+
+impl fmt::Display for SpecName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        for c in self.0.chars() {
+            f.write_char(if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The rows of [`POLICY_FIELDS`], by name, for the types' own accessors.
+mod field {
+    use super::PolicyField;
+    use super::PolicyKind::{Sev, Snp};
+
+    pub(super) const NODBG: PolicyField = PolicyField::flag(
+        Sev,
+        "nodbg",
+        0,
+        "debugging (DBG_DECRYPT / DBG_ENCRYPT) is forbidden",
+    );
+    pub(super) const NOKS: PolicyField = PolicyField::flag(
+        Sev,
+        "noks",
+        1,
+        "sharing keys with other guests is forbidden",
+    );
+    pub(super) const ES: PolicyField =
+        PolicyField::flag(Sev, "es", 2, "the guest is an SEV-ES guest");
+    pub(super) const NOSEND: PolicyField = PolicyField::flag(
+        Sev,
+        "nosend",
+        3,
+        "sending the guest to another platform is forbidden",
+    );
+    pub(super) const DOMAIN: PolicyField = PolicyField::flag(
+        Sev,
+        "domain",
+        4,
+        "the guest may only be sent to a platform in the same domain (same OCA)",
+    );
+    pub(super) const SEV: PolicyField = PolicyField::flag(
+        Sev,
+        "sev",
+        5,
+        "the guest may only be sent to a platform with a valid AMD chain",
+    );
+    pub(super) const API_MAJOR: PolicyField =
+        PolicyField::byte(Sev, "api-major", 16, "minimum firmware API major version");
+    pub(super) const API_MINOR: PolicyField =
+        PolicyField::byte(Sev, "api-minor", 24, "minimum firmware API minor version");
+
+    pub(super) const ABI_MINOR: PolicyField =
+        PolicyField::byte(Snp, "abi-minor", 0, "minimum firmware ABI minor version");
+    pub(super) const ABI_MAJOR: PolicyField =
+        PolicyField::byte(Snp, "abi-major", 8, "minimum firmware ABI major version");
+    pub(super) const SMT: PolicyField = PolicyField::flag(Snp, "smt", 16, "SMT is allowed");
+    pub(super) const RSVD_MBO: PolicyField =
+        PolicyField::flag(Snp, "rsvd-mbo", 17, "reserved, must be one");
+    pub(super) const MIGRATE_MA: PolicyField = PolicyField::flag(
+        Snp,
+        "migrate-ma",
+        18,
+        "association with a migration agent is allowed",
+    );
+    pub(super) const DEBUG: PolicyField =
+        PolicyField::flag(Snp, "debug", 19, "SNP debug commands are allowed");
+    pub(super) const SINGLE_SOCKET: PolicyField = PolicyField::flag(
+        Snp,
+        "single-socket",
+        20,
+        "the guest may run on one socket only",
+    );
+    pub(super) const CXL_ALLOW: PolicyField =
+        PolicyField::flag(Snp, "cxl-allow", 21, "CXL may be populated");
+    pub(super) const MEM_AES_256_XTS: PolicyField = PolicyField::flag(
+        Snp,
+        "mem-aes-256-xts",
+        22,
+        "AES-256-XTS memory encryption is required",
+    );
+    pub(super) const RAPL_DIS: PolicyField =
+        PolicyField::flag(Snp, "rapl-dis", 23, "RAPL must be disabled");
+    pub(super) const CIPHERTEXT_HIDING: PolicyField = PolicyField::flag(
+        Snp,
+        "ciphertext-hiding",
+        24,
+        "ciphertext hiding must be enabled",
+    );
+    pub(super) const PAGE_SWAP_DISABLE: PolicyField = PolicyField::flag(
+        Snp,
+        "page-swap-disable",
+        25,
+        "page swap and move commands are forbidden",
+    );
+}
+
+/// Every named field of both guest policies, each policy's lowest bit
+/// first: the one description of the policy bits.
+pub const POLICY_FIELDS: &[PolicyField] = &[
+    field::NODBG,
+    field::NOKS,
+    field::ES,
+    field::NOSEND,
+    field::DOMAIN,
+    field::SEV,
+    field::API_MAJOR,
+    field::API_MINOR,
+    field::ABI_MINOR,
+    field::ABI_MAJOR,
+    field::SMT,
+    field::RSVD_MBO,
+    field::MIGRATE_MA,
+    field::DEBUG,
+    field::SINGLE_SOCKET,
+    field::CXL_ALLOW,
+    field::MEM_AES_256_XTS,
+    field::RAPL_DIS,
+    field::CIPHERTEXT_HIDING,
+    field::PAGE_SWAP_DISABLE,
+];
+
+/// Writes `raw (FLAG, FLAG, [RESERVED=..., ]LABEL>=major.minor)`: the set
+/// flags of `kind` by their specification names.
+fn write_policy(
+    f: &mut fmt::Formatter<'_>,
+    kind: PolicyKind,
+    raw: u64,
+    reserved: u64,
+    version: (&str, u8, u8),
+) -> fmt::Result {
+    write!(f, "{raw:#x} (")?;
+    for field in kind.fields() {
+        if field.width == FieldWidth::Flag && field.get(raw) != 0 {
+            write!(f, "{}, ", field.spec_name())?;
+        }
+    }
+    if reserved != 0 {
+        write!(f, "RESERVED={reserved:#x}, ")?;
+    }
+    let (label, major, minor) = version;
+    write!(f, "{label}>={major}.{minor})")
 }
 
 // ---------------------------------------------------------------------------
 // Legacy SEV policy
 // ---------------------------------------------------------------------------
 
-/// The legacy SEV / SEV-ES guest policy (32 bits, reference §1.3).
+/// The legacy SEV / SEV-ES guest policy (32 bits, reference §1.3), as the
+/// little-endian `u32` of command buffers and reports.
 ///
-/// | Bits  | Field     |
-/// |-------|-----------|
-/// | 0     | NODBG     |
-/// | 1     | NOKS      |
-/// | 2     | ES        |
-/// | 3     | NOSEND    |
-/// | 4     | DOMAIN    |
-/// | 5     | SEV       |
-/// | 15:6  | reserved, must be 0 |
-/// | 23:16 | API_MAJOR (minimum firmware API major) |
-/// | 31:24 | API_MINOR (minimum firmware API minor) |
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct GuestPolicy(u32);
+/// Its named fields are the [`PolicyKind::Sev`] rows of [`POLICY_FIELDS`]
+/// (bits 5:0 flags, bits 23:16 and 31:24 the minimum API version); bits
+/// 15:6 are reserved and must be 0.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(transparent)]
+pub struct GuestPolicy(U32);
 
 impl GuestPolicy {
-    /// Bit 0: debugging (DBG_DECRYPT / DBG_ENCRYPT) is forbidden.
-    pub const NODBG: u32 = 1 << 0;
-    /// Bit 1: key sharing with other guests is forbidden.
-    pub const NOKS: u32 = 1 << 1;
-    /// Bit 2: the guest is an SEV-ES guest.
-    pub const ES: u32 = 1 << 2;
-    /// Bit 3: sending the guest to another platform is forbidden.
-    pub const NOSEND: u32 = 1 << 3;
-    /// Bit 4: the guest may only be sent to a platform in the same domain (same OCA).
-    pub const DOMAIN: u32 = 1 << 4;
-    /// Bit 5: the guest may only be sent to a platform with a valid AMD chain.
-    pub const SEV: u32 = 1 << 5;
+    /// The mask of field `nodbg` (bit 0).
+    pub const NODBG: u32 = field::NODBG.mask() as u32;
+    /// The mask of field `noks` (bit 1).
+    pub const NOKS: u32 = field::NOKS.mask() as u32;
+    /// The mask of field `es` (bit 2).
+    pub const ES: u32 = field::ES.mask() as u32;
+    /// The mask of field `nosend` (bit 3).
+    pub const NOSEND: u32 = field::NOSEND.mask() as u32;
+    /// The mask of field `domain` (bit 4).
+    pub const DOMAIN: u32 = field::DOMAIN.mask() as u32;
+    /// The mask of field `sev` (bit 5).
+    pub const SEV: u32 = field::SEV.mask() as u32;
     /// Bits 15:6, reserved; the firmware rejects a policy with any of them set.
     pub const RESERVED_MASK: u32 = 0x0000_FFC0;
 
     /// Wraps a raw policy value (no checks; see [`GuestPolicy::validate`]).
     pub const fn from_raw(raw: u32) -> Self {
-        Self(raw)
+        Self(U32::new(raw))
     }
 
     /// The raw 32-bit policy.
     pub const fn raw(self) -> u32 {
-        self.0
+        self.0.get()
     }
 
     /// Starts a builder from the all-zero policy.
@@ -78,49 +333,53 @@ impl GuestPolicy {
         GuestPolicyBuilder(0)
     }
 
-    /// NODBG (bit 0): debug commands are forbidden.
+    const fn flag(self, field: &PolicyField) -> bool {
+        field.get(self.raw() as u64) != 0
+    }
+
+    /// `nodbg`: debug commands are forbidden.
     pub const fn nodbg(self) -> bool {
-        self.0 & Self::NODBG != 0
+        self.flag(&field::NODBG)
     }
 
-    /// NOKS (bit 1): key sharing is forbidden.
+    /// `noks`: key sharing is forbidden.
     pub const fn noks(self) -> bool {
-        self.0 & Self::NOKS != 0
+        self.flag(&field::NOKS)
     }
 
-    /// ES (bit 2): SEV-ES guest.
+    /// `es`: SEV-ES guest.
     pub const fn es(self) -> bool {
-        self.0 & Self::ES != 0
+        self.flag(&field::ES)
     }
 
-    /// NOSEND (bit 3): migration out is forbidden.
+    /// `nosend`: migration out is forbidden.
     pub const fn nosend(self) -> bool {
-        self.0 & Self::NOSEND != 0
+        self.flag(&field::NOSEND)
     }
 
-    /// DOMAIN (bit 4): may only be sent within the same OCA domain.
+    /// `domain`: may only be sent within the same OCA domain.
     pub const fn domain(self) -> bool {
-        self.0 & Self::DOMAIN != 0
+        self.flag(&field::DOMAIN)
     }
 
-    /// SEV (bit 5): may only be sent to a platform with a valid AMD chain.
+    /// `sev`: may only be sent to a platform with a valid AMD chain.
     pub const fn sev(self) -> bool {
-        self.0 & Self::SEV != 0
+        self.flag(&field::SEV)
     }
 
-    /// API_MAJOR (bits 23:16): minimum firmware API major version.
+    /// `api-major`: minimum firmware API major version.
     pub const fn api_major(self) -> u8 {
-        (self.0 >> 16) as u8
+        field::API_MAJOR.get(self.raw() as u64) as u8
     }
 
-    /// API_MINOR (bits 31:24): minimum firmware API minor version.
+    /// `api-minor`: minimum firmware API minor version.
     pub const fn api_minor(self) -> u8 {
-        (self.0 >> 24) as u8
+        field::API_MINOR.get(self.raw() as u64) as u8
     }
 
     /// The reserved bits 15:6, in place.
     pub const fn reserved_bits(self) -> u32 {
-        self.0 & Self::RESERVED_MASK
+        self.raw() & Self::RESERVED_MASK
     }
 
     /// True when firmware with API version `major.minor` satisfies the
@@ -147,34 +406,25 @@ impl GuestPolicy {
 
 impl From<u32> for GuestPolicy {
     fn from(raw: u32) -> Self {
-        Self(raw)
+        Self::from_raw(raw)
     }
 }
 
 impl From<GuestPolicy> for u32 {
     fn from(policy: GuestPolicy) -> Self {
-        policy.0
+        policy.raw()
     }
 }
 
 impl fmt::Display for GuestPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x} (", self.0)?;
-        let flags = [
-            (self.nodbg(), "NODBG"),
-            (self.noks(), "NOKS"),
-            (self.es(), "ES"),
-            (self.nosend(), "NOSEND"),
-            (self.domain(), "DOMAIN"),
-            (self.sev(), "SEV"),
-        ];
-        for (_, name) in flags.iter().filter(|(on, _)| *on) {
-            write!(f, "{name}, ")?;
-        }
-        if self.reserved_bits() != 0 {
-            write!(f, "RESERVED={:#x}, ", self.reserved_bits())?;
-        }
-        write!(f, "API>={}.{})", self.api_major(), self.api_minor())
+        write_policy(
+            f,
+            PolicyKind::Sev,
+            u64::from(self.raw()),
+            u64::from(self.reserved_bits()),
+            ("API", self.api_major(), self.api_minor()),
+        )
     }
 }
 
@@ -189,52 +439,56 @@ impl fmt::Debug for GuestPolicy {
 pub struct GuestPolicyBuilder(u32);
 
 impl GuestPolicyBuilder {
-    /// Sets NODBG (bit 0).
+    const fn with(self, field: &PolicyField, value: u64) -> Self {
+        Self(field.with(self.0 as u64, value) as u32)
+    }
+
+    /// Sets `nodbg`.
     #[must_use]
     pub const fn nodbg(self, on: bool) -> Self {
-        Self(with_bit32(self.0, GuestPolicy::NODBG, on))
+        self.with(&field::NODBG, on as u64)
     }
 
-    /// Sets NOKS (bit 1).
+    /// Sets `noks`.
     #[must_use]
     pub const fn noks(self, on: bool) -> Self {
-        Self(with_bit32(self.0, GuestPolicy::NOKS, on))
+        self.with(&field::NOKS, on as u64)
     }
 
-    /// Sets ES (bit 2).
+    /// Sets `es`.
     #[must_use]
     pub const fn es(self, on: bool) -> Self {
-        Self(with_bit32(self.0, GuestPolicy::ES, on))
+        self.with(&field::ES, on as u64)
     }
 
-    /// Sets NOSEND (bit 3).
+    /// Sets `nosend`.
     #[must_use]
     pub const fn nosend(self, on: bool) -> Self {
-        Self(with_bit32(self.0, GuestPolicy::NOSEND, on))
+        self.with(&field::NOSEND, on as u64)
     }
 
-    /// Sets DOMAIN (bit 4).
+    /// Sets `domain`.
     #[must_use]
     pub const fn domain(self, on: bool) -> Self {
-        Self(with_bit32(self.0, GuestPolicy::DOMAIN, on))
+        self.with(&field::DOMAIN, on as u64)
     }
 
-    /// Sets SEV (bit 5).
+    /// Sets `sev`.
     #[must_use]
     pub const fn sev(self, on: bool) -> Self {
-        Self(with_bit32(self.0, GuestPolicy::SEV, on))
+        self.with(&field::SEV, on as u64)
     }
 
-    /// Sets API_MAJOR (bits 23:16).
+    /// Sets `api-major`.
     #[must_use]
     pub const fn api_major(self, major: u8) -> Self {
-        Self((self.0 & !0x00FF_0000) | ((major as u32) << 16))
+        self.with(&field::API_MAJOR, major as u64)
     }
 
-    /// Sets API_MINOR (bits 31:24).
+    /// Sets `api-minor`.
     #[must_use]
     pub const fn api_minor(self, minor: u8) -> Self {
-        Self((self.0 & !0xFF00_0000) | ((minor as u32) << 24))
+        self.with(&field::API_MINOR, minor as u64)
     }
 
     /// Sets the minimum firmware API version `major.minor`.
@@ -245,7 +499,7 @@ impl GuestPolicyBuilder {
 
     /// Finishes the policy.
     pub const fn build(self) -> GuestPolicy {
-        GuestPolicy(self.0)
+        GuestPolicy::from_raw(self.0)
     }
 }
 
@@ -253,49 +507,42 @@ impl GuestPolicyBuilder {
 // SNP policy
 // ---------------------------------------------------------------------------
 
-/// The SEV-SNP guest policy (64 bits, reference §2.3).
+/// The SEV-SNP guest policy (64 bits, reference §2.3), as the little-endian
+/// `u64` of command buffers, reports and ID blocks.
 ///
-/// | Bits  | Field             |
-/// |-------|-------------------|
-/// | 7:0   | ABI_MINOR         |
-/// | 15:8  | ABI_MAJOR         |
-/// | 16    | SMT               |
-/// | 17    | RSVD_MBO (must be 1) |
-/// | 18    | MIGRATE_MA        |
-/// | 19    | DEBUG             |
-/// | 20    | SINGLE_SOCKET     |
-/// | 21    | CXL_ALLOW         |
-/// | 22    | MEM_AES_256_XTS   |
-/// | 23    | RAPL_DIS          |
-/// | 24    | CIPHERTEXT_HIDING |
-/// | 25    | PAGE_SWAP_DISABLE |
-/// | 63:26 | reserved, must be 0 |
+/// Its named fields are the [`PolicyKind::Snp`] rows of [`POLICY_FIELDS`]
+/// (bits 15:0 the minimum ABI version, bits 25:16 flags, bit 17 must be
+/// one); bits 63:26 are reserved and must be 0.
 ///
-/// `Default` is `0x30000` (SMT allowed, RSVD_MBO set, ABI 0.0), QEMU's default.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SnpPolicy(u64);
+/// `Default` is `0x30000` (SMT allowed, RSVD_MBO set, ABI 0.0), QEMU's
+/// default.
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+#[repr(transparent)]
+pub struct SnpPolicy(U64);
 
 impl SnpPolicy {
-    /// Bit 16: SMT allowed.
-    pub const SMT: u64 = 1 << 16;
-    /// Bit 17: reserved, must be one.
-    pub const RESERVED_MBO: u64 = 1 << 17;
-    /// Bit 18: association with a migration agent allowed.
-    pub const MIGRATE_MA: u64 = 1 << 18;
-    /// Bit 19: SNP debug commands allowed.
-    pub const DEBUG: u64 = 1 << 19;
-    /// Bit 20: the guest may run on one socket only.
-    pub const SINGLE_SOCKET: u64 = 1 << 20;
-    /// Bit 21: CXL may be populated.
-    pub const CXL_ALLOW: u64 = 1 << 21;
-    /// Bit 22: AES-256-XTS memory encryption required.
-    pub const MEM_AES_256_XTS: u64 = 1 << 22;
-    /// Bit 23: RAPL must be disabled.
-    pub const RAPL_DIS: u64 = 1 << 23;
-    /// Bit 24: ciphertext hiding must be enabled.
-    pub const CIPHERTEXT_HIDING: u64 = 1 << 24;
-    /// Bit 25: page swap / move commands are forbidden.
-    pub const PAGE_SWAP_DISABLE: u64 = 1 << 25;
+    /// The mask of field `smt` (bit 16).
+    pub const SMT: u64 = field::SMT.mask();
+    /// The mask of field `rsvd-mbo` (bit 17, must be one).
+    pub const RESERVED_MBO: u64 = field::RSVD_MBO.mask();
+    /// The mask of field `migrate-ma` (bit 18).
+    pub const MIGRATE_MA: u64 = field::MIGRATE_MA.mask();
+    /// The mask of field `debug` (bit 19).
+    pub const DEBUG: u64 = field::DEBUG.mask();
+    /// The mask of field `single-socket` (bit 20).
+    pub const SINGLE_SOCKET: u64 = field::SINGLE_SOCKET.mask();
+    /// The mask of field `cxl-allow` (bit 21).
+    pub const CXL_ALLOW: u64 = field::CXL_ALLOW.mask();
+    /// The mask of field `mem-aes-256-xts` (bit 22).
+    pub const MEM_AES_256_XTS: u64 = field::MEM_AES_256_XTS.mask();
+    /// The mask of field `rapl-dis` (bit 23).
+    pub const RAPL_DIS: u64 = field::RAPL_DIS.mask();
+    /// The mask of field `ciphertext-hiding` (bit 24).
+    pub const CIPHERTEXT_HIDING: u64 = field::CIPHERTEXT_HIDING.mask();
+    /// The mask of field `page-swap-disable` (bit 25).
+    pub const PAGE_SWAP_DISABLE: u64 = field::PAGE_SWAP_DISABLE.mask();
     /// Bits 63:26, reserved; must be zero.
     pub const RESERVED_MASK: u64 = !((1 << 26) - 1);
     /// QEMU's default policy: SMT allowed, RSVD_MBO set, ABI 0.0.
@@ -303,12 +550,12 @@ impl SnpPolicy {
 
     /// Wraps a raw policy value (no checks; see [`SnpPolicy::validate`]).
     pub const fn from_raw(raw: u64) -> Self {
-        Self(raw)
+        Self(U64::new(raw))
     }
 
     /// The raw 64-bit policy.
     pub const fn raw(self) -> u64 {
-        self.0
+        self.0.get()
     }
 
     /// Starts a builder from `0x20000` (only RSVD_MBO set, ABI 0.0).
@@ -316,69 +563,73 @@ impl SnpPolicy {
         SnpPolicyBuilder(Self::RESERVED_MBO)
     }
 
-    /// ABI_MINOR (bits 7:0): minimum firmware ABI minor version.
+    const fn flag(self, field: &PolicyField) -> bool {
+        field.get(self.raw()) != 0
+    }
+
+    /// `abi-minor`: minimum firmware ABI minor version.
     pub const fn abi_minor(self) -> u8 {
-        self.0 as u8
+        field::ABI_MINOR.get(self.raw()) as u8
     }
 
-    /// ABI_MAJOR (bits 15:8): minimum firmware ABI major version.
+    /// `abi-major`: minimum firmware ABI major version.
     pub const fn abi_major(self) -> u8 {
-        (self.0 >> 8) as u8
+        field::ABI_MAJOR.get(self.raw()) as u8
     }
 
-    /// SMT (bit 16): SMT allowed on the host.
+    /// `smt`: SMT allowed on the host.
     pub const fn smt(self) -> bool {
-        self.0 & Self::SMT != 0
+        self.flag(&field::SMT)
     }
 
-    /// RSVD_MBO (bit 17): must be one.
+    /// `rsvd-mbo`: must be one.
     pub const fn reserved_mbo(self) -> bool {
-        self.0 & Self::RESERVED_MBO != 0
+        self.flag(&field::RSVD_MBO)
     }
 
-    /// MIGRATE_MA (bit 18): migration agent allowed.
+    /// `migrate-ma`: migration agent allowed.
     pub const fn migrate_ma(self) -> bool {
-        self.0 & Self::MIGRATE_MA != 0
+        self.flag(&field::MIGRATE_MA)
     }
 
-    /// DEBUG (bit 19): debug commands allowed.
+    /// `debug`: debug commands allowed.
     pub const fn debug(self) -> bool {
-        self.0 & Self::DEBUG != 0
+        self.flag(&field::DEBUG)
     }
 
-    /// SINGLE_SOCKET (bit 20).
+    /// `single-socket`.
     pub const fn single_socket(self) -> bool {
-        self.0 & Self::SINGLE_SOCKET != 0
+        self.flag(&field::SINGLE_SOCKET)
     }
 
-    /// CXL_ALLOW (bit 21).
+    /// `cxl-allow`.
     pub const fn cxl_allow(self) -> bool {
-        self.0 & Self::CXL_ALLOW != 0
+        self.flag(&field::CXL_ALLOW)
     }
 
-    /// MEM_AES_256_XTS (bit 22).
+    /// `mem-aes-256-xts`.
     pub const fn mem_aes_256_xts(self) -> bool {
-        self.0 & Self::MEM_AES_256_XTS != 0
+        self.flag(&field::MEM_AES_256_XTS)
     }
 
-    /// RAPL_DIS (bit 23).
+    /// `rapl-dis`.
     pub const fn rapl_dis(self) -> bool {
-        self.0 & Self::RAPL_DIS != 0
+        self.flag(&field::RAPL_DIS)
     }
 
-    /// CIPHERTEXT_HIDING (bit 24).
+    /// `ciphertext-hiding`.
     pub const fn ciphertext_hiding(self) -> bool {
-        self.0 & Self::CIPHERTEXT_HIDING != 0
+        self.flag(&field::CIPHERTEXT_HIDING)
     }
 
-    /// PAGE_SWAP_DISABLE (bit 25).
+    /// `page-swap-disable`.
     pub const fn page_swap_disable(self) -> bool {
-        self.0 & Self::PAGE_SWAP_DISABLE != 0
+        self.flag(&field::PAGE_SWAP_DISABLE)
     }
 
     /// The reserved bits 63:26, in place.
     pub const fn reserved_bits(self) -> u64 {
-        self.0 & Self::RESERVED_MASK
+        self.raw() & Self::RESERVED_MASK
     }
 
     /// True when firmware with ABI version `major.minor` satisfies the
@@ -398,7 +649,7 @@ impl SnpPolicy {
             return Err(AbiError::InvalidField {
                 what: "SNP guest policy",
                 field: "RSVD_MBO (bit 17)",
-                value: self.0,
+                value: self.raw(),
             });
         }
         let reserved = self.reserved_bits();
@@ -415,44 +666,31 @@ impl SnpPolicy {
 
 impl Default for SnpPolicy {
     fn default() -> Self {
-        Self(Self::DEFAULT_RAW)
+        Self::from_raw(Self::DEFAULT_RAW)
     }
 }
 
 impl From<u64> for SnpPolicy {
     fn from(raw: u64) -> Self {
-        Self(raw)
+        Self::from_raw(raw)
     }
 }
 
 impl From<SnpPolicy> for u64 {
     fn from(policy: SnpPolicy) -> Self {
-        policy.0
+        policy.raw()
     }
 }
 
 impl fmt::Display for SnpPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x} (", self.0)?;
-        let flags = [
-            (self.smt(), "SMT"),
-            (self.reserved_mbo(), "RSVD_MBO"),
-            (self.migrate_ma(), "MIGRATE_MA"),
-            (self.debug(), "DEBUG"),
-            (self.single_socket(), "SINGLE_SOCKET"),
-            (self.cxl_allow(), "CXL_ALLOW"),
-            (self.mem_aes_256_xts(), "MEM_AES_256_XTS"),
-            (self.rapl_dis(), "RAPL_DIS"),
-            (self.ciphertext_hiding(), "CIPHERTEXT_HIDING"),
-            (self.page_swap_disable(), "PAGE_SWAP_DISABLE"),
-        ];
-        for (_, name) in flags.iter().filter(|(on, _)| *on) {
-            write!(f, "{name}, ")?;
-        }
-        if self.reserved_bits() != 0 {
-            write!(f, "RESERVED={:#x}, ", self.reserved_bits())?;
-        }
-        write!(f, "ABI>={}.{})", self.abi_major(), self.abi_minor())
+        write_policy(
+            f,
+            PolicyKind::Snp,
+            self.raw(),
+            self.reserved_bits(),
+            ("ABI", self.abi_major(), self.abi_minor()),
+        )
     }
 }
 
@@ -474,16 +712,20 @@ impl Default for SnpPolicyBuilder {
 }
 
 impl SnpPolicyBuilder {
-    /// Sets ABI_MINOR (bits 7:0).
-    #[must_use]
-    pub const fn abi_minor(self, minor: u8) -> Self {
-        Self((self.0 & !0xFF) | minor as u64)
+    const fn with(self, field: &PolicyField, value: u64) -> Self {
+        Self(field.with(self.0, value))
     }
 
-    /// Sets ABI_MAJOR (bits 15:8).
+    /// Sets `abi-minor`.
+    #[must_use]
+    pub const fn abi_minor(self, minor: u8) -> Self {
+        self.with(&field::ABI_MINOR, minor as u64)
+    }
+
+    /// Sets `abi-major`.
     #[must_use]
     pub const fn abi_major(self, major: u8) -> Self {
-        Self((self.0 & !0xFF00) | ((major as u64) << 8))
+        self.with(&field::ABI_MAJOR, major as u64)
     }
 
     /// Sets the minimum firmware ABI version `major.minor`.
@@ -492,70 +734,70 @@ impl SnpPolicyBuilder {
         self.abi_major(major).abi_minor(minor)
     }
 
-    /// Sets SMT (bit 16).
+    /// Sets `smt`.
     #[must_use]
     pub const fn smt(self, on: bool) -> Self {
-        Self(with_bit64(self.0, SnpPolicy::SMT, on))
+        self.with(&field::SMT, on as u64)
     }
 
-    /// Sets RSVD_MBO (bit 17). Clearing it makes an invalid policy; this is
-    /// only useful for negative tests.
+    /// Sets `rsvd-mbo`. Clearing it makes an invalid policy; this is only
+    /// useful for negative tests.
     #[must_use]
     pub const fn reserved_mbo(self, on: bool) -> Self {
-        Self(with_bit64(self.0, SnpPolicy::RESERVED_MBO, on))
+        self.with(&field::RSVD_MBO, on as u64)
     }
 
-    /// Sets MIGRATE_MA (bit 18).
+    /// Sets `migrate-ma`.
     #[must_use]
     pub const fn migrate_ma(self, on: bool) -> Self {
-        Self(with_bit64(self.0, SnpPolicy::MIGRATE_MA, on))
+        self.with(&field::MIGRATE_MA, on as u64)
     }
 
-    /// Sets DEBUG (bit 19).
+    /// Sets `debug`.
     #[must_use]
     pub const fn debug(self, on: bool) -> Self {
-        Self(with_bit64(self.0, SnpPolicy::DEBUG, on))
+        self.with(&field::DEBUG, on as u64)
     }
 
-    /// Sets SINGLE_SOCKET (bit 20).
+    /// Sets `single-socket`.
     #[must_use]
     pub const fn single_socket(self, on: bool) -> Self {
-        Self(with_bit64(self.0, SnpPolicy::SINGLE_SOCKET, on))
+        self.with(&field::SINGLE_SOCKET, on as u64)
     }
 
-    /// Sets CXL_ALLOW (bit 21).
+    /// Sets `cxl-allow`.
     #[must_use]
     pub const fn cxl_allow(self, on: bool) -> Self {
-        Self(with_bit64(self.0, SnpPolicy::CXL_ALLOW, on))
+        self.with(&field::CXL_ALLOW, on as u64)
     }
 
-    /// Sets MEM_AES_256_XTS (bit 22).
+    /// Sets `mem-aes-256-xts`.
     #[must_use]
     pub const fn mem_aes_256_xts(self, on: bool) -> Self {
-        Self(with_bit64(self.0, SnpPolicy::MEM_AES_256_XTS, on))
+        self.with(&field::MEM_AES_256_XTS, on as u64)
     }
 
-    /// Sets RAPL_DIS (bit 23).
+    /// Sets `rapl-dis`.
     #[must_use]
     pub const fn rapl_dis(self, on: bool) -> Self {
-        Self(with_bit64(self.0, SnpPolicy::RAPL_DIS, on))
+        self.with(&field::RAPL_DIS, on as u64)
     }
 
-    /// Sets CIPHERTEXT_HIDING (bit 24).
+    /// Sets `ciphertext-hiding`.
     #[must_use]
     pub const fn ciphertext_hiding(self, on: bool) -> Self {
-        Self(with_bit64(self.0, SnpPolicy::CIPHERTEXT_HIDING, on))
+        self.with(&field::CIPHERTEXT_HIDING, on as u64)
     }
 
-    /// Sets PAGE_SWAP_DISABLE (bit 25).
+    /// Sets `page-swap-disable`.
     #[must_use]
     pub const fn page_swap_disable(self, on: bool) -> Self {
-        Self(with_bit64(self.0, SnpPolicy::PAGE_SWAP_DISABLE, on))
+        self.with(&field::PAGE_SWAP_DISABLE, on as u64)
     }
 
     /// Finishes the policy.
     pub const fn build(self) -> SnpPolicy {
-        SnpPolicy(self.0)
+        SnpPolicy::from_raw(self.0)
     }
 }
 
@@ -716,5 +958,67 @@ mod tests {
         );
         assert_eq!(GuestPolicy::from_raw(0x8000).reserved_bits(), 0x8000);
         assert_eq!(GuestPolicy::from_raw(0xFFFF_003F).validate(), Ok(()));
+    }
+
+    #[test]
+    fn field_table_is_consistent() {
+        for kind in [PolicyKind::Sev, PolicyKind::Snp] {
+            let width_bits = if kind == PolicyKind::Sev { 32 } else { 64 };
+            let reserved = match kind {
+                PolicyKind::Sev => u64::from(GuestPolicy::RESERVED_MASK),
+                PolicyKind::Snp => SnpPolicy::RESERVED_MASK,
+            };
+            let mut seen = 0u64;
+            let mut names = Vec::new();
+            for f in kind.fields() {
+                assert!(f.shift + 8 <= width_bits || f.width == FieldWidth::Flag);
+                assert_eq!(seen & f.mask(), 0, "{} overlaps another field", f.name);
+                assert_eq!(reserved & f.mask(), 0, "{} overlaps reserved bits", f.name);
+                seen |= f.mask();
+                assert!(!names.contains(&f.name), "{} twice", f.name);
+                names.push(f.name);
+                assert_eq!(kind.field(f.name), Some(f));
+                assert!(f
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+                assert_eq!(f.get(f.with(0, f.max())), f.max());
+                assert_eq!(f.with(u64::MAX, 0), !f.mask());
+            }
+        }
+        assert_eq!(PolicyKind::Sev.field("debug"), None);
+        assert_eq!(PolicyKind::Snp.field("nodbg"), None);
+        assert_eq!(
+            PolicyKind::Snp
+                .field("mem-aes-256-xts")
+                .map(|f| f.spec_name().to_string()),
+            Some("MEM_AES_256_XTS".to_owned())
+        );
+        // The masks the types export are the table's.
+        assert_eq!(
+            u64::from(GuestPolicy::NODBG | GuestPolicy::ES),
+            PolicyKind::Sev.field("nodbg").unwrap().mask()
+                | PolicyKind::Sev.field("es").unwrap().mask()
+        );
+        assert_eq!(
+            SnpPolicy::MIGRATE_MA,
+            PolicyKind::Snp.field("migrate-ma").unwrap().mask()
+        );
+    }
+
+    #[test]
+    fn policies_are_their_wire_integers() {
+        use zerocopy::{FromBytes, IntoBytes};
+        assert_eq!(core::mem::size_of::<GuestPolicy>(), 4);
+        assert_eq!(core::mem::size_of::<SnpPolicy>(), 8);
+        assert_eq!(core::mem::align_of::<SnpPolicy>(), 1);
+        let p = GuestPolicy::from_raw(0x0102_0305);
+        assert_eq!(p.as_bytes(), &[0x05, 0x03, 0x02, 0x01]);
+        assert_eq!(
+            GuestPolicy::read_from_bytes(&[5, 0, 0, 0]).unwrap().raw(),
+            5
+        );
+        let p = SnpPolicy::read_from_bytes(&0x3_0133u64.to_le_bytes()).unwrap();
+        assert_eq!((p.abi_major(), p.abi_minor(), p.smt()), (1, 0x33, true));
     }
 }

@@ -51,7 +51,7 @@ pub struct AttestationReport {
     /// 0x004: guest SVN from the ID block (0 without one).
     pub guest_svn: U32,
     /// 0x008: the guest policy (see [`SnpPolicy`]).
-    pub policy: U64,
+    pub policy: SnpPolicy,
     /// 0x010: family id from the ID block.
     pub family_id: [u8; 16],
     /// 0x020: image id from the ID block.
@@ -186,7 +186,7 @@ impl AttestationReport {
 
     /// The guest policy.
     pub fn policy(&self) -> SnpPolicy {
-        SnpPolicy::from_raw(self.policy.get())
+        self.policy
     }
 
     /// CURRENT_TCB.
@@ -565,7 +565,7 @@ mod tests {
         let mut r = AttestationReport::new_zeroed();
         r.version = U32::new(version);
         r.guest_svn = U32::new(7);
-        r.policy = U64::new(0x3_0133);
+        r.policy = SnpPolicy::from_raw(0x3_0133);
         r.family_id = [0x11; 16];
         r.image_id = [0x22; 16];
         r.vmpl = U32::new(1);

@@ -8,6 +8,7 @@ use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::error::{read_exact, Result};
+use crate::policy::GuestPolicy;
 use crate::signature::{EcdsaSignature, HexBytes, ECDSA_COMPONENT_LEN};
 
 /// Size of the session blob.
@@ -151,7 +152,7 @@ pub struct LegacyAttestationReport {
     /// Launch digest (SHA-256).
     pub launch_digest: [u8; 32],
     /// Guest policy.
-    pub policy: U32,
+    pub policy: GuestPolicy,
     /// Signer usage (PEK, 0x1002).
     pub sig_usage: U32,
     /// Signer algorithm (ECDSA_SHA256, 0x2).
@@ -194,7 +195,7 @@ impl fmt::Debug for LegacyAttestationReport {
         f.debug_struct("LegacyAttestationReport")
             .field("mnonce", &HexBytes(&self.mnonce))
             .field("launch_digest", &HexBytes(&self.launch_digest))
-            .field("policy", &format_args!("{:#x}", self.policy.get()))
+            .field("policy", &self.policy)
             .field("sig_usage", &format_args!("{:#x}", self.sig_usage.get()))
             .field("sig_algo", &format_args!("{:#x}", self.sig_algo.get()))
             .field("sig", &self.signature())

@@ -8,6 +8,7 @@ use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::error::{read_exact, AbiError, Result};
+use crate::policy::SnpPolicy;
 use crate::pubkey::EccPublicKey;
 use crate::signature::{EcdsaSignature, HexBytes};
 
@@ -205,7 +206,7 @@ pub struct IdBlock {
     /// Guest security version number.
     pub guest_svn: U32,
     /// Expected guest policy.
-    pub policy: U64,
+    pub policy: SnpPolicy,
 }
 
 impl IdBlock {
@@ -224,7 +225,7 @@ impl fmt::Debug for IdBlock {
             .field("image_id", &HexBytes(&self.image_id))
             .field("version", &self.version.get())
             .field("guest_svn", &self.guest_svn.get())
-            .field("policy", &format_args!("{:#x}", self.policy.get()))
+            .field("policy", &self.policy)
             .finish()
     }
 }

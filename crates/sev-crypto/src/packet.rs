@@ -11,6 +11,7 @@
 
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, Mac};
+use sev_abi::policy::GuestPolicy;
 use sha2::Sha256;
 
 use crate::session::{Tek, Tik};
@@ -62,7 +63,7 @@ pub fn launch_measurement(
     api_major: u8,
     api_minor: u8,
     build: u8,
-    policy: u32,
+    policy: GuestPolicy,
     digest: &[u8; 32],
     mnonce: &[u8; 16],
 ) -> [u8; 32] {
@@ -70,7 +71,7 @@ pub fn launch_measurement(
         &tik.0,
         &[
             &[CONTEXT_MEASURE, api_major, api_minor, build],
-            &policy.to_le_bytes(),
+            &policy.raw().to_le_bytes(),
             digest,
             mnonce,
         ],
@@ -199,13 +200,29 @@ mod tests {
             .unwrap()
             .try_into()
             .unwrap();
-        let m = launch_measurement(&tik, 0x00, 0x12, 0x0f, 0, &digest, &mnonce);
+        let m = launch_measurement(
+            &tik,
+            0x00,
+            0x12,
+            0x0f,
+            GuestPolicy::from_raw(0),
+            &digest,
+            &mnonce,
+        );
         assert_eq!(
             hex::encode(m),
             "6faab2daae389bcd3405a05d6cafe33c0414f7bedd0bae19ba5f38b7fd1664ea"
         );
         assert_ne!(
-            launch_measurement(&tik, 0x00, 0x12, 0x0f, 1, &digest, &mnonce),
+            launch_measurement(
+                &tik,
+                0x00,
+                0x12,
+                0x0f,
+                GuestPolicy::from_raw(1),
+                &digest,
+                &mnonce
+            ),
             m
         );
     }

@@ -20,6 +20,7 @@ use core::fmt;
 use p384::elliptic_curve::sec1::ToEncodedPoint;
 use rand_core::CryptoRngCore;
 use sev_abi::legacy_cert::{Algorithm, KeyUsage, SevCert, SEV_CERT_VERSION};
+use sev_abi::policy::GuestPolicy;
 use sev_abi::pubkey::EccPublicKey;
 use sev_abi::session::SessionBlob;
 use sev_abi::status::FirmwareStatus;
@@ -137,8 +138,8 @@ pub fn unwrap_keys(
 }
 
 /// `HMAC-SHA256(TIK, u32_le(policy))`, the session buffer's policy MAC.
-pub fn policy_mac(tik: &Tik, policy: u32) -> [u8; 32] {
-    hmac_sha256(&tik.0, &[&policy.to_le_bytes()])
+pub fn policy_mac(tik: &Tik, policy: GuestPolicy) -> [u8; 32] {
+    hmac_sha256(&tik.0, &[&policy.raw().to_le_bytes()])
 }
 
 /// An ECDH P-384 private key (the guest owner's GODH key, or a PDH key in a
@@ -258,7 +259,7 @@ pub struct LaunchSession {
 /// point (wrong curve id, non-zero padding, not on the curve).
 pub fn build_launch_session(
     pdh: &EccPublicKey,
-    policy: u32,
+    policy: GuestPolicy,
     rng: &mut impl CryptoRngCore,
 ) -> Result<LaunchSession> {
     let godh = EcdhP384Secret::generate(rng);
@@ -351,7 +352,7 @@ pub fn open_launch_session(
     pdh_secret: &EcdhP384Secret,
     godh_cert: &SevCert,
     session: &SessionBlob,
-    policy: u32,
+    policy: GuestPolicy,
 ) -> Result<(Tek, Tik), SessionError> {
     let version = godh_cert.version.get();
     if version != SEV_CERT_VERSION {
@@ -412,7 +413,10 @@ mod tests {
         let (wrap_tk, wrap_mac) = wrap_keys(&kek, &kik, &[0u8; 16], &Tek([0; 16]), &Tik([0; 16]));
         assert_eq!(hex::encode(wrap_tk), WRAP_TK);
         assert_eq!(hex::encode(wrap_mac), WRAP_MAC);
-        assert_eq!(hex::encode(policy_mac(&Tik([0; 16]), 0)), POLICY_MAC);
+        assert_eq!(
+            hex::encode(policy_mac(&Tik([0; 16]), GuestPolicy::from_raw(0))),
+            POLICY_MAC
+        );
     }
 
     #[test]
@@ -460,10 +464,13 @@ mod tests {
     fn policy_mac_depends_on_policy_le() {
         let tik = Tik([3; 16]);
         assert_eq!(
-            policy_mac(&tik, 0x0102_0304),
+            policy_mac(&tik, GuestPolicy::from_raw(0x0102_0304)),
             hmac_sha256(&tik.0, &[&[4, 3, 2, 1]])
         );
-        assert_ne!(policy_mac(&tik, 1), policy_mac(&tik, 0));
+        assert_ne!(
+            policy_mac(&tik, GuestPolicy::from_raw(1)),
+            policy_mac(&tik, GuestPolicy::from_raw(0))
+        );
     }
 
     #[test]
@@ -542,7 +549,9 @@ mod tests {
     fn pdh_and_session(policy: u32) -> (EcdhP384Secret, LaunchSession) {
         let mut rng = TestRng(42);
         let pdh = EcdhP384Secret::generate(&mut rng);
-        let session = build_launch_session(&pdh.public_amd(), policy, &mut rng).unwrap();
+        let session =
+            build_launch_session(&pdh.public_amd(), GuestPolicy::from_raw(policy), &mut rng)
+                .unwrap();
         (pdh, session)
     }
 
@@ -550,10 +559,19 @@ mod tests {
     fn launch_session_round_trip() {
         for policy in [0, 1, 3, 5, 0x0001_0000, 0xFFFF_FFFF] {
             let (pdh, s) = pdh_and_session(policy);
-            let (tek, tik) = open_launch_session(&pdh, &s.godh_cert, &s.session, policy).unwrap();
+            let (tek, tik) = open_launch_session(
+                &pdh,
+                &s.godh_cert,
+                &s.session,
+                GuestPolicy::from_raw(policy),
+            )
+            .unwrap();
             assert_eq!(tek, s.tek);
             assert_eq!(tik, s.tik);
-            assert_eq!(s.session.policy_mac, policy_mac(&s.tik, policy));
+            assert_eq!(
+                s.session.policy_mac,
+                policy_mac(&s.tik, GuestPolicy::from_raw(policy))
+            );
         }
     }
 
@@ -583,8 +601,10 @@ mod tests {
     fn launch_sessions_are_fresh() {
         let mut rng = rand_core::OsRng;
         let pdh = EcdhP384Secret::generate(&mut rng);
-        let a = build_launch_session(&pdh.public_amd(), 0, &mut rng).unwrap();
-        let b = build_launch_session(&pdh.public_amd(), 0, &mut rng).unwrap();
+        let a =
+            build_launch_session(&pdh.public_amd(), GuestPolicy::from_raw(0), &mut rng).unwrap();
+        let b =
+            build_launch_session(&pdh.public_amd(), GuestPolicy::from_raw(0), &mut rng).unwrap();
         assert_ne!(a.session.nonce, b.session.nonce);
         assert_ne!(a.session.wrap_iv, b.session.wrap_iv);
         assert_ne!(a.tek, b.tek);
@@ -598,12 +618,12 @@ mod tests {
         let mut key = EcdhP384Secret::generate(&mut rng).public_amd();
         key.qy[0] ^= 1;
         assert!(matches!(
-            build_launch_session(&key, 0, &mut rng),
+            build_launch_session(&key, GuestPolicy::from_raw(0), &mut rng),
             Err(CryptoError::InvalidPublicKey(_))
         ));
         let mut key = EcdhP384Secret::generate(&mut rng).public_amd();
         key.curve = zerocopy::little_endian::U32::new(1);
-        assert!(build_launch_session(&key, 0, &mut rng).is_err());
+        assert!(build_launch_session(&key, GuestPolicy::from_raw(0), &mut rng).is_err());
     }
 
     #[test]
@@ -611,7 +631,7 @@ mod tests {
         let policy = 0x3;
         let (pdh, s) = pdh_and_session(policy);
         let open = |cert: &SevCert, blob: &SessionBlob, policy: u32| {
-            open_launch_session(&pdh, cert, blob, policy).map(|_| ())
+            open_launch_session(&pdh, cert, blob, GuestPolicy::from_raw(policy)).map(|_| ())
         };
         let bad_wrap = Err(SessionError::BadWrapMac);
 
@@ -715,7 +735,13 @@ mod tests {
         // Another platform's PDH.
         let other_pdh = EcdhP384Secret::generate(&mut rng);
         assert_eq!(
-            open_launch_session(&other_pdh, &s.godh_cert, &s.session, policy).map(|_| ()),
+            open_launch_session(
+                &other_pdh,
+                &s.godh_cert,
+                &s.session,
+                GuestPolicy::from_raw(policy)
+            )
+            .map(|_| ()),
             bad_wrap
         );
     }

@@ -13,7 +13,6 @@ use sev_abi::commands::{
     INIT_EX_LENGTH, INIT_FLAG_SEV_ES, PLATFORM_CONFIG_ES, PLATFORM_OWNER_EXTERNAL,
 };
 use sev_abi::legacy_cert::{Algorithm, KeyUsage, SevCert, SEV_CERT_LEN};
-use sev_abi::policy::GuestPolicy;
 use sev_abi::product::{Product, TcbVersion};
 use sev_abi::session::{
     LegacyAttestationReport, PacketHeader, SessionBlob, LAUNCH_MEASUREMENT_LEN,
@@ -941,7 +940,7 @@ impl Firmware {
     fn guest_status(&mut self, buf: &mut [u8]) -> Status {
         let mut b: GuestStatusBuffer = parse(buf)?;
         let guest = self.guest(b.handle.get())?;
-        b.policy = U32::new(guest.policy.raw());
+        b.policy = guest.policy;
         b.asid = U32::new(guest.activation.asid().unwrap_or(0));
         b.state = guest.state as u8;
         put(buf, &b);
@@ -954,7 +953,7 @@ impl Firmware {
 
     fn launch_start(&mut self, buf: &mut [u8], mem: &mut dyn SystemMemory) -> Status {
         let mut b: LaunchStartBuffer = parse(buf)?;
-        let policy = GuestPolicy::from_raw(b.policy.get());
+        let policy = b.policy;
         if policy.es() && !self.es_enabled {
             return Err(FirmwareStatus::UNSUPPORTED);
         }
@@ -986,7 +985,7 @@ impl Firmware {
                 .map_err(|_| FirmwareStatus::INVALID_CERTIFICATE)?;
             let session = SessionBlob::read_from_bytes(&session_bytes)
                 .map_err(|_| FirmwareStatus::INVALID_LENGTH)?;
-            let keys = open_launch_session(&self.keys()?.pdh, &godh, &session, policy.raw())
+            let keys = open_launch_session(&self.keys()?.pdh, &godh, &session, policy)
                 .map_err(|e| e.status())?;
             if !policy.allows_api(self.config.api_major, self.config.api_minor)
                 || policy.reserved_bits() != 0
@@ -1129,7 +1128,7 @@ impl Firmware {
             self.config.api_major,
             self.config.api_minor,
             self.config.build,
-            guest.policy.raw(),
+            guest.policy,
             &digest,
             &mnonce,
         );
@@ -1230,7 +1229,7 @@ impl Firmware {
         let mut report = LegacyAttestationReport::new_zeroed();
         report.mnonce = b.mnonce;
         report.launch_digest = guest.launch_digest;
-        report.policy = U32::new(guest.policy.raw());
+        report.policy = guest.policy;
         report.sig_usage = U32::new(KeyUsage::Pek.as_u32());
         report.sig_algo = U32::new(Algorithm::EcdsaSha256.as_u32());
         let sig = self

@@ -20,6 +20,7 @@ use sev_abi::host_ops::{
     GUEST_ATTACH_TAKEN, GUEST_TOKEN_LEN, PVALIDATE_NO_UPDATE, PVALIDATE_VALIDATE, RMP_ASSIGNED,
     RMP_IMMUTABLE,
 };
+use sev_abi::policy::GuestPolicy;
 use sev_abi::snp_launch::PageType;
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::snp::rmp::PageState;
@@ -541,7 +542,7 @@ fn clients_own_their_guests_and_only_the_guest_principal_sees_plaintext() {
     // Key sharing with another client's guest: that guest does not exist.
     let mut start = LaunchStartBuffer {
         handle: U32::new(handle),
-        policy: U32::new(0),
+        policy: GuestPolicy::from_raw(0),
         ..LaunchStartBuffer::new_zeroed()
     };
     assert_eq!(

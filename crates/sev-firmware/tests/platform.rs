@@ -9,6 +9,7 @@ use rand_core::{RngCore, SeedableRng};
 use sev_abi::amd_cert::KNOWN_ARK_KEY_IDS;
 use sev_abi::commands::*;
 use sev_abi::legacy_cert::{Algorithm, KeyUsage, SevCert};
+use sev_abi::policy::GuestPolicy;
 use sev_abi::session::{LegacyAttestationReport, PacketHeader};
 use sev_abi::status::FirmwareStatus;
 use sev_attest::legacy::{verify_platform_chain, LegacyAnchor, PlatformChain};
@@ -202,7 +203,7 @@ fn init_checks_tmr_and_flags() {
     // No ES guests on a platform initialized without ES.
     init(&mut fw, &mut mem, false);
     let mut ls = LaunchStartBuffer::new_zeroed();
-    ls.policy = U32::new(4);
+    ls.policy = GuestPolicy::from_raw(4);
     assert_eq!(
         run(&mut fw, SevCommand::LaunchStart, &mut ls, &mut mem),
         FirmwareStatus::UNSUPPORTED
@@ -465,7 +466,7 @@ fn launch_start_session(
 ) -> (FirmwareStatus, u32) {
     let mut b = LaunchStartBuffer::new_zeroed();
     b.handle = U32::new(share);
-    b.policy = U32::new(policy);
+    b.policy = GuestPolicy::from_raw(policy);
     b.dh_cert_paddr = U64::new(BLOB_IN);
     b.dh_cert_len = U32::new(0x824);
     b.session_paddr = U64::new(BLOB_IN2);
@@ -481,7 +482,7 @@ fn start_with_session(seed: u8, policy: u32) -> Launched {
     let (pdh, _) = export(&mut fw, &mut mem);
     let session = build_launch_session(
         pdh.ecc_key().unwrap(),
-        policy,
+        GuestPolicy::from_raw(policy),
         &mut ChaCha20Rng::from_seed([seed; 32]),
     )
     .unwrap();
@@ -523,7 +524,15 @@ fn full_launch_with_owner_session() {
     expected.update("hashes", Some(DATA + 0x4000), LogPageType::SevData, &extra);
     let digest = expected.digest();
     let mnonce: [u8; 16] = out[32..].try_into().unwrap();
-    let owner_view = launch_measurement(&l.session.tik, 1, 55, 21, l.policy, &digest, &mnonce);
+    let owner_view = launch_measurement(
+        &l.session.tik,
+        1,
+        55,
+        21,
+        GuestPolicy::from_raw(l.policy),
+        &digest,
+        &mnonce,
+    );
     assert_eq!(out[..32], owner_view);
 
     // The firmware's log agrees with the predictor's, entry by entry.
@@ -677,7 +686,7 @@ fn session_tampering_and_policy_checks() {
     let (pdh, _) = export(&mut fw, &mut mem);
     let key = *pdh.ecc_key().unwrap();
     let mut rng = ChaCha20Rng::from_seed([12; 32]);
-    let s = build_launch_session(&key, 0, &mut rng).unwrap();
+    let s = build_launch_session(&key, GuestPolicy::from_raw(0), &mut rng).unwrap();
 
     let try_start = |fw: &mut Firmware, mem: &mut VecMemory, s: &LaunchSession, policy: u32| {
         write_session(mem, s);
@@ -720,7 +729,7 @@ fn session_tampering_and_policy_checks() {
     );
     // A session for another platform's PDH.
     let other_pdh = *firmware_pdh(13).ecc_key().unwrap();
-    let foreign = build_launch_session(&other_pdh, 0, &mut rng).unwrap();
+    let foreign = build_launch_session(&other_pdh, GuestPolicy::from_raw(0), &mut rng).unwrap();
     assert_eq!(
         try_start(&mut fw, &mut mem, &foreign, 0),
         FirmwareStatus::BAD_MEASUREMENT
@@ -728,16 +737,16 @@ fn session_tampering_and_policy_checks() {
 
     // Policy checks after the MACs: minimum API version and reserved bits.
     let newer = 1 << 16 | 56 << 24; // API 1.56 required, firmware is 1.55
-    let s_newer = build_launch_session(&key, newer, &mut rng).unwrap();
+    let s_newer = build_launch_session(&key, GuestPolicy::from_raw(newer), &mut rng).unwrap();
     assert_eq!(
         try_start(&mut fw, &mut mem, &s_newer, newer),
         FirmwareStatus::POLICY_FAILURE
     );
     let ok_api = 1 << 16 | 55 << 24;
-    let s_ok = build_launch_session(&key, ok_api, &mut rng).unwrap();
+    let s_ok = build_launch_session(&key, GuestPolicy::from_raw(ok_api), &mut rng).unwrap();
     assert_eq!(try_start(&mut fw, &mut mem, &s_ok, ok_api), OK);
     let reserved = 1 << 6;
-    let s_res = build_launch_session(&key, reserved, &mut rng).unwrap();
+    let s_res = build_launch_session(&key, GuestPolicy::from_raw(reserved), &mut rng).unwrap();
     assert_eq!(
         try_start(&mut fw, &mut mem, &s_res, reserved),
         FirmwareStatus::POLICY_FAILURE
@@ -803,14 +812,14 @@ fn nodbg_key_sharing_and_asids() {
     // Key sharing: NOKS forbids it on either side.
     let mut ls = LaunchStartBuffer::new_zeroed();
     ls.handle = U32::new(a);
-    ls.policy = U32::new(2);
+    ls.policy = GuestPolicy::from_raw(2);
     assert_eq!(
         run(&mut fw, SevCommand::LaunchStart, &mut ls, &mut mem),
         FirmwareStatus::POLICY_FAILURE
     );
     let noks = launch_start_plain(&mut fw, &mut mem, 2);
     ls.handle = U32::new(noks);
-    ls.policy = U32::new(0);
+    ls.policy = GuestPolicy::from_raw(0);
     assert_eq!(
         run(&mut fw, SevCommand::LaunchStart, &mut ls, &mut mem),
         FirmwareStatus::POLICY_FAILURE
@@ -892,7 +901,7 @@ fn nodbg_key_sharing_and_asids() {
     let mut gs = GuestStatusBuffer::new_zeroed();
     gs.handle = U32::new(es2);
     assert_eq!(run(&mut fw, SevCommand::GuestStatus, &mut gs, &mut mem), OK);
-    assert_eq!((gs.policy.get(), gs.asid.get(), gs.state), (4, 4, 1));
+    assert_eq!((gs.policy.raw(), gs.asid.get(), gs.state), (4, 4, 1));
 }
 
 #[test]

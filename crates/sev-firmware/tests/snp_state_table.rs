@@ -417,7 +417,7 @@ fn launch_start_policy_checks() {
         );
         let mut b = SnpLaunchStartBuffer::new_zeroed();
         b.gctx_paddr = U64::new(GCTX);
-        b.policy = U64::new(POLICY);
+        b.policy = SnpPolicy::from_raw(POLICY);
         b.flags = U32::new(1); // MA_EN without MIGRATE_MA
         if want != S::SUCCESS {
             assert_eq!(
@@ -692,7 +692,7 @@ fn id_blobs(keys: &IdKeys, ld: [u8; 48], policy: u64, author: bool) -> (IdBlock,
     block.image_id = [2; 16];
     block.version = U32::new(1);
     block.guest_svn = U32::new(9);
-    block.policy = U64::new(policy);
+    block.policy = SnpPolicy::from_raw(policy);
     let mut auth = IdAuth::new_zeroed();
     auth.id_key_algo = U32::new(ID_AUTH_ALGO_ECDSA_P384_SHA384);
     auth.id_key = keys.id.public_key().to_amd();
@@ -723,7 +723,7 @@ fn launch_finish_checks_the_id_block_and_auth() {
         ("wrong ld", |b, _| b.ld[0] ^= 1, both, S::BAD_MEASUREMENT),
         (
             "wrong policy",
-            |b, _| b.policy = U64::new(POLICY | 1),
+            |b, _| b.policy = SnpPolicy::from_raw(POLICY | 1),
             both,
             S::POLICY_FAILURE,
         ),
@@ -779,7 +779,7 @@ fn launch_finish_checks_the_id_block_and_auth() {
                 S::SUCCESS
             );
             let s = SnpGuestStatus::read_from_bytes(&mem.read_vec(OUT, 0x20).unwrap()).unwrap();
-            assert_eq!((s.policy.get(), s.asid.get(), s.state), (POLICY, ASID, 2));
+            assert_eq!((s.policy.raw(), s.asid.get(), s.state), (POLICY, ASID, 2));
         } else {
             assert_eq!(g.state, SnpGuestState::Launch, "{what}");
         }

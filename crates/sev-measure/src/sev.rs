@@ -8,6 +8,7 @@
 //! blob    = MEASURE || MNONCE     (48 bytes; QEMU query-sev-launch-measure returns it in base64)
 //! ```
 
+use sev_abi::policy::GuestPolicy;
 use sev_crypto::packet::{ct_eq, launch_measurement};
 use sev_crypto::session::Tik;
 use sha2::{Digest, Sha256};
@@ -77,7 +78,7 @@ pub struct LaunchMeasureParams {
     /// Firmware build.
     pub build: u8,
     /// Guest policy.
-    pub policy: u32,
+    pub policy: GuestPolicy,
     /// The nonce the firmware chose (MNONCE).
     pub nonce: [u8; 16],
 }
@@ -111,7 +112,7 @@ pub fn check_launch_measure_blob(
     api_major: u8,
     api_minor: u8,
     build: u8,
-    policy: u32,
+    policy: GuestPolicy,
     digest: &[u8; SEV_LD_LEN],
     blob: &[u8; MEASURE_BLOB_LEN],
 ) -> bool {
@@ -154,21 +155,39 @@ mod tests {
             api_major: 1,
             api_minor: 40,
             build: 40,
-            policy: 3,
+            policy: GuestPolicy::from_raw(3),
             nonce: [9; 16],
         };
         let blob = launch_measure_blob(&tik, &params, &[1; 32]);
         assert_eq!(blob[32..], [9; 16]);
         assert!(check_launch_measure_blob(
-            &tik, 1, 40, 40, 3, &[1; 32], &blob
+            &tik,
+            1,
+            40,
+            40,
+            GuestPolicy::from_raw(3),
+            &[1; 32],
+            &blob
         ));
         assert!(!check_launch_measure_blob(
-            &tik, 1, 40, 40, 7, &[1; 32], &blob
+            &tik,
+            1,
+            40,
+            40,
+            GuestPolicy::from_raw(7),
+            &[1; 32],
+            &blob
         ));
         let mut bad = blob;
         bad[0] ^= 1;
         assert!(!check_launch_measure_blob(
-            &tik, 1, 40, 40, 3, &[1; 32], &bad
+            &tik,
+            1,
+            40,
+            40,
+            GuestPolicy::from_raw(3),
+            &[1; 32],
+            &bad
         ));
     }
 }

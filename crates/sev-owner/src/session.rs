@@ -20,6 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_core::CryptoRngCore;
 use sev_abi::legacy_cert::{SevCert, SEV_CERT_LEN};
+use sev_abi::policy::GuestPolicy;
 use sev_abi::pubkey::EccPublicKey;
 use sev_abi::session::{SessionBlob, SESSION_BLOB_LEN};
 use sev_crypto::session::{build_launch_session, LaunchSession, Tek, Tik};
@@ -88,7 +89,7 @@ impl SessionFiles {
     /// Builds a fresh launch session for `pdh` and `policy` and encodes it.
     pub fn build(
         pdh: &EccPublicKey,
-        policy: u32,
+        policy: GuestPolicy,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Self, OwnerError> {
         let session = build_launch_session(pdh, policy, rng).map_err(|e| {
@@ -214,7 +215,7 @@ mod tests {
             &pdh.public_amd(),
         );
         let key = pdh_public_key(&cert).unwrap();
-        let files = SessionFiles::build(&key, 5, &mut rng).unwrap();
+        let files = SessionFiles::build(&key, GuestPolicy::from_raw(5), &mut rng).unwrap();
         assert_eq!(files.godh_b64.len(), SEV_CERT_LEN.div_ceil(3) * 4);
         assert_eq!(files.session_b64.len(), SESSION_BLOB_LEN.div_ceil(3) * 4);
         assert!(!files.godh_b64.contains('\n'));
@@ -223,11 +224,12 @@ mod tests {
         let mut with_newline = files.session_b64.clone().into_bytes();
         with_newline.push(b'\n');
         let session = decode_session(&with_newline).unwrap();
-        let (tek, tik) = open_launch_session(&pdh, &godh, &session, 5).unwrap();
+        let (tek, tik) =
+            open_launch_session(&pdh, &godh, &session, GuestPolicy::from_raw(5)).unwrap();
         assert_eq!(tek, files.tek);
         assert_eq!(tik, files.tik);
         assert_eq!(
-            open_launch_session(&pdh, &godh, &session, 4).unwrap_err(),
+            open_launch_session(&pdh, &godh, &session, GuestPolicy::from_raw(4)).unwrap_err(),
             SessionError::BadPolicyMac
         );
         let text = format!("{files:?}");
@@ -271,7 +273,7 @@ mod tests {
         c2.pubkey[4] ^= 1;
         let key = pdh_public_key(&c2).unwrap();
         assert!(matches!(
-            SessionFiles::build(&key, 0, &mut rng),
+            SessionFiles::build(&key, GuestPolicy::from_raw(0), &mut rng),
             Err(OwnerError::InvalidPdh(_))
         ));
     }

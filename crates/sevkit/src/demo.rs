@@ -208,12 +208,8 @@ fn sev_es(
             check(verdict.passed())
         ),
     );
-    let session = build_launch_session(
-        &pdh_public_key(&pdh).map_err(err)?,
-        policy.raw(),
-        &mut OsRng,
-    )
-    .map_err(err)?;
+    let session = build_launch_session(&pdh_public_key(&pdh).map_err(err)?, policy, &mut OsRng)
+        .map_err(err)?;
     say(
         "owner -> host",
         "policy 0x5, GODH certificate and session blob (TEK, TIK wrapped for the PDH)",
@@ -261,7 +257,7 @@ fn sev_es(
         platform.api_major,
         platform.api_minor,
         platform.build,
-        policy.raw(),
+        policy,
         &digest,
         &blob,
     );

@@ -2,6 +2,7 @@
 //! guest (sev-snp-measure's options and output), and `sevkit measure
 //! sev-launch`: the legacy LAUNCH_MEASURE blob (sevctl `measurement build`).
 
+use sev_abi::policy::GuestPolicy;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -614,7 +615,7 @@ fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
         api_major: a.api_major,
         api_minor: a.api_minor,
         build: a.build,
-        policy: a.policy,
+        policy: GuestPolicy::from_raw(a.policy),
         nonce,
     };
     let computed = launch_measure_blob(&tik, &params, &digest);

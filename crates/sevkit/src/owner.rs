@@ -143,7 +143,7 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
     }
     let cert = read_pdh(&a.pdh)?;
     let key = pdh_public_key(&cert).map_err(|e| invalid(format!("{}: {e}", a.pdh.display())))?;
-    let files = SessionFiles::build(&key, a.policy, &mut rand_core::OsRng)
+    let files = SessionFiles::build(&key, GuestPolicy::from_raw(a.policy), &mut rand_core::OsRng)
         .map_err(|e| invalid(format!("{}: {e}", a.pdh.display())))?;
     let names = SessionFileNames::new(&a.name);
     let godh = a.out.join(&names.godh);

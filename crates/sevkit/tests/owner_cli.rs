@@ -3,6 +3,7 @@
 //! reproduces sevctl's published known answer, and unusable input exits 2
 //! with a message that says what is wrong.
 
+use sev_abi::policy::GuestPolicy;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -108,7 +109,7 @@ fn session_writes_four_files_that_open_on_the_firmware_side() {
     let session = decode_session(&std::fs::read(dir.join("vm_session.b64")).unwrap()).unwrap();
     let tek = std::fs::read(dir.join("vm_tek.bin")).unwrap();
     let tik = std::fs::read(dir.join("vm_tik.bin")).unwrap();
-    let (t, i) = open_launch_session(&pdh, &godh, &session, 0).unwrap();
+    let (t, i) = open_launch_session(&pdh, &godh, &session, GuestPolicy::from_raw(0)).unwrap();
     assert_eq!(t.as_bytes()[..], tek[..]);
     assert_eq!(i.as_bytes()[..], tik[..]);
     #[cfg(unix)]
@@ -142,8 +143,8 @@ fn session_writes_four_files_that_open_on_the_firmware_side() {
     ));
     let godh = decode_godh(&std::fs::read(out.join("guest1_godh.b64")).unwrap()).unwrap();
     let session = decode_session(&std::fs::read(out.join("guest1_session.b64")).unwrap()).unwrap();
-    assert!(open_launch_session(&pdh, &godh, &session, 5).is_ok());
-    assert!(open_launch_session(&pdh, &godh, &session, 0).is_err());
+    assert!(open_launch_session(&pdh, &godh, &session, GuestPolicy::from_raw(5)).is_ok());
+    assert!(open_launch_session(&pdh, &godh, &session, GuestPolicy::from_raw(0)).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -18,6 +18,7 @@
 //! comparisons: sevctl MACs them mangled (shared/spec/errata.md, section B),
 //! which `sevctl_mangles_api_version_policy_bits` pins down.
 
+use sev_abi::policy::GuestPolicy;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -197,8 +198,9 @@ fn session_files_match_sevctl_and_open_on_the_firmware_side() {
                 assert_eq!(B64.encode(B64.decode(text).unwrap()).as_bytes(), &text[..]);
             }
             // The firmware side recovers exactly the keys the tool wrote.
-            let (tek, tik) = open_launch_session(&pdh, &s.godh, &s.session, policy)
-                .unwrap_or_else(|e| panic!("{tool} session, policy {policy:#x}: {e}"));
+            let (tek, tik) =
+                open_launch_session(&pdh, &s.godh, &s.session, GuestPolicy::from_raw(policy))
+                    .unwrap_or_else(|e| panic!("{tool} session, policy {policy:#x}: {e}"));
             assert!(
                 tek == s.tek,
                 "{tool}: TEK file differs from the wrapped TEK"
@@ -208,7 +210,13 @@ fn session_files_match_sevctl_and_open_on_the_firmware_side() {
                 "{tool}: TIK file differs from the wrapped TIK"
             );
             assert_eq!(
-                open_launch_session(&pdh, &s.godh, &s.session, policy ^ 0x2).unwrap_err(),
+                open_launch_session(
+                    &pdh,
+                    &s.godh,
+                    &s.session,
+                    GuestPolicy::from_raw(policy ^ 0x2)
+                )
+                .unwrap_err(),
                 SessionError::BadPolicyMac
             );
         }
@@ -231,7 +239,7 @@ fn tampered_sevctl_sessions_are_refused_with_the_firmware_code() {
     let policy = 0x3;
     let (pdh, s, _) = both_sessions(policy);
     let open = |cert: &SevCert, blob: &SessionBlob| {
-        open_launch_session(&pdh, cert, blob, policy).map(|_| ())
+        open_launch_session(&pdh, cert, blob, GuestPolicy::from_raw(policy)).map(|_| ())
     };
     assert_eq!(open(&s.godh, &s.session), Ok(()));
 
@@ -284,7 +292,13 @@ fn tampered_sevctl_sessions_are_refused_with_the_firmware_code() {
     // The session of another platform's PDH.
     let other_pdh = EcdhP384Secret::generate(&mut rand_core::OsRng);
     assert_eq!(
-        open_launch_session(&other_pdh, &s.godh, &s.session, policy).map(|_| ()),
+        open_launch_session(
+            &other_pdh,
+            &s.godh,
+            &s.session,
+            GuestPolicy::from_raw(policy)
+        )
+        .map(|_| ()),
         Err(SessionError::BadWrapMac)
     );
 }
@@ -300,14 +314,32 @@ fn sevctl_mangles_api_version_policy_bits() {
     let policy = 0x0001_0000;
     let (pdh, theirs, ours) = both_sessions(policy);
     assert_eq!(
-        open_launch_session(&pdh, &ours.godh, &ours.session, policy).map(|_| ()),
+        open_launch_session(
+            &pdh,
+            &ours.godh,
+            &ours.session,
+            GuestPolicy::from_raw(policy)
+        )
+        .map(|_| ()),
         Ok(())
     );
     assert_eq!(
-        open_launch_session(&pdh, &theirs.godh, &theirs.session, policy).unwrap_err(),
+        open_launch_session(
+            &pdh,
+            &theirs.godh,
+            &theirs.session,
+            GuestPolicy::from_raw(policy)
+        )
+        .unwrap_err(),
         SessionError::BadPolicyMac
     );
-    assert!(open_launch_session(&pdh, &theirs.godh, &theirs.session, 0x0100_0000).is_ok());
+    assert!(open_launch_session(
+        &pdh,
+        &theirs.godh,
+        &theirs.session,
+        GuestPolicy::from_raw(0x0100_0000)
+    )
+    .is_ok());
 }
 
 #[test]

@@ -185,7 +185,7 @@ pub fn pdh_and_chain(host: &mut Host) -> Result<(SevCert, [SevCert; 3]), HostErr
 /// returns its handle.
 pub fn launch_start(host: &mut Host, policy: u32) -> Result<u32, HostError> {
     let mut b = LaunchStartBuffer::new_zeroed();
-    b.policy = U32::new(policy);
+    b.policy = GuestPolicy::from_raw(policy);
     host.run(SevCommand::LaunchStart.id(), &mut b)?;
     Ok(b.handle.get())
 }
@@ -247,8 +247,12 @@ pub fn owner_session(pdh: &SevCert, policy: u32, seed: [u8; 32]) -> LaunchSessio
     let key = pdh
         .ecc_key()
         .unwrap_or_else(|| panic!("the PDH has no ECDH key"));
-    build_launch_session(key, policy, &mut ChaCha20Rng::from_seed(seed))
-        .unwrap_or_else(|e| panic!("the owner's launch session: {e}"))
+    build_launch_session(
+        key,
+        GuestPolicy::from_raw(policy),
+        &mut ChaCha20Rng::from_seed(seed),
+    )
+    .unwrap_or_else(|e| panic!("the owner's launch session: {e}"))
 }
 
 /// What an owner-checked launch produced.
@@ -327,7 +331,7 @@ pub fn owner_launch(
         platform.api_major,
         platform.api_minor,
         platform.build,
-        policy,
+        GuestPolicy::from_raw(policy),
         &digest,
         &mnonce,
     );

@@ -5,6 +5,7 @@
 use sev_abi::commands::{
     SnpActivateBuffer, SnpCommand, SnpLaunchStartBuffer, SnpLaunchUpdateBuffer, SnpPaddrBuffer,
 };
+use sev_abi::policy::SnpPolicy;
 use sev_abi::snp_launch::PageType;
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::snp::cpuid::{CpuidEntry, CpuidTable, CPUID_TABLE_LEN};
@@ -71,7 +72,7 @@ pub fn launch_start(
 ) -> FirmwareStatus {
     let mut b = SnpLaunchStartBuffer::new_zeroed();
     b.gctx_paddr = U64::new(gctx);
-    b.policy = U64::new(policy);
+    b.policy = SnpPolicy::from_raw(policy);
     fw.call_snp(SnpCommand::SnpLaunchStart, &mut b, mem)
 }
 
@@ -160,7 +161,6 @@ pub fn cpuid_page(c_bit: u8) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use sev_abi::policy::SnpPolicy;
     use sev_firmware::snp::SnpGuestState;
     use sev_firmware::VecMemory;
 

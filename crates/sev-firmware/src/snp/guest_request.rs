@@ -576,7 +576,7 @@ pub(crate) mod tests {
         let p = &w.platform;
         assert_eq!(report.version(), 3);
         assert_eq!(report.guest_svn(), 5);
-        assert_eq!(report.policy.get(), 0x3_0000);
+        assert_eq!(report.policy.raw(), 0x3_0000);
         assert_eq!(report.family_id, g.id_block.family_id);
         assert_eq!(report.image_id, g.id_block.image_id);
         assert_eq!(report.vmpl(), 2);

@@ -92,7 +92,7 @@ pub struct IdCheck {
 /// key and its signature over the ID key (BAD_SIGNATURE). Never panics.
 pub fn check_id_block(
     ld: &[u8; LD_LEN],
-    policy: u64,
+    policy: SnpPolicy,
     id_block: &[u8],
     id_auth: &[u8],
     author_key_en: bool,
@@ -102,7 +102,7 @@ pub fn check_id_block(
     if block.ld != *ld {
         return Err(FirmwareStatus::BAD_MEASUREMENT);
     }
-    if block.policy.get() != policy {
+    if block.policy != policy {
         return Err(FirmwareStatus::POLICY_FAILURE);
     }
     if auth.id_key_algo.get() != ID_AUTH_ALGO_ECDSA_P384_SHA384
@@ -677,7 +677,7 @@ impl Firmware {
         let b: SnpGuestStatusBuffer = parse(buf)?;
         let ctx = self.snp_ctx(b.gctx_paddr.get())?;
         let mut out = SnpGuestStatus::new_zeroed();
-        out.policy = U64::new(ctx.policy.raw());
+        out.policy = ctx.policy;
         out.asid = U32::new(if ctx.activated { ctx.asid } else { 0 });
         out.state = ctx.state as u8;
         out.flags = U32::new(u32::from(ctx.vcek_disabled));
@@ -716,7 +716,7 @@ impl Firmware {
             return Err(FirmwareStatus::INVALID_GUEST_STATE);
         }
         let paddr = ctx.gctx_paddr;
-        let policy = SnpPolicy::from_raw(b.policy.get());
+        let policy = b.policy;
         let ma_en = flags & SNP_LAUNCH_START_MA_EN != 0;
         if ma_en && !policy.migrate_ma() {
             return Err(FirmwareStatus::POLICY_FAILURE);
@@ -876,7 +876,7 @@ impl Firmware {
             read_into(mem, b.id_auth_paddr.get(), &mut auth)?;
             Some(check_id_block(
                 &ctx.ld,
-                ctx.policy.raw(),
+                ctx.policy,
                 &block,
                 &auth,
                 author_key_en,

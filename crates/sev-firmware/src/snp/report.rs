@@ -5,6 +5,7 @@
 //! signs bytes `[0, 0x2A0)` with the chosen key ([`ReportSigner`]), or
 //! leaves the report unsigned with SIGNING_KEY = NONE.
 
+use sev_abi::policy::SnpPolicy;
 use sev_abi::product::{Product, TcbVersion};
 use sev_abi::report::{
     AttestationReport, KeyInfo, SigningKey, REPORT_LEN, SIG_ALGO_ECDSA_P384_SHA384,
@@ -52,7 +53,7 @@ pub struct ReportInputs {
     /// GUEST_SVN (ID block).
     pub guest_svn: u32,
     /// The guest policy.
-    pub policy: u64,
+    pub policy: SnpPolicy,
     /// FAMILY_ID (ID block).
     pub family_id: [u8; 16],
     /// IMAGE_ID (ID block).
@@ -119,7 +120,7 @@ impl ReportInputs {
             product: platform.product,
             version: report_version(platform.product),
             guest_svn: gctx.id_block.guest_svn,
-            policy: gctx.policy.raw(),
+            policy: gctx.policy,
             family_id: gctx.id_block.family_id,
             image_id: gctx.id_block.image_id,
             vmpl,
@@ -175,7 +176,7 @@ pub fn assemble_report(inputs: &ReportInputs, signing_key: SigningKey) -> Attest
     let mut r = AttestationReport::new_zeroed();
     r.version = U32::new(inputs.version);
     r.guest_svn = U32::new(inputs.guest_svn);
-    r.policy = U64::new(inputs.policy);
+    r.policy = inputs.policy;
     r.family_id = inputs.family_id;
     r.image_id = inputs.image_id;
     r.vmpl = U32::new(inputs.vmpl);
@@ -256,7 +257,7 @@ mod tests {
             product,
             version: report_version(product),
             guest_svn: 3,
-            policy: 0x3_0000,
+            policy: SnpPolicy::from_raw(0x3_0000),
             family_id: [1; 16],
             image_id: [2; 16],
             vmpl: 1,

@@ -7,6 +7,7 @@ use sev_abi::commands::{
     ActivateBuffer, InitBuffer, LaunchMeasureBuffer, LaunchStartBuffer, LaunchUpdateBuffer,
     SevCommand,
 };
+use sev_abi::policy::GuestPolicy;
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::{ChipIdentity, Firmware, SystemMemory, VecMemory};
 use zerocopy::little_endian::{U32, U64};
@@ -93,7 +94,7 @@ pub fn init(fw: &mut Firmware, mem: &mut VecMemory, es: bool) {
 /// LAUNCH_START without a session; returns the handle.
 pub fn launch_start_plain(fw: &mut Firmware, mem: &mut VecMemory, policy: u32) -> u32 {
     let mut b = LaunchStartBuffer::new_zeroed();
-    b.policy = U32::new(policy);
+    b.policy = GuestPolicy::from_raw(policy);
     assert_eq!(
         run(fw, SevCommand::LaunchStart, &mut b, mem),
         FirmwareStatus::SUCCESS

@@ -63,7 +63,7 @@ impl SevLaunch<Updating> {
         // LAUNCH_START.
         let mut start = LaunchStartBuffer::new_zeroed();
         start.handle = U32::new(sev.handle);
-        start.policy = U32::new(sev.policy.raw());
+        start.policy = sev.policy;
         if let Some(s) = &sev.session {
             if s.dh_cert.len() > 4096 || s.session.len() > 4096 {
                 return Err(LaunchError::Input(

@@ -71,7 +71,7 @@ impl SnpLaunch<Updating> {
         host.run(SnpCommand::SnpGctxCreate.id(), &mut b)?;
         let mut start = SnpLaunchStartBuffer::new_zeroed();
         start.gctx_paddr = U64::new(gctx);
-        start.policy = U64::new(snp.policy.raw());
+        start.policy = snp.policy;
         start.gosvw = snp.gosvw;
         host.run(SnpCommand::SnpLaunchStart.id(), &mut start)?;
         let asid = activate_any(
