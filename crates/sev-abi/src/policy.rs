@@ -142,86 +142,106 @@ impl fmt::Display for SpecName {
     }
 }
 
-/// The rows of [`POLICY_FIELDS`], by name, for the types' own accessors.
-mod field {
+/// The rows of [`POLICY_FIELDS`], by name: what the types' own accessors
+/// are built from, and how code names one field without spelling it.
+pub mod field {
     use super::PolicyField;
     use super::PolicyKind::{Sev, Snp};
 
-    pub(super) const NODBG: PolicyField = PolicyField::flag(
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const NODBG: PolicyField = PolicyField::flag(
         Sev,
         "nodbg",
         0,
         "debugging (DBG_DECRYPT / DBG_ENCRYPT) is forbidden",
     );
-    pub(super) const NOKS: PolicyField = PolicyField::flag(
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const NOKS: PolicyField = PolicyField::flag(
         Sev,
         "noks",
         1,
         "sharing keys with other guests is forbidden",
     );
-    pub(super) const ES: PolicyField =
-        PolicyField::flag(Sev, "es", 2, "the guest is an SEV-ES guest");
-    pub(super) const NOSEND: PolicyField = PolicyField::flag(
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const ES: PolicyField = PolicyField::flag(Sev, "es", 2, "the guest is an SEV-ES guest");
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const NOSEND: PolicyField = PolicyField::flag(
         Sev,
         "nosend",
         3,
         "sending the guest to another platform is forbidden",
     );
-    pub(super) const DOMAIN: PolicyField = PolicyField::flag(
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const DOMAIN: PolicyField = PolicyField::flag(
         Sev,
         "domain",
         4,
         "the guest may only be sent to a platform in the same domain (same OCA)",
     );
-    pub(super) const SEV: PolicyField = PolicyField::flag(
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const SEV: PolicyField = PolicyField::flag(
         Sev,
         "sev",
         5,
         "the guest may only be sent to a platform with a valid AMD chain",
     );
-    pub(super) const API_MAJOR: PolicyField =
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const API_MAJOR: PolicyField =
         PolicyField::byte(Sev, "api-major", 16, "minimum firmware API major version");
-    pub(super) const API_MINOR: PolicyField =
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const API_MINOR: PolicyField =
         PolicyField::byte(Sev, "api-minor", 24, "minimum firmware API minor version");
 
-    pub(super) const ABI_MINOR: PolicyField =
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const ABI_MINOR: PolicyField =
         PolicyField::byte(Snp, "abi-minor", 0, "minimum firmware ABI minor version");
-    pub(super) const ABI_MAJOR: PolicyField =
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const ABI_MAJOR: PolicyField =
         PolicyField::byte(Snp, "abi-major", 8, "minimum firmware ABI major version");
-    pub(super) const SMT: PolicyField = PolicyField::flag(Snp, "smt", 16, "SMT is allowed");
-    pub(super) const RSVD_MBO: PolicyField =
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const SMT: PolicyField = PolicyField::flag(Snp, "smt", 16, "SMT is allowed");
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const RSVD_MBO: PolicyField =
         PolicyField::flag(Snp, "rsvd-mbo", 17, "reserved, must be one");
-    pub(super) const MIGRATE_MA: PolicyField = PolicyField::flag(
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const MIGRATE_MA: PolicyField = PolicyField::flag(
         Snp,
         "migrate-ma",
         18,
         "association with a migration agent is allowed",
     );
-    pub(super) const DEBUG: PolicyField =
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const DEBUG: PolicyField =
         PolicyField::flag(Snp, "debug", 19, "SNP debug commands are allowed");
-    pub(super) const SINGLE_SOCKET: PolicyField = PolicyField::flag(
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const SINGLE_SOCKET: PolicyField = PolicyField::flag(
         Snp,
         "single-socket",
         20,
         "the guest may run on one socket only",
     );
-    pub(super) const CXL_ALLOW: PolicyField =
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const CXL_ALLOW: PolicyField =
         PolicyField::flag(Snp, "cxl-allow", 21, "CXL may be populated");
-    pub(super) const MEM_AES_256_XTS: PolicyField = PolicyField::flag(
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const MEM_AES_256_XTS: PolicyField = PolicyField::flag(
         Snp,
         "mem-aes-256-xts",
         22,
         "AES-256-XTS memory encryption is required",
     );
-    pub(super) const RAPL_DIS: PolicyField =
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const RAPL_DIS: PolicyField =
         PolicyField::flag(Snp, "rapl-dis", 23, "RAPL must be disabled");
-    pub(super) const CIPHERTEXT_HIDING: PolicyField = PolicyField::flag(
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const CIPHERTEXT_HIDING: PolicyField = PolicyField::flag(
         Snp,
         "ciphertext-hiding",
         24,
         "ciphertext hiding must be enabled",
     );
-    pub(super) const PAGE_SWAP_DISABLE: PolicyField = PolicyField::flag(
+    /// The row of [`POLICY_FIELDS`](super::POLICY_FIELDS) for this field.
+    pub const PAGE_SWAP_DISABLE: PolicyField = PolicyField::flag(
         Snp,
         "page-swap-disable",
         25,
@@ -303,17 +323,17 @@ fn write_policy(
 pub struct GuestPolicy(U32);
 
 impl GuestPolicy {
-    /// The mask of field `nodbg` (bit 0).
+    /// The mask of [`field::NODBG`].
     pub const NODBG: u32 = field::NODBG.mask() as u32;
-    /// The mask of field `noks` (bit 1).
+    /// The mask of [`field::NOKS`].
     pub const NOKS: u32 = field::NOKS.mask() as u32;
-    /// The mask of field `es` (bit 2).
+    /// The mask of [`field::ES`].
     pub const ES: u32 = field::ES.mask() as u32;
-    /// The mask of field `nosend` (bit 3).
+    /// The mask of [`field::NOSEND`].
     pub const NOSEND: u32 = field::NOSEND.mask() as u32;
-    /// The mask of field `domain` (bit 4).
+    /// The mask of [`field::DOMAIN`].
     pub const DOMAIN: u32 = field::DOMAIN.mask() as u32;
-    /// The mask of field `sev` (bit 5).
+    /// The mask of [`field::SEV`].
     pub const SEV: u32 = field::SEV.mask() as u32;
     /// Bits 15:6, reserved; the firmware rejects a policy with any of them set.
     pub const RESERVED_MASK: u32 = 0x0000_FFC0;
@@ -337,42 +357,42 @@ impl GuestPolicy {
         field.get(self.raw() as u64) != 0
     }
 
-    /// `nodbg`: debug commands are forbidden.
+    /// Whether [`field::NODBG`] is set.
     pub const fn nodbg(self) -> bool {
         self.flag(&field::NODBG)
     }
 
-    /// `noks`: key sharing is forbidden.
+    /// Whether [`field::NOKS`] is set.
     pub const fn noks(self) -> bool {
         self.flag(&field::NOKS)
     }
 
-    /// `es`: SEV-ES guest.
+    /// Whether [`field::ES`] is set.
     pub const fn es(self) -> bool {
         self.flag(&field::ES)
     }
 
-    /// `nosend`: migration out is forbidden.
+    /// Whether [`field::NOSEND`] is set.
     pub const fn nosend(self) -> bool {
         self.flag(&field::NOSEND)
     }
 
-    /// `domain`: may only be sent within the same OCA domain.
+    /// Whether [`field::DOMAIN`] is set.
     pub const fn domain(self) -> bool {
         self.flag(&field::DOMAIN)
     }
 
-    /// `sev`: may only be sent to a platform with a valid AMD chain.
+    /// Whether [`field::SEV`] is set.
     pub const fn sev(self) -> bool {
         self.flag(&field::SEV)
     }
 
-    /// `api-major`: minimum firmware API major version.
+    /// The value of [`field::API_MAJOR`].
     pub const fn api_major(self) -> u8 {
         field::API_MAJOR.get(self.raw() as u64) as u8
     }
 
-    /// `api-minor`: minimum firmware API minor version.
+    /// The value of [`field::API_MINOR`].
     pub const fn api_minor(self) -> u8 {
         field::API_MINOR.get(self.raw() as u64) as u8
     }
@@ -443,49 +463,49 @@ impl GuestPolicyBuilder {
         Self(field.with(self.0 as u64, value) as u32)
     }
 
-    /// Sets `nodbg`.
+    /// Sets [`field::NODBG`].
     #[must_use]
     pub const fn nodbg(self, on: bool) -> Self {
         self.with(&field::NODBG, on as u64)
     }
 
-    /// Sets `noks`.
+    /// Sets [`field::NOKS`].
     #[must_use]
     pub const fn noks(self, on: bool) -> Self {
         self.with(&field::NOKS, on as u64)
     }
 
-    /// Sets `es`.
+    /// Sets [`field::ES`].
     #[must_use]
     pub const fn es(self, on: bool) -> Self {
         self.with(&field::ES, on as u64)
     }
 
-    /// Sets `nosend`.
+    /// Sets [`field::NOSEND`].
     #[must_use]
     pub const fn nosend(self, on: bool) -> Self {
         self.with(&field::NOSEND, on as u64)
     }
 
-    /// Sets `domain`.
+    /// Sets [`field::DOMAIN`].
     #[must_use]
     pub const fn domain(self, on: bool) -> Self {
         self.with(&field::DOMAIN, on as u64)
     }
 
-    /// Sets `sev`.
+    /// Sets [`field::SEV`].
     #[must_use]
     pub const fn sev(self, on: bool) -> Self {
         self.with(&field::SEV, on as u64)
     }
 
-    /// Sets `api-major`.
+    /// Sets [`field::API_MAJOR`].
     #[must_use]
     pub const fn api_major(self, major: u8) -> Self {
         self.with(&field::API_MAJOR, major as u64)
     }
 
-    /// Sets `api-minor`.
+    /// Sets [`field::API_MINOR`].
     #[must_use]
     pub const fn api_minor(self, minor: u8) -> Self {
         self.with(&field::API_MINOR, minor as u64)
@@ -523,25 +543,25 @@ impl GuestPolicyBuilder {
 pub struct SnpPolicy(U64);
 
 impl SnpPolicy {
-    /// The mask of field `smt` (bit 16).
+    /// The mask of [`field::SMT`].
     pub const SMT: u64 = field::SMT.mask();
-    /// The mask of field `rsvd-mbo` (bit 17, must be one).
+    /// The mask of [`field::RSVD_MBO`].
     pub const RESERVED_MBO: u64 = field::RSVD_MBO.mask();
-    /// The mask of field `migrate-ma` (bit 18).
+    /// The mask of [`field::MIGRATE_MA`].
     pub const MIGRATE_MA: u64 = field::MIGRATE_MA.mask();
-    /// The mask of field `debug` (bit 19).
+    /// The mask of [`field::DEBUG`].
     pub const DEBUG: u64 = field::DEBUG.mask();
-    /// The mask of field `single-socket` (bit 20).
+    /// The mask of [`field::SINGLE_SOCKET`].
     pub const SINGLE_SOCKET: u64 = field::SINGLE_SOCKET.mask();
-    /// The mask of field `cxl-allow` (bit 21).
+    /// The mask of [`field::CXL_ALLOW`].
     pub const CXL_ALLOW: u64 = field::CXL_ALLOW.mask();
-    /// The mask of field `mem-aes-256-xts` (bit 22).
+    /// The mask of [`field::MEM_AES_256_XTS`].
     pub const MEM_AES_256_XTS: u64 = field::MEM_AES_256_XTS.mask();
-    /// The mask of field `rapl-dis` (bit 23).
+    /// The mask of [`field::RAPL_DIS`].
     pub const RAPL_DIS: u64 = field::RAPL_DIS.mask();
-    /// The mask of field `ciphertext-hiding` (bit 24).
+    /// The mask of [`field::CIPHERTEXT_HIDING`].
     pub const CIPHERTEXT_HIDING: u64 = field::CIPHERTEXT_HIDING.mask();
-    /// The mask of field `page-swap-disable` (bit 25).
+    /// The mask of [`field::PAGE_SWAP_DISABLE`].
     pub const PAGE_SWAP_DISABLE: u64 = field::PAGE_SWAP_DISABLE.mask();
     /// Bits 63:26, reserved; must be zero.
     pub const RESERVED_MASK: u64 = !((1 << 26) - 1);
@@ -567,62 +587,62 @@ impl SnpPolicy {
         field.get(self.raw()) != 0
     }
 
-    /// `abi-minor`: minimum firmware ABI minor version.
+    /// The value of [`field::ABI_MINOR`].
     pub const fn abi_minor(self) -> u8 {
         field::ABI_MINOR.get(self.raw()) as u8
     }
 
-    /// `abi-major`: minimum firmware ABI major version.
+    /// The value of [`field::ABI_MAJOR`].
     pub const fn abi_major(self) -> u8 {
         field::ABI_MAJOR.get(self.raw()) as u8
     }
 
-    /// `smt`: SMT allowed on the host.
+    /// Whether [`field::SMT`] is set.
     pub const fn smt(self) -> bool {
         self.flag(&field::SMT)
     }
 
-    /// `rsvd-mbo`: must be one.
+    /// Whether [`field::RSVD_MBO`] is set.
     pub const fn reserved_mbo(self) -> bool {
         self.flag(&field::RSVD_MBO)
     }
 
-    /// `migrate-ma`: migration agent allowed.
+    /// Whether [`field::MIGRATE_MA`] is set.
     pub const fn migrate_ma(self) -> bool {
         self.flag(&field::MIGRATE_MA)
     }
 
-    /// `debug`: debug commands allowed.
+    /// Whether [`field::DEBUG`] is set.
     pub const fn debug(self) -> bool {
         self.flag(&field::DEBUG)
     }
 
-    /// `single-socket`.
+    /// Whether [`field::SINGLE_SOCKET`] is set.
     pub const fn single_socket(self) -> bool {
         self.flag(&field::SINGLE_SOCKET)
     }
 
-    /// `cxl-allow`.
+    /// Whether [`field::CXL_ALLOW`] is set.
     pub const fn cxl_allow(self) -> bool {
         self.flag(&field::CXL_ALLOW)
     }
 
-    /// `mem-aes-256-xts`.
+    /// Whether [`field::MEM_AES_256_XTS`] is set.
     pub const fn mem_aes_256_xts(self) -> bool {
         self.flag(&field::MEM_AES_256_XTS)
     }
 
-    /// `rapl-dis`.
+    /// Whether [`field::RAPL_DIS`] is set.
     pub const fn rapl_dis(self) -> bool {
         self.flag(&field::RAPL_DIS)
     }
 
-    /// `ciphertext-hiding`.
+    /// Whether [`field::CIPHERTEXT_HIDING`] is set.
     pub const fn ciphertext_hiding(self) -> bool {
         self.flag(&field::CIPHERTEXT_HIDING)
     }
 
-    /// `page-swap-disable`.
+    /// Whether [`field::PAGE_SWAP_DISABLE`] is set.
     pub const fn page_swap_disable(self) -> bool {
         self.flag(&field::PAGE_SWAP_DISABLE)
     }
@@ -716,13 +736,13 @@ impl SnpPolicyBuilder {
         Self(field.with(self.0, value))
     }
 
-    /// Sets `abi-minor`.
+    /// Sets [`field::ABI_MINOR`].
     #[must_use]
     pub const fn abi_minor(self, minor: u8) -> Self {
         self.with(&field::ABI_MINOR, minor as u64)
     }
 
-    /// Sets `abi-major`.
+    /// Sets [`field::ABI_MAJOR`].
     #[must_use]
     pub const fn abi_major(self, major: u8) -> Self {
         self.with(&field::ABI_MAJOR, major as u64)
@@ -734,62 +754,62 @@ impl SnpPolicyBuilder {
         self.abi_major(major).abi_minor(minor)
     }
 
-    /// Sets `smt`.
+    /// Sets [`field::SMT`].
     #[must_use]
     pub const fn smt(self, on: bool) -> Self {
         self.with(&field::SMT, on as u64)
     }
 
-    /// Sets `rsvd-mbo`. Clearing it makes an invalid policy; this is only
-    /// useful for negative tests.
+    /// Sets [`field::RSVD_MBO`]. Clearing it makes an invalid policy; this is
+    /// only useful for negative tests.
     #[must_use]
     pub const fn reserved_mbo(self, on: bool) -> Self {
         self.with(&field::RSVD_MBO, on as u64)
     }
 
-    /// Sets `migrate-ma`.
+    /// Sets [`field::MIGRATE_MA`].
     #[must_use]
     pub const fn migrate_ma(self, on: bool) -> Self {
         self.with(&field::MIGRATE_MA, on as u64)
     }
 
-    /// Sets `debug`.
+    /// Sets [`field::DEBUG`].
     #[must_use]
     pub const fn debug(self, on: bool) -> Self {
         self.with(&field::DEBUG, on as u64)
     }
 
-    /// Sets `single-socket`.
+    /// Sets [`field::SINGLE_SOCKET`].
     #[must_use]
     pub const fn single_socket(self, on: bool) -> Self {
         self.with(&field::SINGLE_SOCKET, on as u64)
     }
 
-    /// Sets `cxl-allow`.
+    /// Sets [`field::CXL_ALLOW`].
     #[must_use]
     pub const fn cxl_allow(self, on: bool) -> Self {
         self.with(&field::CXL_ALLOW, on as u64)
     }
 
-    /// Sets `mem-aes-256-xts`.
+    /// Sets [`field::MEM_AES_256_XTS`].
     #[must_use]
     pub const fn mem_aes_256_xts(self, on: bool) -> Self {
         self.with(&field::MEM_AES_256_XTS, on as u64)
     }
 
-    /// Sets `rapl-dis`.
+    /// Sets [`field::RAPL_DIS`].
     #[must_use]
     pub const fn rapl_dis(self, on: bool) -> Self {
         self.with(&field::RAPL_DIS, on as u64)
     }
 
-    /// Sets `ciphertext-hiding`.
+    /// Sets [`field::CIPHERTEXT_HIDING`].
     #[must_use]
     pub const fn ciphertext_hiding(self, on: bool) -> Self {
         self.with(&field::CIPHERTEXT_HIDING, on as u64)
     }
 
-    /// Sets `page-swap-disable`.
+    /// Sets [`field::PAGE_SWAP_DISABLE`].
     #[must_use]
     pub const fn page_swap_disable(self, on: bool) -> Self {
         self.with(&field::PAGE_SWAP_DISABLE, on as u64)

@@ -15,6 +15,7 @@ mod common;
 use common::*;
 use sev_abi::commands::*;
 use sev_abi::legacy_cert::{Algorithm, KeyUsage, SevCert};
+use sev_abi::policy::GuestPolicy;
 use sev_abi::session::PacketHeader;
 use sev_abi::status::FirmwareStatus;
 use sev_crypto::ecdsa::P384SigningKey;
@@ -134,7 +135,7 @@ fn setup(row: Row, es: bool) -> Scenario {
         init(&mut fw, &mut mem, es);
     }
     if !matches!(row, Row::Uninit | Row::Init) {
-        let policy = if es { GuestPolicyBits::ES } else { 0 };
+        let policy = if es { GuestPolicy::ES } else { 0 };
         let h = launch_start_plain(&mut fw, &mut mem, policy);
         assert_eq!(h, 1);
         let asid = if es { ES_ASID } else { PLAIN_ASID };
@@ -173,11 +174,6 @@ fn setup(row: Row, es: bool) -> Scenario {
         handle,
         measurement,
     }
-}
-
-struct GuestPolicyBits;
-impl GuestPolicyBits {
-    const ES: u32 = 1 << 2;
 }
 
 /// A well-formed command buffer for `id`, addressing `s.handle`, with any

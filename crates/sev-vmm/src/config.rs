@@ -58,18 +58,12 @@
 //!
 //! Besides the raw `policy`, the policy bits can be given by name, applied
 //! in order on top of the raw value (or QEMU's default, 0x1 for
-//! `sev-guest` and 0x30000 for `sev-snp-guest`):
-//!
-//! * `sev-guest`: `policy.nodbg`, `policy.noks`, `policy.es`,
-//!   `policy.nosend`, `policy.domain`, `policy.sev` (booleans) and
-//!   `policy.api-major`, `policy.api-minor` (0..255), the fields of
-//!   [`GuestPolicy`];
-//! * `sev-snp-guest`: `policy.smt`, `policy.rsvd-mbo`, `policy.migrate-ma`,
-//!   `policy.debug`, `policy.single-socket`, `policy.cxl-allow`,
-//!   `policy.mem-aes-256-xts`, `policy.rapl-dis`,
-//!   `policy.ciphertext-hiding`, `policy.page-swap-disable` (booleans) and
-//!   `policy.abi-major`, `policy.abi-minor` (0..255), the fields of
-//!   [`SnpPolicy`].
+//! `sev-guest` and 0x30000 for `sev-snp-guest`): `policy.NAME` for every
+//! field NAME of the object's policy in [`sev_abi::policy::POLICY_FIELDS`]
+//! (the [`PolicyKind::Sev`](sev_abi::policy::PolicyKind::Sev) rows for
+//! `sev-guest`, the [`PolicyKind::Snp`](sev_abi::policy::PolicyKind::Snp)
+//! rows for `sev-snp-guest`): a boolean for a one-bit field, 0..255 for a
+//! version byte.
 //!
 //! These, and `certs-path` on `sev-snp-guest` (the certificate file for
 //! extended guest requests, the name QEMU's proposed patches use), are

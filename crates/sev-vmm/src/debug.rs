@@ -31,6 +31,7 @@
 
 use std::fmt;
 
+use sev_abi::policy::{field, PolicyField};
 use sev_abi::status::FirmwareStatus;
 use sev_sp::MemoryError;
 use sev_sp::SpError;
@@ -103,42 +104,59 @@ impl<T: MemoryDebugOps + ?Sized> MemoryDebugOps for &mut T {
 /// The policy bit that keeps the host from debugging a guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PolicyBit {
-    /// Legacy SEV / SEV-ES policy bit 0, NODBG (set: debugging forbidden).
+    /// The legacy SEV / SEV-ES policy's [`field::NODBG`] (set: debugging
+    /// forbidden).
     Nodbg,
-    /// SNP policy bit 19, DEBUG (clear: debugging forbidden).
+    /// The SNP policy's [`field::DEBUG`] (clear: debugging forbidden).
     Debug,
 }
 
 impl PolicyBit {
-    /// What the owner's policy says, e.g. "NODBG (policy bit 0) is set".
-    pub const fn state(self) -> &'static str {
+    /// The policy field.
+    pub const fn field(self) -> &'static PolicyField {
         match self {
-            Self::Nodbg => "NODBG (policy bit 0) is set",
-            Self::Debug => "DEBUG (policy bit 19) is clear",
+            Self::Nodbg => &field::NODBG,
+            Self::Debug => &field::DEBUG,
         }
     }
 
-    /// What to do about it.
-    pub const fn remedy(self) -> &'static str {
+    /// The field's value that forbids debugging.
+    const fn forbidding(self) -> &'static str {
         match self {
-            Self::Nodbg => {
-                "relaunch with policy bit 0 (NODBG) clear, e.g. -object sev-guest,policy=0x0 \
-                 (QEMU's default policy 0x1 sets it)"
-            }
-            Self::Debug => {
-                "relaunch with policy bit 19 (DEBUG) set, e.g. -object \
-                 sev-snp-guest,policy=0xb0000"
-            }
+            Self::Nodbg => "set",
+            Self::Debug => "clear",
         }
+    }
+
+    /// What the owner's policy says, e.g. "NODBG (policy bit 0) is set".
+    pub fn state(self) -> String {
+        format!(
+            "{self} (policy bit {}) is {}",
+            self.field().shift,
+            self.forbidding()
+        )
+    }
+
+    /// What to do about it.
+    pub fn remedy(self) -> String {
+        let example = match self {
+            Self::Nodbg => "-object sev-guest,policy=0x0 (QEMU's default policy 0x1 sets it)",
+            Self::Debug => "-object sev-snp-guest,policy=0xb0000",
+        };
+        let allowing = match self {
+            Self::Nodbg => "clear",
+            Self::Debug => "set",
+        };
+        format!(
+            "relaunch with policy bit {} ({self}) {allowing}, e.g. {example}",
+            self.field().shift
+        )
     }
 }
 
 impl fmt::Display for PolicyBit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Nodbg => "NODBG",
-            Self::Debug => "DEBUG",
-        })
+        write!(f, "{}", self.field().spec_name())
     }
 }
 

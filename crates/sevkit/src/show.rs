@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use sev_abi::amd_cert::AmdCert;
 use sev_abi::legacy_cert::SevCert;
+use sev_abi::policy::{FieldWidth, PolicyKind};
 use sev_abi::product::{Product, TcbLayout, TcbVersion};
 use sev_abi::report::AttestationReport;
 use sev_attest::vcek::EndorsementInfo;
@@ -114,6 +115,25 @@ fn tcb_value(tcb: TcbVersion, layout: TcbLayout) -> Value {
     v
 }
 
+/// A policy: its raw value, then every named field of `kind` (sev-abi's
+/// table), `-` in names written `_` as in every other key: flags as
+/// booleans, version bytes as numbers.
+fn policy_value(kind: PolicyKind, raw: u64) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert("raw".into(), json!(format!("{raw:#x}")));
+    for field in kind.fields() {
+        let value = field.get(raw);
+        map.insert(
+            field.name.replace('-', "_"),
+            match field.width {
+                FieldWidth::Flag => json!(value != 0),
+                FieldWidth::Byte => json!(value),
+            },
+        );
+    }
+    Value::Object(map)
+}
+
 fn report_fields(r: &AttestationReport, product: Option<Product>) -> Fields {
     let product = product.or_else(|| r.product_hint());
     let layout = product.map_or(TcbLayout::MilanGenoa, Product::tcb_layout);
@@ -123,19 +143,7 @@ fn report_fields(r: &AttestationReport, product: Option<Product>) -> Fields {
     let mut f: Fields = vec![
         ("version".into(), json!(r.version.get())),
         ("guest_svn".into(), json!(r.guest_svn.get())),
-        (
-            "policy".into(),
-            json!({
-                "raw": format!("{:#x}", policy.raw()),
-                "abi_major": policy.abi_major(), "abi_minor": policy.abi_minor(),
-                "smt": policy.smt(), "reserved_mbo": policy.reserved_mbo(),
-                "migrate_ma": policy.migrate_ma(), "debug": policy.debug(),
-                "single_socket": policy.single_socket(), "cxl_allow": policy.cxl_allow(),
-                "mem_aes_256_xts": policy.mem_aes_256_xts(), "rapl_dis": policy.rapl_dis(),
-                "ciphertext_hiding": policy.ciphertext_hiding(),
-                "page_swap_disable": policy.page_swap_disable(),
-            }),
-        ),
+        ("policy".into(), policy_value(PolicyKind::Snp, policy.raw())),
         ("family_id".into(), hex(&r.family_id)),
         ("image_id".into(), hex(&r.image_id)),
         ("vmpl".into(), json!(r.vmpl.get())),
@@ -395,5 +403,38 @@ fn plain(value: &Value) -> String {
             format!("{{{}}}", parts.join(" "))
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sev_abi::policy::POLICY_FIELDS;
+
+    #[test]
+    fn policy_fields_come_from_the_table() {
+        let v = policy_value(PolicyKind::Snp, 0x3_0133 | (1 << 19));
+        let map = v.as_object().unwrap();
+        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+        let snp: Vec<String> = POLICY_FIELDS
+            .iter()
+            .filter(|f| f.kind == PolicyKind::Snp)
+            .map(|f| f.name.replace('-', "_"))
+            .collect();
+        assert_eq!(keys[0], "raw");
+        assert_eq!(
+            keys[1..],
+            snp.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert_eq!(map["raw"], "0xb0133");
+        assert_eq!(
+            (map["abi_major"].clone(), map["abi_minor"].clone()),
+            (json!(1), json!(0x33))
+        );
+        assert_eq!(map["smt"], true);
+        assert_eq!(map["rsvd_mbo"], true);
+        assert_eq!(map["debug"], true);
+        assert_eq!(map["migrate_ma"], false);
+        assert_eq!(map["page_swap_disable"], false);
     }
 }

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+use sev_abi::policy::{FieldWidth, PolicyKind};
 use sev_abi::snp_launch::{ID_AUTH_LEN, ID_BLOCK_LEN};
 use sev_abi::{GuestPolicy, SnpPolicy};
 use sev_os::excerpt;
@@ -95,52 +96,6 @@ const SNP_GUEST: &[PropDef] = &[
     prop("host-data", PropKind::Str),
     prop("vcek-disabled", PropKind::Bool),
     prop("certs-path", PropKind::Str),
-];
-
-/// A named policy field.
-#[derive(Debug, Clone, Copy)]
-enum PolicyField {
-    /// One bit (the mask).
-    Bit(u64),
-    /// One byte (the shift).
-    Byte(u32),
-}
-
-/// `sev-guest`'s named policy fields: the fields of [`GuestPolicy`].
-const SEV_POLICY_FIELDS: &[(&str, PolicyField)] = &[
-    ("nodbg", PolicyField::Bit(GuestPolicy::NODBG as u64)),
-    ("noks", PolicyField::Bit(GuestPolicy::NOKS as u64)),
-    ("es", PolicyField::Bit(GuestPolicy::ES as u64)),
-    ("nosend", PolicyField::Bit(GuestPolicy::NOSEND as u64)),
-    ("domain", PolicyField::Bit(GuestPolicy::DOMAIN as u64)),
-    ("sev", PolicyField::Bit(GuestPolicy::SEV as u64)),
-    ("api-major", PolicyField::Byte(16)),
-    ("api-minor", PolicyField::Byte(24)),
-];
-
-/// `sev-snp-guest`'s named policy fields: the fields of [`SnpPolicy`].
-const SNP_POLICY_FIELDS: &[(&str, PolicyField)] = &[
-    ("abi-minor", PolicyField::Byte(0)),
-    ("abi-major", PolicyField::Byte(8)),
-    ("smt", PolicyField::Bit(SnpPolicy::SMT)),
-    ("rsvd-mbo", PolicyField::Bit(SnpPolicy::RESERVED_MBO)),
-    ("migrate-ma", PolicyField::Bit(SnpPolicy::MIGRATE_MA)),
-    ("debug", PolicyField::Bit(SnpPolicy::DEBUG)),
-    ("single-socket", PolicyField::Bit(SnpPolicy::SINGLE_SOCKET)),
-    ("cxl-allow", PolicyField::Bit(SnpPolicy::CXL_ALLOW)),
-    (
-        "mem-aes-256-xts",
-        PolicyField::Bit(SnpPolicy::MEM_AES_256_XTS),
-    ),
-    ("rapl-dis", PolicyField::Bit(SnpPolicy::RAPL_DIS)),
-    (
-        "ciphertext-hiding",
-        PolicyField::Bit(SnpPolicy::CIPHERTEXT_HIDING),
-    ),
-    (
-        "page-swap-disable",
-        PolicyField::Bit(SnpPolicy::PAGE_SWAP_DISABLE),
-    ),
 ];
 
 /// The object types sevkit implements.
@@ -305,50 +260,30 @@ impl Visit<'_> {
         }))
     }
 
-    /// Applies the named policy fields to `raw`, in order.
-    fn apply_policy_fields(
-        &mut self,
-        fields: &[(&str, PolicyField)],
-        mut raw: u64,
-    ) -> Result<u64, ConfigError> {
-        let claimed = self.visitor.claim(|key| {
-            let field = key.strip_prefix("policy.")?;
-            fields
-                .iter()
-                .find(|(n, _)| *n == field)
-                .map(|(_, def)| *def)
-        });
+    /// Applies the named policy fields of `kind` to `raw`, in order.
+    fn apply_policy_fields(&mut self, kind: PolicyKind, mut raw: u64) -> Result<u64, ConfigError> {
+        let claimed = self
+            .visitor
+            .claim(|key| kind.field(key.strip_prefix("policy.")?));
         for (key, field, value) in claimed {
-            match field {
-                PolicyField::Bit(mask) => {
-                    let on = self
-                        .visitor
+            let value = match field.width {
+                FieldWidth::Flag => u64::from(
+                    self.visitor
                         .boolean(key, value)
-                        .map_err(|e| self.visit_err(e))?;
-                    if on {
-                        raw |= mask;
-                    } else {
-                        raw &= !mask;
-                    }
-                }
-                PolicyField::Byte(shift) => {
-                    let byte = self
-                        .visitor
-                        .uint(key, value, u64::from(u8::MAX), "uint8_t")
-                        .map_err(|e| self.visit_err(e))?;
-                    raw = (raw & !(0xFF << shift)) | (byte << shift);
-                }
-            }
+                        .map_err(|e| self.visit_err(e))?,
+                ),
+                FieldWidth::Byte => self
+                    .visitor
+                    .uint(key, value, field.max(), "uint8_t")
+                    .map_err(|e| self.visit_err(e))?,
+            };
+            raw = field.with(raw, value);
         }
         Ok(raw)
     }
 
     /// Reports the first property no member consumed.
-    fn check_leftovers(
-        &self,
-        policy_fields: &[(&str, PolicyField)],
-        qom_type: &str,
-    ) -> Result<(), ConfigError> {
+    fn check_leftovers(&self, policy: PolicyKind, qom_type: &str) -> Result<(), ConfigError> {
         let Err(e) = self.visitor.finish() else {
             return Ok(());
         };
@@ -362,7 +297,7 @@ impl Visit<'_> {
         }
         let mut message = e.message.clone();
         if key.starts_with("policy.") {
-            let names: Vec<&str> = policy_fields.iter().map(|(n, _)| *n).collect();
+            let names: Vec<&str> = policy.fields().map(|f| f.name).collect();
             message = format!(
                 "{message} (the policy fields of {qom_type} are: {})",
                 names.join(", ")
@@ -575,9 +510,9 @@ pub(crate) fn build(input: ObjectInput) -> Result<ParsedObject, ConfigError> {
     };
 
     let common_members = visit.members(COMMON)?;
-    let (specific, fields) = match obj_type {
-        ObjType::Sev => (SEV_GUEST, SEV_POLICY_FIELDS),
-        ObjType::Snp => (SNP_GUEST, SNP_POLICY_FIELDS),
+    let (specific, policy_kind) = match obj_type {
+        ObjType::Sev => (SEV_GUEST, PolicyKind::Sev),
+        ObjType::Snp => (SNP_GUEST, PolicyKind::Snp),
     };
     let members = visit.members(specific)?;
     let raw_policy = match obj_type {
@@ -586,8 +521,8 @@ pub(crate) fn build(input: ObjectInput) -> Result<ParsedObject, ConfigError> {
             .unwrap_or(u64::from(DEFAULT_SEV_POLICY)),
         ObjType::Snp => members.uint("policy").unwrap_or(SnpPolicy::DEFAULT_RAW),
     };
-    let policy = visit.apply_policy_fields(fields, raw_policy)?;
-    visit.check_leftovers(fields, &qom_type)?;
+    let policy = visit.apply_policy_fields(policy_kind, raw_policy)?;
+    visit.check_leftovers(policy_kind, &qom_type)?;
 
     let common = SevCommonConfig {
         id,
