@@ -7,6 +7,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::legacy_cert::SevCert;
 use sev_abi::product::{Product, TcbLayout};
 use sev_attest::legacy::{verify_platform_chain, LegacyAnchor, PlatformChain};
@@ -227,7 +228,7 @@ fn wrong_product_roots_and_expectations_fail_by_name() {
 
     // Every expectation that differs is reported, all at once.
     let expect = ReportExpectations {
-        measurement: Some(vec![0; 48]),
+        measurement: Some(SnpLaunchDigest::new([0; 48])),
         report_data: Some(vec![0xAA]),
         host_data: Some(vec![1; 32]),
         id_key_digest: Some(vec![2; 48]),
@@ -268,7 +269,7 @@ fn wrong_product_roots_and_expectations_fail_by_name() {
     // The real values pass.
     let parsed = sev_abi::report::AttestationReport::from_bytes(&report).unwrap();
     let expect = ReportExpectations {
-        measurement: Some(parsed.measurement.to_vec()),
+        measurement: Some(parsed.measurement),
         report_data: Some(parsed.report_data.to_vec()),
         host_data: Some(parsed.host_data.to_vec()),
         min_tcb: Some(sev_abi::product::TcbParts {

@@ -22,8 +22,10 @@ use sev_abi::commands::{
     LaunchStartBuffer, LaunchUpdateBuffer, PdhCertExportBuffer, PlatformStatusBuffer, SevCommand,
     TransportBuffer,
 };
+use sev_abi::launch_digest::SevLaunchDigest;
 use sev_abi::legacy_cert::SevCert;
 use sev_abi::policy::GuestPolicy;
+use sev_abi::session::LaunchMeasurement;
 use sev_abi::session::{LegacyAttestationReport, PacketHeader};
 use sev_abi::status::FirmwareStatus;
 use sev_attest::legacy::{verify_platform_chain, LegacyAnchor, PlatformChain};
@@ -144,7 +146,7 @@ fn update(fw: &mut Firmware, mem: &mut VecMemory, handle: u32, paddr: u64, len: 
     assert_eq!(run(fw, cmd, &mut b, mem), OK, "{cmd}");
 }
 
-fn launch_measure(fw: &mut Firmware, mem: &mut VecMemory, handle: u32) -> [u8; 48] {
+fn launch_measure(fw: &mut Firmware, mem: &mut VecMemory, handle: u32) -> LaunchMeasurement {
     let mut b = LaunchMeasureBuffer::new_zeroed();
     b.handle = U32::new(handle);
     b.paddr = U64::new(MEASURE_OUT);
@@ -155,7 +157,7 @@ fn launch_measure(fw: &mut Firmware, mem: &mut VecMemory, handle: u32) -> [u8; 4
     );
     assert_eq!(b.len.get(), 48);
     assert_eq!(run(fw, SevCommand::LaunchMeasure, &mut b, mem), OK);
-    mem.read_vec(MEASURE_OUT, 48).unwrap().try_into().unwrap()
+    LaunchMeasurement::from_bytes(&mem.read_vec(MEASURE_OUT, 48).unwrap()).unwrap()
 }
 
 fn launch_secret(
@@ -238,8 +240,8 @@ fn full_launch(mode: Mode, vcpus: u32) {
     let blob = launch_measure(&mut fw, &mut mem, handle);
 
     // The owner recomputes the measurement from the predicted digest.
-    let digest: [u8; 32] = predicted.digest[..].try_into().unwrap();
-    let mnonce: [u8; 16] = blob[32..].try_into().unwrap();
+    let digest = *predicted.digest.sev().unwrap();
+    let mnonce = blob.mnonce;
     let expected = launch_measurement(
         &session.tik,
         st.api_major,
@@ -249,7 +251,7 @@ fn full_launch(mode: Mode, vcpus: u32) {
         &digest,
         &mnonce,
     );
-    assert_eq!(blob[..32], expected);
+    assert_eq!(blob.measurement, expected);
     assert!(check_launch_measure_blob(
         &session.tik,
         st.api_major,
@@ -274,7 +276,7 @@ fn full_launch(mode: Mode, vcpus: u32) {
     assert_eq!(log.final_digest(), Some(&digest[..]));
 
     // The owner's secret: a tampered MAC is refused, the real one lands.
-    let measurement: [u8; 32] = blob[..32].try_into().unwrap();
+    let measurement = blob.measurement;
     let mut secret = vec![0u8; 64];
     secret[..20].copy_from_slice(b"disk key: 0123456789");
     let iv = [0x24; 16];
@@ -404,7 +406,7 @@ fn tampered_measurement_or_secret_is_refused() {
     let iv = [3; 16];
     let secret = [0x77u8; 32];
     // Sealed against a measurement other than the one the firmware returned.
-    let mut wrong_measurement: [u8; 32] = blob[..32].try_into().unwrap();
+    let mut wrong_measurement = blob.measurement;
     wrong_measurement[0] ^= 1;
     let (ct, mac) = seal_secret(&session.tek, &session.tik, &iv, &wrong_measurement, &secret);
     assert_eq!(
@@ -418,7 +420,7 @@ fn tampered_measurement_or_secret_is_refused() {
         FirmwareStatus::BAD_MEASUREMENT
     );
     // Sealed correctly, then the ciphertext altered in transit.
-    let measurement: [u8; 32] = blob[..32].try_into().unwrap();
+    let measurement = blob.measurement;
     let (mut ct, mac) = seal_secret(&session.tek, &session.tik, &iv, &measurement, &secret);
     ct[31] ^= 1;
     assert_eq!(
@@ -435,7 +437,7 @@ fn tampered_measurement_or_secret_is_refused() {
     // The owner's check of a tampered measurement fails.
     let digest = sha256(&[0x90; 4096]);
     let mut forged = blob;
-    forged[0] ^= 1;
+    forged.measurement[0] ^= 1;
     assert!(!check_launch_measure_blob(
         &session.tik,
         1,
@@ -456,9 +458,9 @@ fn tampered_measurement_or_secret_is_refused() {
     ));
 }
 
-fn sha256(data: &[u8]) -> [u8; 32] {
+fn sha256(data: &[u8]) -> SevLaunchDigest {
     // SHA-256 of one LAUNCH_UPDATE_DATA is the SEV launch digest.
-    let mut ld = sev_measure::sev::SevLaunchDigest::new();
+    let mut ld = sev_measure::sev::SevDigestBuilder::new();
     ld.update("x", None, sev_measure::LogPageType::SevData, data);
     ld.digest()
 }

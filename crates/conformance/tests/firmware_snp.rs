@@ -8,6 +8,7 @@
 //! contents, digest after).
 
 use sev_abi::commands::{SnpCommand, SnpDbgBuffer, SnpLaunchFinishBuffer};
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::policy::SnpPolicy;
 use sev_abi::snp_launch::{IdAuth, IdBlock, PageType};
 use sev_abi::status::FirmwareStatus;
@@ -175,9 +176,9 @@ fn synthetic_id_auth_vector() {
         .verify_sha384(parsed.id_key.as_bytes(), &parsed.id_key_sig)
         .unwrap();
     let mut block = IdBlock::new_zeroed();
-    block.policy = SnpPolicy::from_raw(SnpPolicy::DEFAULT_RAW);
+    block.policy = SnpPolicy::default();
     let check = sev_firmware::snp::launch::check_id_block(
-        &[0; 48],
+        &SnpLaunchDigest::default(),
         SnpPolicy::default(),
         block.as_bytes(),
         &auth,

@@ -16,7 +16,9 @@ use sev_abi::guid::{
     Guid, OVMF_SEV_ES_RESET_BLOCK, OVMF_SEV_HASH_TABLE_RV, OVMF_SEV_METADATA, OVMF_SVSM_INFO,
     OVMF_TABLE_FOOTER,
 };
+use sev_abi::launch_digest::SevLaunchDigest;
 use sev_abi::policy::GuestPolicy;
+use sev_abi::session::LaunchMeasurement;
 use sev_crypto::session::Tik;
 use sev_measure::ovmf::{MetadataSection, TableArea};
 use sev_measure::sev::LaunchMeasureParams;
@@ -58,7 +60,11 @@ fn sevctl_params() -> (Tik, LaunchMeasureParams) {
 fn blob_for_digest(digest: &[u8]) -> String {
     let (tik, params) = sevctl_params();
     let digest: [u8; 32] = digest.try_into().expect("32-byte digest");
-    B64.encode(launch_measure_blob(&tik, &params, &digest))
+    B64.encode(launch_measure_blob(
+        &tik,
+        &params,
+        &SevLaunchDigest::new(digest),
+    ))
 }
 
 #[test]
@@ -71,8 +77,8 @@ fn sevctl_blob_from_launch_digest() {
     let expected = "lswbxWxI9gckya16JQvdFtpYmNO4b+3inAPpqsgoBI7DE/q1EcIWsVBbGy6pkDxA";
     assert_eq!(blob_for_digest(&digest), expected);
     let (tik, p) = sevctl_params();
-    let blob: [u8; 48] = b64(expected).try_into().unwrap();
-    let digest: [u8; 32] = digest.try_into().unwrap();
+    let blob = LaunchMeasurement::from_bytes(&b64(expected)).unwrap();
+    let digest = SevLaunchDigest::from_slice(&digest).unwrap();
     assert!(check_launch_measure_blob(
         &tik,
         p.api_major,
@@ -557,9 +563,9 @@ fn digests_match_sev_snp_measure() {
     for (i, run) in PEER_RUNS.iter().enumerate() {
         let m = measure(&(run.params)(&inputs)).unwrap_or_else(|e| panic!("run {i}: {e}"));
         let printed = if run.base64 {
-            B64.encode(&m.digest)
+            B64.encode(m.digest)
         } else {
-            hex::encode(&m.digest)
+            hex::encode(m.digest)
         };
         assert_eq!(printed, run.printed, "run {i}");
         assert_eq!(m.log.final_digest(), Some(&m.digest[..]), "run {i}");
@@ -598,7 +604,7 @@ fn snp_log_lists_every_measured_page() {
     assert_eq!(m.log.final_digest(), Some(&m.digest[..]));
     let json = serde_json::to_value(&m.log).unwrap();
     let last = &json["entries"][expected - 1];
-    assert_eq!(last["digest_after"], hex::encode(&m.digest));
+    assert_eq!(last["digest_after"], hex::encode(m.digest));
     assert_eq!(last["gpa"], "0xfffffffff000");
 }
 

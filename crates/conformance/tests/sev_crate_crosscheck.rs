@@ -6,6 +6,7 @@
 
 use sev::firmware::guest::AttestationReport as PeerReport;
 use sev::parser::ByteParser;
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::policy::SnpPolicy;
 use sev_abi::product::{Product, TcbLayout};
 use sev_abi::report::AttestationReport;
@@ -30,7 +31,7 @@ fn build(version: u32, product: Product) -> AttestationReport {
     r.platform_info = U64::new(0x25);
     r.key_info = U32::new(0x1);
     r.report_data = fill(0x30);
-    r.measurement = fill(0x40);
+    r.measurement = SnpLaunchDigest::new(fill(0x40));
     r.host_data = fill(0x50);
     r.id_key_digest = fill(0x60);
     r.author_key_digest = fill(0x70);

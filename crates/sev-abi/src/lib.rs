@@ -6,7 +6,7 @@
 //! per-product TCB encodings, the GHCB certificate table, SNP page info, ID
 //! block and ID authentication, the secrets page, the CPUID page, guest message headers and
 //! payloads, the legacy launch session and packet headers, the VMSA save
-//! area, and OVMF GUIDs.
+//! area, the launch digests and OVMF GUIDs.
 //!
 //! Fixed-size structures are `#[repr(C)]` types built from byte arrays and
 //! little-endian integers (`zerocopy`), so their in-memory form *is* the wire
@@ -31,6 +31,7 @@ pub mod amd_cert;
 pub mod cert_table;
 pub mod guest_msg;
 pub mod guid;
+pub mod launch_digest;
 pub mod legacy_cert;
 pub mod secrets_page;
 pub mod session;
@@ -50,6 +51,7 @@ pub use guest_msg::{
     ReportRequest, ReportResponseHeader,
 };
 pub use guid::Guid;
+pub use launch_digest::{LaunchDigest, SevLaunchDigest, SnpLaunchDigest};
 pub use legacy_cert::{Algorithm, HashAlgorithm, KeyUsage, SevCert};
 pub use secrets_page::SecretsPage;
 pub use session::{

@@ -21,6 +21,7 @@ use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::error::{read_exact, AbiError, Result};
+use crate::launch_digest::SnpLaunchDigest;
 use crate::policy::SnpPolicy;
 use crate::product::{Product, TcbVersion};
 use crate::signature::{EcdsaSignature, HexBytes, ECDSA_COMPONENT_LEN};
@@ -70,8 +71,8 @@ pub struct AttestationReport {
     pub reserved_04c: [u8; 4],
     /// 0x050: data supplied by the guest.
     pub report_data: [u8; 64],
-    /// 0x090: the launch measurement.
-    pub measurement: [u8; 48],
+    /// 0x090: the launch measurement (the launch digest).
+    pub measurement: SnpLaunchDigest,
     /// 0x0C0: data supplied by the host at launch.
     pub host_data: [u8; 32],
     /// 0x0E0: SHA-384 of the ID key (zero without an ID block).
@@ -326,7 +327,7 @@ impl fmt::Debug for AttestationReport {
             .field("platform_info", &self.platform_info())
             .field("key_info", &self.key_info())
             .field("report_data", &HexBytes(&self.report_data))
-            .field("measurement", &HexBytes(&self.measurement))
+            .field("measurement", &HexBytes(&self.measurement[..]))
             .field("host_data", &HexBytes(&self.host_data))
             .field("id_key_digest", &HexBytes(&self.id_key_digest))
             .field("author_key_digest", &HexBytes(&self.author_key_digest))
@@ -582,7 +583,7 @@ mod tests {
             .to_raw(),
         );
         r.report_data = [0x33; 64];
-        r.measurement = [0x44; 48];
+        r.measurement = SnpLaunchDigest::new([0x44; 48]);
         r.host_data = [0x55; 32];
         r.id_key_digest = [0x66; 48];
         r.author_key_digest = [0x77; 48];

@@ -8,6 +8,7 @@ use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::error::{read_exact, Result};
+use crate::launch_digest::SevLaunchDigest;
 use crate::policy::GuestPolicy;
 use crate::signature::{EcdsaSignature, HexBytes, ECDSA_COMPONENT_LEN};
 
@@ -17,6 +18,8 @@ pub const SESSION_BLOB_LEN: usize = 0x80;
 pub const PACKET_HEADER_LEN: usize = 0x34;
 /// Size of the LAUNCH_MEASURE output.
 pub const LAUNCH_MEASUREMENT_LEN: usize = 0x30;
+/// Size of an SEV / SEV-ES launch digest (SHA-256).
+pub const SEV_LD_LEN: usize = 32;
 /// Size of the legacy attestation report.
 pub const LEGACY_ATTESTATION_REPORT_LEN: usize = 0xD0;
 /// End of the signed part of the legacy attestation report.
@@ -102,7 +105,10 @@ impl fmt::Debug for PacketHeader {
     }
 }
 
-/// LAUNCH_MEASURE output (0x30 bytes).
+/// LAUNCH_MEASURE output (0x30 bytes): the measurement, then the
+/// firmware's nonce. This is the 48-byte blob QEMU's
+/// `query-sev-launch-measure` returns (base64) and the guest owner checks
+/// and seals secrets against.
 #[derive(Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct LaunchMeasurement {
@@ -112,10 +118,34 @@ pub struct LaunchMeasurement {
     pub mnonce: [u8; 16],
 }
 
+// The layout is AMD's, byte for byte.
+const _: () = assert!(core::mem::size_of::<LaunchMeasurement>() == LAUNCH_MEASUREMENT_LEN);
+
 impl LaunchMeasurement {
+    /// The blob for `measurement` and the nonce it was computed with.
+    pub const fn new(measurement: [u8; 32], mnonce: [u8; 16]) -> Self {
+        Self {
+            measurement,
+            mnonce,
+        }
+    }
+
     /// Parses exactly 0x30 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         read_exact("launch measurement", bytes)
+    }
+
+    /// The 0x30 bytes, `measurement || mnonce`.
+    pub fn to_bytes(&self) -> [u8; LAUNCH_MEASUREMENT_LEN] {
+        let mut out = [0u8; LAUNCH_MEASUREMENT_LEN];
+        out.copy_from_slice(self.as_bytes());
+        out
+    }
+}
+
+impl AsRef<[u8]> for LaunchMeasurement {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
@@ -150,7 +180,7 @@ pub struct LegacyAttestationReport {
     /// Caller-supplied nonce.
     pub mnonce: [u8; 16],
     /// Launch digest (SHA-256).
-    pub launch_digest: [u8; 32],
+    pub launch_digest: SevLaunchDigest,
     /// Guest policy.
     pub policy: GuestPolicy,
     /// Signer usage (PEK, 0x1002).
@@ -194,7 +224,7 @@ impl fmt::Debug for LegacyAttestationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LegacyAttestationReport")
             .field("mnonce", &HexBytes(&self.mnonce))
-            .field("launch_digest", &HexBytes(&self.launch_digest))
+            .field("launch_digest", &self.launch_digest)
             .field("policy", &self.policy)
             .field("sig_usage", &format_args!("{:#x}", self.sig_usage.get()))
             .field("sig_algo", &format_args!("{:#x}", self.sig_algo.get()))

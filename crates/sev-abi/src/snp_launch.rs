@@ -8,6 +8,7 @@ use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::error::{read_exact, AbiError, Result};
+use crate::launch_digest::SnpLaunchDigest;
 use crate::policy::SnpPolicy;
 use crate::pubkey::EccPublicKey;
 use crate::signature::{EcdsaSignature, HexBytes};
@@ -83,7 +84,7 @@ impl PageType {
 #[repr(C)]
 pub struct PageInfo {
     /// Launch digest (or IMD) before this page.
-    pub digest_cur: [u8; LD_LEN],
+    pub digest_cur: SnpLaunchDigest,
     /// SHA-384 of the page, or zeros.
     pub contents: [u8; LD_LEN],
     /// 0x70.
@@ -108,7 +109,7 @@ impl PageInfo {
     /// Builds a PAGE_INFO; `vmpl_perms` are the VMPL1, VMPL2 and VMPL3
     /// permissions in that order.
     pub fn new(
-        digest_cur: [u8; LD_LEN],
+        digest_cur: SnpLaunchDigest,
         contents: [u8; LD_LEN],
         page_type: PageType,
         imi_page: bool,
@@ -180,7 +181,7 @@ impl PageInfo {
 impl fmt::Debug for PageInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PageInfo")
-            .field("digest_cur", &HexBytes(&self.digest_cur))
+            .field("digest_cur", &HexBytes(&self.digest_cur[..]))
             .field("contents", &HexBytes(&self.contents))
             .field("length", &self.length.get())
             .field("page_type", &self.page_type)
@@ -196,7 +197,7 @@ impl fmt::Debug for PageInfo {
 #[repr(C)]
 pub struct IdBlock {
     /// Expected launch digest.
-    pub ld: [u8; LD_LEN],
+    pub ld: SnpLaunchDigest,
     /// Family id (reported in the attestation report).
     pub family_id: [u8; 16],
     /// Image id (reported in the attestation report).
@@ -220,7 +221,7 @@ impl IdBlock {
 impl fmt::Debug for IdBlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdBlock")
-            .field("ld", &HexBytes(&self.ld))
+            .field("ld", &HexBytes(&self.ld[..]))
             .field("family_id", &HexBytes(&self.family_id))
             .field("image_id", &HexBytes(&self.image_id))
             .field("version", &self.version.get())
@@ -301,7 +302,7 @@ mod tests {
     #[test]
     fn page_info_bytes_and_round_trip() {
         let info = PageInfo::new(
-            [1; 48],
+            SnpLaunchDigest::new([1; 48]),
             [2; 48],
             PageType::Vmsa,
             true,
@@ -321,7 +322,14 @@ mod tests {
 
     #[test]
     fn page_info_rejects() {
-        let good = PageInfo::new([0; 48], [0; 48], PageType::Normal, false, [0; 3], 0);
+        let good = PageInfo::new(
+            SnpLaunchDigest::new([0; 48]),
+            [0; 48],
+            PageType::Normal,
+            false,
+            [0; 3],
+            0,
+        );
         assert!(matches!(
             PageInfo::from_bytes(&[0; 0x6F]),
             Err(AbiError::Length { .. })

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::product::{Product, TcbLayout, TcbParts};
 use sev_abi::report::{AttestationReport, SigningKey};
 use sev_abi::AbiError;
@@ -47,8 +48,8 @@ impl ChainSource {
 /// What the owner expects of the report. `None` means "not checked".
 #[derive(Debug, Clone, Default)]
 pub struct ReportExpectations {
-    /// Expected launch measurement (48 bytes).
-    pub measurement: Option<Vec<u8>>,
+    /// Expected launch measurement (the launch digest).
+    pub measurement: Option<SnpLaunchDigest>,
     /// Expected REPORT_DATA; shorter values are compared zero-padded to 64 bytes.
     pub report_data: Option<Vec<u8>>,
     /// Expected HOST_DATA (32 bytes).
@@ -476,8 +477,8 @@ fn check_expectations(
     compare(
         verdict,
         "report.measurement",
-        expect.measurement.as_deref(),
-        &parsed.measurement,
+        expect.measurement.as_ref().map(|d| &d[..]),
+        &parsed.measurement[..],
     );
     // REPORT_DATA is often a shorter hash or nonce: compare it zero-padded.
     let report_data = expect.report_data.as_ref().map(|want| {

@@ -11,6 +11,7 @@
 
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, Mac};
+use sev_abi::launch_digest::SevLaunchDigest;
 use sev_abi::policy::GuestPolicy;
 use sha2::Sha256;
 
@@ -64,7 +65,7 @@ pub fn launch_measurement(
     api_minor: u8,
     build: u8,
     policy: GuestPolicy,
-    digest: &[u8; 32],
+    digest: &SevLaunchDigest,
     mnonce: &[u8; 16],
 ) -> [u8; 32] {
     hmac_sha256(
@@ -72,7 +73,7 @@ pub fn launch_measurement(
         &[
             &[CONTEXT_MEASURE, api_major, api_minor, build],
             &policy.raw().to_le_bytes(),
-            digest,
+            &digest[..],
             mnonce,
         ],
     )
@@ -206,7 +207,7 @@ mod tests {
             0x12,
             0x0f,
             GuestPolicy::from_raw(0),
-            &digest,
+            &SevLaunchDigest::new(digest),
             &mnonce,
         );
         assert_eq!(
@@ -220,7 +221,7 @@ mod tests {
                 0x12,
                 0x0f,
                 GuestPolicy::from_raw(1),
-                &digest,
+                &SevLaunchDigest::new(digest),
                 &mnonce
             ),
             m

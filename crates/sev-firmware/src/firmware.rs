@@ -12,8 +12,10 @@ use sev_abi::commands::{
     PlatformStatusBuffer, SevCommand, SnpCommand, TransportBuffer, ACTIVATE_EX_LENGTH,
     INIT_EX_LENGTH, INIT_FLAG_SEV_ES, PLATFORM_CONFIG_ES, PLATFORM_OWNER_EXTERNAL,
 };
+use sev_abi::launch_digest::SevLaunchDigest;
 use sev_abi::legacy_cert::{Algorithm, KeyUsage, SevCert, SEV_CERT_LEN};
 use sev_abi::product::{Product, TcbVersion};
+use sev_abi::session::LaunchMeasurement;
 use sev_abi::session::{
     LegacyAttestationReport, PacketHeader, SessionBlob, LAUNCH_MEASUREMENT_LEN,
     LEGACY_ATTESTATION_REPORT_LEN, PACKET_HEADER_LEN, SESSION_BLOB_LEN,
@@ -1120,7 +1122,7 @@ impl Firmware {
         let Some((_, tik)) = guest.channel.as_ref() else {
             return Err(FirmwareStatus::INVALID_GUEST_STATE);
         };
-        let digest: [u8; 32] = ld.finalize().into();
+        let digest = SevLaunchDigest::new(ld.finalize().into());
         let mut mnonce = [0u8; 16];
         self.rng.fill_bytes(&mut mnonce);
         let measurement = launch_measurement(
@@ -1132,10 +1134,8 @@ impl Firmware {
             &digest,
             &mnonce,
         );
-        let mut out = [0u8; LAUNCH_MEASUREMENT_LEN];
-        out[..32].copy_from_slice(&measurement);
-        out[32..].copy_from_slice(&mnonce);
-        write_mem(mem, b.paddr.get(), &out)?;
+        let out = LaunchMeasurement::new(measurement, mnonce);
+        write_mem(mem, b.paddr.get(), out.as_bytes())?;
         let guest = self.guest_mut(b.handle.get())?;
         guest.launch_digest = digest;
         guest.measurement = measurement;

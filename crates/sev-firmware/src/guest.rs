@@ -1,5 +1,6 @@
 //! Guest contexts and the ASID pool (reference §1.5, §3.2).
 
+use sev_abi::launch_digest::SevLaunchDigest;
 use sev_abi::policy::GuestPolicy;
 use sev_abi::status::FirmwareStatus;
 use sev_crypto::session::{Tek, Tik};
@@ -97,7 +98,7 @@ pub(crate) struct Guest {
     /// Running launch digest until LAUNCH_MEASURE.
     pub(crate) ld: Option<Sha256>,
     /// The finalized launch digest (after LAUNCH_MEASURE).
-    pub(crate) launch_digest: [u8; 32],
+    pub(crate) launch_digest: SevLaunchDigest,
     /// The measurement LAUNCH_MEASURE returned (LAUNCH_SECRET MACs cover it).
     pub(crate) measurement: [u8; 32],
     pub(crate) log: LaunchLog,
@@ -123,7 +124,7 @@ impl Guest {
             key,
             channel: Some(channel),
             ld: Some(Sha256::new()),
-            launch_digest: [0; 32],
+            launch_digest: SevLaunchDigest::default(),
             measurement: [0; 32],
             log: LaunchLog::new(DigestAlgorithm::Sha256, None)
                 .with_limit(crate::LAUNCH_LOG_MAX_ENTRIES),

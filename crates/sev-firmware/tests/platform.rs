@@ -21,7 +21,7 @@ use sev_firmware::{
     EMULATED_KEY_ID_PREFIX, LAUNCH_LOG_MAX_ENTRIES,
 };
 use sev_measure::log::LogPageType;
-use sev_measure::sev::SevLaunchDigest;
+use sev_measure::sev::SevDigestBuilder;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
@@ -519,7 +519,7 @@ fn full_launch_with_owner_session() {
     assert_ne!(ext[..16], ext[16..]);
 
     let out = measure(fw, mem, h);
-    let mut expected = SevLaunchDigest::new();
+    let mut expected = SevDigestBuilder::new();
     expected.update("ovmf", Some(DATA), LogPageType::SevData, &page);
     expected.update("hashes", Some(DATA + 0x4000), LogPageType::SevData, &extra);
     let digest = expected.digest();
@@ -1139,7 +1139,7 @@ fn the_launch_log_is_bounded_and_says_so() {
         FirmwareStatus::SUCCESS
     );
     let steps = LAUNCH_LOG_MAX_ENTRIES + 1000;
-    let mut digest = SevLaunchDigest::new();
+    let mut digest = SevDigestBuilder::new();
     for i in 0..steps {
         let paddr = DATA + (i as u64 % 256) * 16;
         let block = [(i % 251) as u8; 16];

@@ -15,7 +15,7 @@ use sev_abi::snp_launch::PageType;
 use sev_abi::status::FirmwareStatus;
 use sev_firmware::snp::rmp::{PageSize, PageState, RmpUpdate};
 use sev_firmware::{Firmware, SystemMemory, VecMemory};
-use sev_measure::snp::SnpLaunchDigest;
+use sev_measure::snp::SnpDigestBuilder;
 use sevkit_testkit::snp::launching;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::FromZeros;
@@ -131,7 +131,7 @@ fn two_mib_updates_measure_like_4k_pages_and_encrypt_every_page() {
         OK
     );
 
-    let mut expected = SnpLaunchDigest::new();
+    let mut expected = SnpDigestBuilder::new();
     expected.normal_pages("normal", first_gpa, &first);
     expected.normal_pages("normal", single_gpa, &single);
     expected.empty_pages("zero", PageType::Zero, zero_gpa, PAGE_2M / PAGE_4K);

@@ -15,6 +15,7 @@ use sev_abi::commands::{
     SnpLaunchStartBuffer, SnpPaddrBuffer, SnpPageReclaimBuffer, SnpPlatformStatus,
     SnpPlatformStatusBuffer, SNP_LAUNCH_FINISH_AUTH_KEY_EN, SNP_LAUNCH_FINISH_ID_BLOCK_EN,
 };
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::policy::SnpPolicy;
 use sev_abi::product::Product;
 use sev_abi::secrets_page::SecretsPage;
@@ -685,7 +686,7 @@ struct IdKeys {
     author: P384SigningKey,
 }
 
-fn id_blobs(keys: &IdKeys, ld: [u8; 48], policy: u64, author: bool) -> (IdBlock, IdAuth) {
+fn id_blobs(keys: &IdKeys, ld: SnpLaunchDigest, policy: u64, author: bool) -> (IdBlock, IdAuth) {
     let mut block = IdBlock::new_zeroed();
     block.ld = ld;
     block.family_id = [1; 16];

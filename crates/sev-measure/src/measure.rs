@@ -10,7 +10,8 @@
 //! | `snp:ovmf-hash` | the SNP chain over the OVMF pages only (a seed for `snp`) |
 //! | `snp:svsm` | OVMF pages, SVSM pages, the SVSM's metadata sections, SVSM VMSAs |
 
-use sev_abi::snp_launch::{PageType, LD_LEN};
+use sev_abi::launch_digest::{LaunchDigest, SnpLaunchDigest};
+use sev_abi::snp_launch::PageType;
 use sev_abi::vmsa::SaveArea;
 use zerocopy::IntoBytes;
 
@@ -18,8 +19,8 @@ use crate::error::{MeasureError, Result};
 use crate::hashes::{KernelHashes, PADDED_TABLE_LEN};
 use crate::log::{LaunchLog, LogPageType};
 use crate::ovmf::{OvmfImage, SectionKind, SevMetadata, TableArea};
-use crate::sev::SevLaunchDigest;
-use crate::snp::{SnpLaunchDigest, PAGE_LEN};
+use crate::sev::SevDigestBuilder;
+use crate::snp::{SnpDigestBuilder, PAGE_LEN};
 use crate::vmsa::{reset_vmsa, svsm_vmsa, FpuState, VmmType, BSP_RESET_EIP};
 
 /// The most vCPUs sevkit measures (KVM's `KVM_MAX_VCPUS` on x86).
@@ -149,8 +150,9 @@ impl<'a> MeasureParams<'a> {
 pub struct Measurement {
     /// The mode measured.
     pub mode: Mode,
-    /// The digest: 32 bytes (SEV, SEV-ES) or 48 (SNP).
-    pub digest: Vec<u8>,
+    /// The digest: [`LaunchDigest::Sev`] (SEV, SEV-ES) or
+    /// [`LaunchDigest::Snp`].
+    pub digest: LaunchDigest,
     /// Every measured item, in order; its final digest is [`Self::digest`].
     pub log: LaunchLog,
     /// Things the owner should know about this digest (e.g. that no real
@@ -219,7 +221,7 @@ pub fn measure(p: &MeasureParams<'_>) -> Result<Measurement> {
             Ok(Measurement {
                 mode: p.mode,
                 warnings: Vec::new(),
-                digest: digest.to_vec(),
+                digest: digest.into(),
                 log,
                 vcpus: 0,
                 bsp_vmsa: None,
@@ -231,9 +233,9 @@ pub fn measure(p: &MeasureParams<'_>) -> Result<Measurement> {
 }
 
 /// The SNP chain over the OVMF pages alone (`snp:ovmf-hash`).
-pub fn snp_ovmf_digest(ovmf: &OvmfImage<'_>) -> Result<([u8; LD_LEN], LaunchLog)> {
+pub fn snp_ovmf_digest(ovmf: &OvmfImage<'_>) -> Result<(SnpLaunchDigest, LaunchLog)> {
     check_page_multiple("firmware", ovmf.data())?;
-    let mut ld = SnpLaunchDigest::new();
+    let mut ld = SnpDigestBuilder::new();
     ld.normal_pages("ovmf", ovmf.gpa(), ovmf.data());
     Ok(ld.finish())
 }
@@ -303,7 +305,7 @@ fn measure_sev(p: &MeasureParams<'_>) -> Result<Measurement> {
         .map(|k| sev_hash_table(&ovmf).map(|area| (k, area)));
     let table = table.transpose()?;
 
-    let mut ld = SevLaunchDigest::new();
+    let mut ld = SevDigestBuilder::new();
     ld.update("ovmf", Some(ovmf.gpa()), LogPageType::SevData, ovmf.data());
     if let Some((hashes, area)) = table {
         ld.update(
@@ -333,7 +335,7 @@ fn measure_sev(p: &MeasureParams<'_>) -> Result<Measurement> {
     Ok(Measurement {
         mode: p.mode,
         warnings: Vec::new(),
-        digest: digest.to_vec(),
+        digest: digest.into(),
         log,
         vcpus: p.vcpus,
         bsp_vmsa,
@@ -410,7 +412,7 @@ fn plan_sections(
     Ok(plan)
 }
 
-fn measure_sections(ld: &mut SnpLaunchDigest, plan: Vec<(SectionKind, u32, Step)>, vmm: VmmType) {
+fn measure_sections(ld: &mut SnpDigestBuilder, plan: Vec<(SectionKind, u32, Step)>, vmm: VmmType) {
     let mut cpuid_late = Vec::new();
     for (kind, gpa, step) in plan {
         let gpa64 = u64::from(gpa);
@@ -452,13 +454,12 @@ fn measure_snp(p: &MeasureParams<'_>) -> Result<Measurement> {
     };
     let ap_eip = ap_reset_eip(&ovmf, p.mode, p.vcpus)?;
     let mut ld = if let Some(seed) = p.snp_ovmf_hash {
-        let seed: [u8; LD_LEN] = seed
-            .try_into()
+        let seed = SnpLaunchDigest::from_slice(seed)
             .map_err(|_| MeasureError::OvmfHashLength { len: seed.len() })?;
-        SnpLaunchDigest::with_seed(seed)
+        SnpDigestBuilder::with_seed(seed)
     } else {
         check_page_multiple("firmware", ovmf.data())?;
-        let mut ld = SnpLaunchDigest::new();
+        let mut ld = SnpDigestBuilder::new();
         ld.normal_pages("ovmf", ovmf.gpa(), ovmf.data());
         ld
     };
@@ -473,7 +474,7 @@ fn measure_snp(p: &MeasureParams<'_>) -> Result<Measurement> {
     Ok(Measurement {
         mode: p.mode,
         warnings,
-        digest: digest.to_vec(),
+        digest: digest.into(),
         log,
         vcpus: p.vcpus,
         bsp_vmsa: Some(bsp),
@@ -527,7 +528,7 @@ fn measure_svsm(p: &MeasureParams<'_>) -> Result<Measurement> {
     };
     check_page_multiple("firmware", ovmf.data())?;
     check_page_multiple("SVSM", svsm.data())?;
-    let mut ld = SnpLaunchDigest::new();
+    let mut ld = SnpDigestBuilder::new();
     ld.normal_pages("ovmf", ovmf.gpa(), ovmf.data());
     ld.normal_pages("svsm", svsm.gpa(), svsm.data());
     measure_sections(&mut ld, plan, VmmType::Qemu);
@@ -539,7 +540,7 @@ fn measure_svsm(p: &MeasureParams<'_>) -> Result<Measurement> {
     Ok(Measurement {
         mode: p.mode,
         warnings: Vec::new(),
-        digest: digest.to_vec(),
+        digest: digest.into(),
         log,
         vcpus: p.vcpus,
         bsp_vmsa: Some(vmsa.clone()),

@@ -8,32 +8,30 @@
 //! blob    = MEASURE || MNONCE     (48 bytes; QEMU query-sev-launch-measure returns it in base64)
 //! ```
 
+use sev_abi::launch_digest::SevLaunchDigest;
 use sev_abi::policy::GuestPolicy;
+use sev_abi::session::LaunchMeasurement;
 use sev_crypto::packet::{ct_eq, launch_measurement};
 use sev_crypto::session::Tik;
 use sha2::{Digest, Sha256};
+use zerocopy::IntoBytes;
 
 use crate::log::{DigestAlgorithm, LaunchLog, LogPageType};
 
-/// Size of an SEV launch digest.
-pub const SEV_LD_LEN: usize = 32;
-/// Size of the LAUNCH_MEASURE blob (measurement then nonce).
-pub const MEASURE_BLOB_LEN: usize = 48;
-
 /// A running SEV/SEV-ES launch digest with its log.
 #[derive(Debug, Clone)]
-pub struct SevLaunchDigest {
+pub struct SevDigestBuilder {
     hasher: Sha256,
     log: LaunchLog,
 }
 
-impl Default for SevLaunchDigest {
+impl Default for SevDigestBuilder {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl SevLaunchDigest {
+impl SevDigestBuilder {
     /// An empty digest.
     pub fn new() -> Self {
         Self {
@@ -58,13 +56,16 @@ impl SevLaunchDigest {
     }
 
     /// The digest of everything measured so far.
-    pub fn digest(&self) -> [u8; SEV_LD_LEN] {
-        self.hasher.clone().finalize().into()
+    pub fn digest(&self) -> SevLaunchDigest {
+        SevLaunchDigest::new(self.hasher.clone().finalize().into())
     }
 
     /// Ends the digest, returning it and the log.
-    pub fn finish(self) -> ([u8; SEV_LD_LEN], LaunchLog) {
-        (self.hasher.finalize().into(), self.log)
+    pub fn finish(self) -> (SevLaunchDigest, LaunchLog) {
+        (
+            SevLaunchDigest::new(self.hasher.finalize().into()),
+            self.log,
+        )
     }
 }
 
@@ -83,13 +84,13 @@ pub struct LaunchMeasureParams {
     pub nonce: [u8; 16],
 }
 
-/// The 48-byte LAUNCH_MEASURE blob (`MEASURE || MNONCE`) the AMD-SP would
-/// return for launch digest `digest`.
+/// The LAUNCH_MEASURE blob (`MEASURE || MNONCE`) the AMD-SP would return
+/// for launch digest `digest`.
 pub fn launch_measure_blob(
     tik: &Tik,
     params: &LaunchMeasureParams,
-    digest: &[u8; SEV_LD_LEN],
-) -> [u8; MEASURE_BLOB_LEN] {
+    digest: &SevLaunchDigest,
+) -> LaunchMeasurement {
     let mac = launch_measurement(
         tik,
         params.api_major,
@@ -99,10 +100,7 @@ pub fn launch_measure_blob(
         digest,
         &params.nonce,
     );
-    let mut blob = [0u8; MEASURE_BLOB_LEN];
-    blob[..32].copy_from_slice(&mac);
-    blob[32..].copy_from_slice(&params.nonce);
-    blob
+    LaunchMeasurement::new(mac, params.nonce)
 }
 
 /// Checks a LAUNCH_MEASURE blob against the expected launch digest, in
@@ -113,19 +111,20 @@ pub fn check_launch_measure_blob(
     api_minor: u8,
     build: u8,
     policy: GuestPolicy,
-    digest: &[u8; SEV_LD_LEN],
-    blob: &[u8; MEASURE_BLOB_LEN],
+    digest: &SevLaunchDigest,
+    blob: &LaunchMeasurement,
 ) -> bool {
-    let mut nonce = [0u8; 16];
-    nonce.copy_from_slice(&blob[32..]);
     let params = LaunchMeasureParams {
         api_major,
         api_minor,
         build,
         policy,
-        nonce,
+        nonce: blob.mnonce,
     };
-    ct_eq(&launch_measure_blob(tik, &params, digest), blob)
+    ct_eq(
+        launch_measure_blob(tik, &params, digest).as_bytes(),
+        blob.as_bytes(),
+    )
 }
 
 #[cfg(test)]
@@ -134,7 +133,7 @@ mod tests {
 
     #[test]
     fn log_running_digest() {
-        let mut ld = SevLaunchDigest::new();
+        let mut ld = SevDigestBuilder::new();
         ld.update("ovmf", Some(0xffff_f000), LogPageType::SevData, b"abc");
         ld.update("vmsa[0]", None, LogPageType::Vmsa, b"def");
         let first = ld.log().entries[0].digest_after.clone();
@@ -158,15 +157,15 @@ mod tests {
             policy: GuestPolicy::from_raw(3),
             nonce: [9; 16],
         };
-        let blob = launch_measure_blob(&tik, &params, &[1; 32]);
-        assert_eq!(blob[32..], [9; 16]);
+        let blob = launch_measure_blob(&tik, &params, &SevLaunchDigest::new([1; 32]));
+        assert_eq!(blob.as_bytes()[32..], [9; 16]);
         assert!(check_launch_measure_blob(
             &tik,
             1,
             40,
             40,
             GuestPolicy::from_raw(3),
-            &[1; 32],
+            &SevLaunchDigest::new([1; 32]),
             &blob
         ));
         assert!(!check_launch_measure_blob(
@@ -175,18 +174,18 @@ mod tests {
             40,
             40,
             GuestPolicy::from_raw(7),
-            &[1; 32],
+            &SevLaunchDigest::new([1; 32]),
             &blob
         ));
         let mut bad = blob;
-        bad[0] ^= 1;
+        bad.measurement[0] ^= 1;
         assert!(!check_launch_measure_blob(
             &tik,
             1,
             40,
             40,
             GuestPolicy::from_raw(3),
-            &[1; 32],
+            &SevLaunchDigest::new([1; 32]),
             &bad
         ));
     }

@@ -8,6 +8,7 @@
 //! ```
 
 use rayon::prelude::*;
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::snp_launch::{PageInfo, PageType, LD_LEN};
 use sha2::{Digest, Sha384};
 use zerocopy::IntoBytes;
@@ -24,11 +25,11 @@ pub const VMSA_GPA: u64 = 0xFFFF_FFFF_F000;
 /// `page_type` at `gpa` whose PAGE_INFO CONTENTS is `contents`, with all
 /// VMPL permissions zero and IMI off (what VMMs launch with).
 pub fn extend(
-    digest: &[u8; LD_LEN],
+    digest: &SnpLaunchDigest,
     contents: &[u8; LD_LEN],
     page_type: PageType,
     gpa: u64,
-) -> [u8; LD_LEN] {
+) -> SnpLaunchDigest {
     extend_with(digest, contents, page_type, false, [0; 3], gpa)
 }
 
@@ -36,15 +37,15 @@ pub fn extend(
 /// as SNP_LAUNCH_UPDATE gives them: SHA-384 of the PAGE_INFO. The software
 /// AMD-SP extends both its launch digest and its IMI digest with it.
 pub fn extend_with(
-    digest: &[u8; LD_LEN],
+    digest: &SnpLaunchDigest,
     contents: &[u8; LD_LEN],
     page_type: PageType,
     imi_page: bool,
     vmpl_perms: [u8; 3],
     gpa: u64,
-) -> [u8; LD_LEN] {
+) -> SnpLaunchDigest {
     let info = PageInfo::new(*digest, *contents, page_type, imi_page, vmpl_perms, gpa);
-    Sha384::digest(info.as_bytes()).into()
+    SnpLaunchDigest::new(Sha384::digest(info.as_bytes()).into())
 }
 
 /// SHA-384 of one page (the CONTENTS of a NORMAL or VMSA page).
@@ -54,25 +55,25 @@ pub fn page_hash(page: &[u8]) -> [u8; LD_LEN] {
 
 /// A running SNP launch digest with its log.
 #[derive(Debug, Clone)]
-pub struct SnpLaunchDigest {
-    digest: [u8; LD_LEN],
+pub struct SnpDigestBuilder {
+    digest: SnpLaunchDigest,
     log: LaunchLog,
 }
 
-impl Default for SnpLaunchDigest {
+impl Default for SnpDigestBuilder {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl SnpLaunchDigest {
+impl SnpDigestBuilder {
     /// Starts from 48 zero bytes.
     pub fn new() -> Self {
-        Self::with_seed([0; LD_LEN])
+        Self::with_seed(SnpLaunchDigest::default())
     }
 
     /// Starts from a precomputed digest (e.g. of the OVMF pages).
-    pub fn with_seed(seed: [u8; LD_LEN]) -> Self {
+    pub fn with_seed(seed: SnpLaunchDigest) -> Self {
         Self {
             digest: seed,
             log: LaunchLog::new(DigestAlgorithm::Sha384, Some(seed.to_vec())),
@@ -80,7 +81,7 @@ impl SnpLaunchDigest {
     }
 
     /// The current digest.
-    pub fn digest(&self) -> [u8; LD_LEN] {
+    pub fn digest(&self) -> SnpLaunchDigest {
         self.digest
     }
 
@@ -90,7 +91,7 @@ impl SnpLaunchDigest {
     }
 
     /// Ends the chain, returning the digest and the log.
-    pub fn finish(self) -> ([u8; LD_LEN], LaunchLog) {
+    pub fn finish(self) -> (SnpLaunchDigest, LaunchLog) {
         (self.digest, self.log)
     }
 
@@ -102,7 +103,7 @@ impl SnpLaunchDigest {
             LogPageType::from_snp(page_type),
             PAGE_LEN as u64,
             &contents,
-            &self.digest,
+            &self.digest[..],
         );
     }
 
@@ -172,14 +173,19 @@ mod tests {
         info.extend_from_slice(&0xffc0_0000u64.to_le_bytes());
         let expected: [u8; 48] = Sha384::digest(&info).into();
         assert_eq!(
-            extend(&[0; 48], &[7; 48], PageType::Normal, 0xffc0_0000),
+            extend(
+                &SnpLaunchDigest::default(),
+                &[7; 48],
+                PageType::Normal,
+                0xffc0_0000
+            ),
             expected
         );
     }
 
     #[test]
     fn log_tracks_every_page() {
-        let mut ld = SnpLaunchDigest::new();
+        let mut ld = SnpDigestBuilder::new();
         ld.normal_pages("ovmf", 0xffff_e000, &[1u8; 8192]);
         ld.empty_pages("SNP_SEC_MEM", PageType::Zero, 0x80_0000, 3);
         ld.vmsa_page("vmsa[0]", &[0u8; 4096]);

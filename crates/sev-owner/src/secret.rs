@@ -14,13 +14,13 @@
 //!
 //! `table_len` counts the 20-byte table header and every entry; GUIDs are in
 //! EFI mixed-endian byte order ([`Guid::to_le_bytes`]). The measurement is
-//! the first 32 bytes of the 48-byte LAUNCH_MEASURE blob
-//! (`measurement || mnonce`).
+//! the [`LaunchMeasurement`]'s `measurement`, the first 32 bytes of the
+//! 48-byte LAUNCH_MEASURE blob (`measurement || mnonce`).
 
 use core::fmt;
 
 use sev_abi::guid::{Guid, GUID_LEN, SEVCTL_SECRET_TABLE};
-use sev_abi::session::{PacketHeader, PACKET_FLAG_COMPRESSED};
+use sev_abi::session::{LaunchMeasurement, PacketHeader, PACKET_FLAG_COMPRESSED};
 use sev_crypto::packet::{aes128_ctr, ct_eq, packet_mac, seal_secret, CONTEXT_SECRET};
 use sev_crypto::session::{Tek, Tik};
 use zeroize::Zeroizing;
@@ -34,8 +34,6 @@ pub const ENTRY_HEADER_LEN: usize = GUID_LEN + 4;
 /// The table is zero-padded to a multiple of this (the firmware's
 /// LAUNCH_SECRET length granularity).
 pub const TABLE_ALIGN: usize = 16;
-/// Length of the LAUNCH_MEASURE blob: measurement (32) then mnonce (16).
-pub const LAUNCH_MEASURE_BLOB_LEN: usize = 48;
 
 /// One secret: the GUID the guest looks it up by, and its bytes.
 ///
@@ -182,13 +180,6 @@ fn split_header(bytes: &[u8]) -> Option<(Guid, usize, &[u8])> {
     Some((Guid::from_le_bytes(*guid), len, rest))
 }
 
-/// The measurement part (first 32 bytes) of a LAUNCH_MEASURE blob.
-fn measurement_of(blob: &[u8; LAUNCH_MEASURE_BLOB_LEN]) -> [u8; 32] {
-    let mut m = [0u8; 32];
-    m.copy_from_slice(&blob[..32]);
-    m
-}
-
 /// Checks a LAUNCH_SECRET payload length the way the firmware does.
 fn payload_len(len: usize) -> Result<u32, OwnerError> {
     if len == 0 || !len.is_multiple_of(TABLE_ALIGN) {
@@ -209,13 +200,12 @@ fn payload_len(len: usize) -> Result<u32, OwnerError> {
 pub fn build_secret_packet(
     tek: &Tek,
     tik: &Tik,
-    launch_measure_blob: &[u8; LAUNCH_MEASURE_BLOB_LEN],
+    launch_measure_blob: &LaunchMeasurement,
     table: &[u8],
     iv: [u8; 16],
 ) -> Result<(PacketHeader, Vec<u8>), OwnerError> {
     payload_len(table.len())?;
-    let measurement = measurement_of(launch_measure_blob);
-    let (payload, mac) = seal_secret(tek, tik, &iv, &measurement, table);
+    let (payload, mac) = seal_secret(tek, tik, &iv, &launch_measure_blob.measurement, table);
     Ok((PacketHeader::new(0, iv, mac), payload))
 }
 
@@ -228,7 +218,7 @@ pub fn build_secret_packet(
 pub fn open_secret_packet(
     tek: &Tek,
     tik: &Tik,
-    launch_measure_blob: &[u8; LAUNCH_MEASURE_BLOB_LEN],
+    launch_measure_blob: &LaunchMeasurement,
     header: &PacketHeader,
     payload: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, OwnerError> {
@@ -237,7 +227,6 @@ pub fn open_secret_packet(
         return Err(OwnerError::Compressed(flags));
     }
     let len = payload_len(payload.len())?;
-    let measurement = measurement_of(launch_measure_blob);
     let expected = packet_mac(
         tik,
         CONTEXT_SECRET,
@@ -246,7 +235,7 @@ pub fn open_secret_packet(
         len,
         len,
         payload,
-        Some(&measurement),
+        Some(&launch_measure_blob.measurement),
     );
     if !ct_eq(&expected, &header.mac) {
         return Err(OwnerError::BadMac);
@@ -283,8 +272,8 @@ mod tests {
         )
     }
 
-    fn blob() -> [u8; 48] {
-        b64(BLOB).try_into().unwrap()
+    fn blob() -> LaunchMeasurement {
+        LaunchMeasurement::from_bytes(&b64(BLOB)).unwrap()
     }
 
     fn iv() -> [u8; 16] {
@@ -430,7 +419,7 @@ mod tests {
         // The measurement is MACed, the mnonce is not.
         for i in 0..48 {
             let mut other = blob();
-            other[i] ^= 1;
+            other.as_mut_bytes()[i] ^= 1;
             let r = open_secret_packet(&tek, &tik, &other, &h, &p);
             if i < 32 {
                 assert_eq!(r, Err(OwnerError::BadMac), "byte {i}");

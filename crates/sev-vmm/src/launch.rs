@@ -29,9 +29,10 @@
 //! can be compared entry by entry.
 
 use sev_abi::commands::{SevCommand, SnpCommand};
+use sev_abi::launch_digest::LaunchDigest;
 use sev_abi::policy::{GuestPolicy, SnpPolicy};
 use sev_abi::product::Product;
-use sev_abi::session::LAUNCH_MEASUREMENT_LEN;
+use sev_abi::session::LaunchMeasurement;
 use sev_abi::snp_launch::{ID_AUTH_LEN, ID_BLOCK_LEN};
 use sev_abi::status::FirmwareStatus;
 use sev_measure::vmsa::{reset_vmsa, BSP_RESET_EIP};
@@ -232,8 +233,7 @@ pub struct Updating;
 /// Stage marker: LAUNCH_MEASURE done (the launch-secret window).
 #[derive(Debug, Clone, Copy)]
 pub struct Measured {
-    measurement: [u8; 32],
-    mnonce: [u8; 16],
+    blob: LaunchMeasurement,
 }
 
 /// A launched guest: LAUNCH_FINISH done.
@@ -248,9 +248,9 @@ pub struct Launched {
     /// The VMM's launch log.
     pub log: LaunchLog,
     /// The launch digest the VMM expects the firmware computed.
-    pub digest: Vec<u8>,
+    pub digest: LaunchDigest,
     /// SEV / SEV-ES: the LAUNCH_MEASURE blob (measurement ‖ mnonce).
-    pub measure_blob: Option<[u8; LAUNCH_MEASUREMENT_LEN]>,
+    pub measure_blob: Option<LaunchMeasurement>,
     /// The firmware image's SNP secrets page (SNP only).
     pub secrets_gpa: Option<u64>,
     /// The guest's own side, attached at LAUNCH_FINISH as the guest

@@ -14,10 +14,11 @@
 //! secret) [`Vm::guest_report`] and [`Vm::guest_read`] play its part.
 
 use sev_abi::commands::{AttestationBuffer, SevCommand};
+use sev_abi::session::LaunchMeasurement;
 use sev_abi::session::LEGACY_ATTESTATION_REPORT_LEN;
 use sev_measure::LaunchLog;
 use zerocopy::little_endian::{U32, U64};
-use zerocopy::FromZeros;
+use zerocopy::{FromZeros, IntoBytes};
 
 use crate::exits::certs::provider::CertsProvider;
 use crate::guest::FirmwareGuest;
@@ -170,7 +171,7 @@ pub struct Vm {
     platform: PlatformStatus,
     cbitpos: u32,
     reduced_phys_bits: u32,
-    measure_blob: Option<[u8; 48]>,
+    measure_blob: Option<LaunchMeasurement>,
     certs: CertsProvider,
 }
 
@@ -262,7 +263,7 @@ impl Vm {
     /// `query-sev-launch-measure`: the LAUNCH_MEASURE blob, base64.
     pub fn launch_measure(&self) -> Result<String, VmError> {
         self.measure_blob
-            .map(|b| b64::encode(&b))
+            .map(|b| b64::encode(b.as_bytes()))
             .ok_or_else(|| VmError::new("SEV launch measurement is not available"))
     }
 

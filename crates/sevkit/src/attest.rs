@@ -26,9 +26,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use sev_abi::cert_table::{CertKind, CertTable};
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::policy::SnpPolicy;
 use sev_abi::product::Product;
-use sev_abi::report::REPORT_LEN;
+use sev_abi::report::{AttestationReport, REPORT_LEN};
 use sev_abi::snp_launch::{IdAuth, ID_AUTH_LEN, ID_BLOCK_LEN};
 use sev_attest::snp::{check_report, Endorsement, ReportExpectations};
 use sev_crypto::x509::X509Cert;
@@ -46,9 +47,6 @@ use zerocopy::IntoBytes;
 use crate::amd_sp::{self, Embedded, Sp};
 use crate::input::{self, invalid, InputError};
 use crate::output::{self, FileMode};
-
-/// The report's MEASUREMENT (the launch digest).
-const MEASUREMENT: std::ops::Range<usize> = 0x90..0xC0;
 
 /// SNP processor generations `attest` emulates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -132,7 +130,7 @@ pub struct Attestation {
     /// The signed report (1184 bytes).
     pub report: Vec<u8>,
     /// The launch digest (MEASUREMENT).
-    pub measurement: [u8; 48],
+    pub measurement: SnpLaunchDigest,
     /// Files to write: (name, contents).
     pub files: Vec<(&'static str, Vec<u8>)>,
 }
@@ -370,8 +368,9 @@ pub fn attest(args: &AttestArgs) -> Result<Attestation, InputError> {
             report.len()
         )));
     }
-    let mut measurement = [0u8; 48];
-    measurement.copy_from_slice(&report[MEASUREMENT]);
+    let measurement = AttestationReport::from_bytes(&report)
+        .map_err(|e| invalid(format!("the guest's report: {e}")))?
+        .measurement;
     let log = vm.launch_log().map_err(|e| launched(&e))?;
     let mut log_json = serde_json::to_string_pretty(&log)
         .map_err(|e| invalid(format!("cannot encode the launch log: {e}")))?;
@@ -402,7 +401,7 @@ pub fn run(args: &AttestArgs) -> Result<(), InputError> {
         .collect();
     // The report, certificates and log belong together: all or none.
     output::write_all(&files)?;
-    println!("measurement: {}", hex::encode(a.measurement));
+    println!("measurement: {}", a.measurement);
     println!("report:      {} bytes, signed by the VCEK", a.report.len());
     for (path, _, _) in &files {
         println!("wrote        {}", path.display());

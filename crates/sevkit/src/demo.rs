@@ -19,6 +19,7 @@ use sev_abi::guid::Guid;
 use sev_abi::legacy_cert::{SevCert, SEV_CERT_LEN};
 use sev_abi::policy::{GuestPolicy, SnpPolicy};
 use sev_abi::product::Product;
+use sev_abi::report::AttestationReport;
 use sev_attest::legacy::{verify_platform_chain, LegacyAnchor, PlatformChain};
 use sev_attest::snp::{verify_report, ChainSource, ReportExpectations};
 use sev_crypto::session::build_launch_session;
@@ -238,19 +239,19 @@ fn sev_es(
     let blob = measured.measure_blob();
     say(
         "host -> owner",
-        format!("measurement {}", hex::encode(&blob[..32])),
+        format!("measurement {}", hex::encode(blob.measurement)),
     );
-    say("", format!("mnonce      {}", hex::encode(&blob[32..])));
+    say("", format!("mnonce      {}", hex::encode(blob.mnonce)));
     let mut p = MeasureParams::new(Mode::SevEs, image);
     p.vcpus = vcpus;
     p.vcpu_sig = vcpu_sig;
     p.fpu = FpuState::Legacy;
     let predicted = measure(&p).map_err(err)?;
-    let digest: [u8; 32] = predicted.digest[..].try_into().map_err(err)?;
-    say(
-        "[owner]",
-        format!("predicted launch digest {}", hex::encode(digest)),
-    );
+    let digest = *predicted
+        .digest
+        .sev()
+        .ok_or_else(|| invalid("sev-measure predicted no SEV launch digest"))?;
+    say("[owner]", format!("predicted launch digest {digest}"));
     let platform = measured.platform();
     let good = check_launch_measure_blob(
         &session.tik,
@@ -422,11 +423,12 @@ fn snp(
     let mut p = MeasureParams::new(Mode::Snp, image);
     p.vcpus = vcpus;
     p.vcpu_sig = vcpu_sig;
-    let predicted = measure(&p).map_err(err)?;
-    say(
-        "[owner]",
-        format!("predicted measurement {}", hex::encode(&predicted.digest)),
-    );
+    let predicted = *measure(&p)
+        .map_err(err)?
+        .digest
+        .snp()
+        .ok_or_else(|| invalid("sev-measure predicted no SNP launch digest"))?;
+    say("[owner]", format!("predicted measurement {predicted}"));
     let certs = CertTable::from_bytes(&got.certs).map_err(err)?;
     let der = |kind: CertKind| {
         certs
@@ -439,7 +441,7 @@ fn snp(
         ark: der(CertKind::Ark)?,
     };
     let expect = ReportExpectations {
-        measurement: Some(predicted.digest.clone()),
+        measurement: Some(predicted),
         report_data: Some(nonce.to_vec()),
         host_data: Some(host_data.to_vec()),
         ..ReportExpectations::default()
@@ -452,11 +454,10 @@ fn snp(
         SystemTime::now(),
     )
     .map_err(err)?;
-    let actual = &got.report[0x90..0xC0];
-    say(
-        "[owner]",
-        format!("report measurement    {}", hex::encode(actual)),
-    );
+    let actual = AttestationReport::from_bytes(&got.report)
+        .map_err(err)?
+        .measurement;
+    say("[owner]", format!("report measurement    {actual}"));
     for c in &verdict.checks {
         if let sev_attest::Outcome::Fail(why) = &c.outcome {
             say("[owner]", format!("FAILED {}: {why}", c.name));
@@ -469,5 +470,5 @@ fn snp(
             check(verdict.passed())
         ),
     );
-    Ok(verdict.passed() && actual == &predicted.digest[..])
+    Ok(verdict.passed() && actual == predicted)
 }

@@ -129,10 +129,7 @@ pub fn run(args: &LaunchArgs) -> Result<(), InputError> {
         }
         if status.state == SevState::Running {
             if let Ok(launched) = vm.launched_guest() {
-                println!(
-                    "launch digest (expected): {}",
-                    hex::encode(&launched.digest)
-                );
+                println!("launch digest (expected): {}", launched.digest);
             }
         }
         if args.log {

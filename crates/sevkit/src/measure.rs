@@ -2,16 +2,18 @@
 //! guest (sev-snp-measure's options and output), and `sevkit measure
 //! sev-launch`: the legacy LAUNCH_MEASURE blob (sevctl `measurement build`).
 
-use sev_abi::policy::GuestPolicy;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use clap::{Args, Subcommand, ValueEnum};
+use sev_abi::launch_digest::SevLaunchDigest;
+use sev_abi::policy::GuestPolicy;
+use sev_abi::session::LaunchMeasurement;
 use sev_crypto::session::Tik;
 use sev_measure::hashes::MAX_KERNEL_FILE_LEN;
 use sev_measure::ovmf::MAX_FIRMWARE_LEN;
-use sev_measure::sev::{LaunchMeasureParams, MEASURE_BLOB_LEN, SEV_LD_LEN};
+use sev_measure::sev::LaunchMeasureParams;
 use sev_measure::{
     cpu_signature, launch_measure_blob, measure, vcpu_type, FpuState, KernelHashes, MeasureParams,
     Measurement, Mode, SvsmInput, VmmType, VCPU_TYPES,
@@ -499,7 +501,7 @@ fn run_measure(a: &ImageArgs, out: &OutputArgs) -> Result<(), InputError> {
         let ovmf = read_firmware(path)?;
         let m = measure(&MeasureParams::new(mode, &ovmf)).map_err(|e| invalid(e.to_string()))?;
         write_log(&m, out.log, out.log_file.as_deref())?;
-        println!("{}", hex::encode(&m.digest));
+        println!("{}", m.digest);
         return Ok(());
     }
     let prepared = prepare(a, mode)?;
@@ -517,8 +519,8 @@ fn run_measure(a: &ImageArgs, out: &OutputArgs) -> Result<(), InputError> {
     }
     write_log(&m, out.log, out.log_file.as_deref())?;
     let text = match out.output_format {
-        OutputFormat::Hex => hex::encode(&m.digest),
-        OutputFormat::Base64 => B64.encode(&m.digest),
+        OutputFormat::Hex => m.digest.to_string(),
+        OutputFormat::Base64 => B64.encode(m.digest),
     };
     if out.verbose {
         println!(
@@ -547,7 +549,7 @@ fn image_given(a: &ImageArgs) -> bool {
 }
 
 /// The launch digest of `sev-launch`: given, or predicted from the image.
-fn sev_launch_digest(a: &SevLaunchArgs) -> Result<[u8; SEV_LD_LEN], InputError> {
+fn sev_launch_digest(a: &SevLaunchArgs) -> Result<SevLaunchDigest, InputError> {
     if let Some(d) = &a.launch_digest {
         if image_given(&a.image) {
             return Err(invalid(
@@ -557,7 +559,8 @@ fn sev_launch_digest(a: &SevLaunchArgs) -> Result<[u8; SEV_LD_LEN], InputError> 
         let bytes = B64
             .decode(d.trim())
             .map_err(|e| invalid(format!("--launch-digest: not base64 ({e})")))?;
-        return exact::<SEV_LD_LEN>("launch-digest", &bytes);
+        return SevLaunchDigest::from_slice(&bytes)
+            .map_err(|e| invalid(format!("--launch-digest: {e}")));
     }
     if a.image.ovmf.is_none() {
         return Err(invalid(
@@ -578,7 +581,10 @@ fn sev_launch_digest(a: &SevLaunchArgs) -> Result<[u8; SEV_LD_LEN], InputError> 
     let prepared = prepare(&a.image, mode)?;
     let m = compute(&prepared)?;
     write_log(&m, a.log, a.log_file.as_deref())?;
-    exact::<SEV_LD_LEN>("launch digest", &m.digest)
+    m.digest
+        .sev()
+        .copied()
+        .ok_or_else(|| invalid(format!("mode {} gives no SEV launch digest", mode.name())))
 }
 
 fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
@@ -599,11 +605,14 @@ fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
         .as_deref()
         .map(|v| input::path_or_base64("launch-measure-blob", v, "a LAUNCH_MEASURE blob"))
         .transpose()?
-        .map(|b| exact::<MEASURE_BLOB_LEN>("launch-measure-blob", &b))
+        .map(|b| {
+            LaunchMeasurement::from_bytes(&b)
+                .map_err(|e| invalid(format!("--launch-measure-blob: {e}")))
+        })
         .transpose()?;
     let nonce: [u8; 16] = match (&a.nonce, &blob) {
         (Some(n), _) => exact::<16>("nonce", &input::path_or_base64("nonce", n, "a nonce")?)?,
-        (None, Some(b)) => exact::<16>("launch-measure-blob", &b[32..])?,
+        (None, Some(b)) => b.mnonce,
         (None, None) => {
             return Err(invalid(
                 "one of --nonce or --launch-measure-blob is needed (the firmware's MNONCE)",
@@ -623,14 +632,14 @@ fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
         println!("{}", B64.encode(computed));
         return Ok(Status::Ok);
     };
-    if sev_crypto::packet::ct_eq(&computed, &expected) {
+    if sev_crypto::packet::ct_eq(&computed.to_bytes(), &expected.to_bytes()) {
         println!(
             "OK: the launch measurement matches (launch digest {})",
             B64.encode(digest)
         );
         Ok(Status::Ok)
     } else {
-        let why = if computed[32..] == expected[32..] {
+        let why = if computed.mnonce == expected.mnonce {
             "the MAC differs: the launch digest, policy, API version, build or TIK is not what \
              the firmware used"
         } else {

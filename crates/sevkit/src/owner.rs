@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use clap::{Args, Subcommand};
 use sev_abi::legacy_cert::{SevCert, SEV_CERT_LEN};
+use sev_abi::session::{LaunchMeasurement, LAUNCH_MEASUREMENT_LEN};
 use sev_abi::{GuestPolicy, Guid};
 use sev_crypto::session::{Tek, Tik};
-use sev_owner::secret::{build_secret_packet, SecretTable, LAUNCH_MEASURE_BLOB_LEN};
+use sev_owner::secret::{build_secret_packet, SecretTable};
 use sev_owner::session::{decode_key, pdh_public_key, SessionFileNames, SessionFiles};
 use zerocopy::IntoBytes;
 
@@ -185,17 +186,17 @@ fn read_key(name: &'static str, what: &'static str, value: &str) -> Result<[u8; 
     })
 }
 
-fn read_blob(value: &str) -> Result<[u8; LAUNCH_MEASURE_BLOB_LEN], InputError> {
+fn read_blob(value: &str) -> Result<LaunchMeasurement, InputError> {
     let mut bytes = input::path_or_base64("launch-measure-blob", value, "a LAUNCH_MEASURE blob")?;
     // A file holding the base64 text QEMU prints.
-    if bytes.len() != LAUNCH_MEASURE_BLOB_LEN {
+    if bytes.len() != LAUNCH_MEASUREMENT_LEN {
         if let Ok(decoded) = B64.decode(bytes.trim_ascii()) {
             bytes = decoded;
         }
     }
-    bytes.as_slice().try_into().map_err(|_| {
+    LaunchMeasurement::from_bytes(&bytes).map_err(|_| {
         invalid(format!(
-            "--launch-measure-blob: the LAUNCH_MEASURE output is {LAUNCH_MEASURE_BLOB_LEN} bytes \
+            "--launch-measure-blob: the LAUNCH_MEASURE output is {LAUNCH_MEASUREMENT_LEN} bytes \
              (measurement || mnonce), got {}",
             bytes.len()
         ))

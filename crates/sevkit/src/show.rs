@@ -172,7 +172,7 @@ fn report_fields(r: &AttestationReport, product: Option<Product>) -> Fields {
             }),
         ),
         ("report_data".into(), hex(&r.report_data)),
-        ("measurement".into(), hex(&r.measurement)),
+        ("measurement".into(), hex(&r.measurement[..])),
         ("host_data".into(), hex(&r.host_data)),
         ("id_key_digest".into(), hex(&r.id_key_digest)),
         ("author_key_digest".into(), hex(&r.author_key_digest)),

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use clap::{Args, Subcommand, ValueEnum};
 use sev_abi::amd_cert::AmdCert;
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::legacy_cert::SevCert;
 use sev_abi::product::{Product, TcbParts};
 use sev_attest::legacy::{verify_platform_chain, LegacyAnchor, PlatformChain};
@@ -14,7 +15,7 @@ use sev_crypto::x509::X509Cert;
 
 use sev_os::excerpt;
 
-use crate::input::{self, InputError};
+use crate::input::{self, invalid, InputError};
 use crate::Status;
 
 /// A product name on the command line.
@@ -284,7 +285,10 @@ fn report(args: &ReportArgs) -> Result<Status, InputError> {
             .transpose()
     };
     let expect = ReportExpectations {
-        measurement: hex_opt("measurement", &args.measurement, 48, true)?,
+        measurement: hex_opt("measurement", &args.measurement, SnpLaunchDigest::LEN, true)?
+            .map(|bytes| SnpLaunchDigest::from_slice(&bytes))
+            .transpose()
+            .map_err(|e| invalid(format!("--measurement: {e}")))?,
         report_data: hex_opt("report-data", &args.report_data, 64, false)?,
         host_data: hex_opt("host-data", &args.host_data, 32, true)?,
         id_key_digest: hex_opt("id-key-digest", &args.id_key_digest, 48, true)?,

@@ -3,13 +3,14 @@
 //! reproduces sevctl's published known answer, and unusable input exits 2
 //! with a message that says what is wrong.
 
-use sev_abi::policy::GuestPolicy;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use sev_abi::legacy_cert::SevCert;
+use sev_abi::policy::GuestPolicy;
+use sev_abi::session::LaunchMeasurement;
 use sev_abi::session::PacketHeader;
 use sev_abi::{Algorithm, KeyUsage};
 use sev_crypto::session::{open_launch_session, EcdhP384Secret};
@@ -260,7 +261,7 @@ fn secret_build_reproduces_sevctl_known_answer() {
     assert_ne!(B64.encode(header.iv), IV);
     let tek = Tek::new(hex::decode(TEK1).unwrap().try_into().unwrap());
     let tik = Tik::new(hex::decode(TIK1).unwrap().try_into().unwrap());
-    let blob: [u8; 48] = B64.decode(BLOB).unwrap().try_into().unwrap();
+    let blob = LaunchMeasurement::from_bytes(&B64.decode(BLOB).unwrap()).unwrap();
     let plain = open_secret_packet(&tek, &tik, &blob, &header, &payload).unwrap();
     let table = SecretTable::parse(&plain).unwrap();
     assert_eq!(

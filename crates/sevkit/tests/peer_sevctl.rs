@@ -18,14 +18,14 @@
 //! comparisons: sevctl MACs them mangled (shared/spec/errata.md, section B),
 //! which `sevctl_mangles_api_version_policy_bits` pins down.
 
-use sev_abi::policy::GuestPolicy;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use sev_abi::legacy_cert::SevCert;
-use sev_abi::session::{PacketHeader, SessionBlob};
+use sev_abi::policy::GuestPolicy;
+use sev_abi::session::{LaunchMeasurement, PacketHeader, SessionBlob};
 use sev_abi::{Algorithm, FirmwareStatus, KeyUsage};
 use sev_crypto::session::{open_launch_session, EcdhP384Secret, SessionError, Tek, Tik};
 use sev_owner::secret::{open_secret_packet, SecretTable};
@@ -420,8 +420,8 @@ fn vector_keys() -> (Tek, Tik) {
     (Tek::new(read("tek1.bin")), Tik::new(read("tik1.bin")))
 }
 
-fn blob48(b64: &str) -> [u8; 48] {
-    B64.decode(b64).unwrap().try_into().unwrap()
+fn blob48(b64: &str) -> LaunchMeasurement {
+    LaunchMeasurement::from_bytes(&B64.decode(b64).unwrap()).unwrap()
 }
 
 /// The secret sets: sevctl's test cases plus none at all, a repeated GUID
@@ -537,7 +537,7 @@ fn tampered_sevctl_secret_packets_are_refused() {
     }
     for i in 0..32 {
         let mut m = blob;
-        m[i] ^= 0x01;
+        m.measurement[i] ^= 0x01;
         refused(
             open_secret_packet(&tek, &tik, &m, &header, &payload),
             "measurement",

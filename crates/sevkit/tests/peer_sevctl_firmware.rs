@@ -545,7 +545,7 @@ fn full_launch(
     .unwrap_or_else(|e| panic!("{what}: {e}"));
     let handle = launch.handle().handle;
     let mut measured = launch.measure().unwrap_or_else(|e| panic!("{what}: {e}"));
-    let blob = measured.measure_blob();
+    let blob = measured.measure_blob().to_bytes();
     let st = measured.platform();
 
     // Both owner tools accept the blob.

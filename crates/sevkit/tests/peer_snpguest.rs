@@ -6,6 +6,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::product::{Product, TcbParts, TcbVersion};
 use sev_attest::snp::{verify_report, ChainSource, ReportExpectations};
 use sev_crypto::report::{sign_report, REPORT_LEN};
@@ -156,7 +157,7 @@ fn sevkit_verifier_accepts_supplied_chain_and_refuses_pinned() {
         };
         let (parts, _) = tcb_for(product);
         let expect = ReportExpectations {
-            measurement: Some(vec![0x11; 48]),
+            measurement: Some(SnpLaunchDigest::new([0x11; 48])),
             report_data: Some(vec![0xAB; 64]),
             min_tcb: Some(parts),
             ..ReportExpectations::default()

@@ -310,10 +310,7 @@ pub fn owner_launch(
         .measure()
         .unwrap_or_else(|e| panic!("LAUNCH_MEASURE of guest {handle}: {e}"));
     let blob = measured.measure_blob();
-    let (measurement, mnonce): ([u8; 32], [u8; 16]) = (
-        blob[..32].try_into().expect("32 bytes"),
-        blob[32..].try_into().expect("16 bytes"),
-    );
+    let (measurement, mnonce) = (blob.measurement, blob.mnonce);
 
     // The owner's side: the predicted digest, HMAC'd under TIK.
     let es = GuestPolicy::from_raw(policy).es();
@@ -322,9 +319,10 @@ pub fn owner_launch(
     params.vcpu_sig = vcpu_sig;
     params.fpu = FpuState::Legacy;
     let predicted = measure(&params).unwrap_or_else(|e| panic!("the owner's prediction: {e}"));
-    let digest: [u8; 32] = predicted.digest[..]
-        .try_into()
-        .expect("an SEV launch digest is 32 bytes");
+    let digest = *predicted
+        .digest
+        .sev()
+        .expect("an SEV / SEV-ES prediction is an SEV launch digest");
     let platform = measured.platform();
     let expected = launch_measurement(
         &session.tik,

@@ -34,6 +34,7 @@ use sev_abi::guest_msg::{
     KEY_REQUEST_V1_LEN, KEY_REQUEST_V2_LEN, KEY_RESPONSE_LEN, MAX_VMPCK, REPORT_REQUEST_LEN,
     REPORT_RESPONSE_HEADER_LEN, REPORT_RESPONSE_LEN,
 };
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::product::TcbVersion;
 use sev_abi::report::REPORT_LEN;
 use sev_abi::status::FirmwareStatus;
@@ -437,8 +438,8 @@ pub fn standalone_guest(vmpck: [[u8; 32]; 4]) -> GuestContext {
         state: SnpGuestState::Running,
         policy: SnpPolicy::from_raw(0x3_0000),
         asid: 1,
-        ld: [0x4D; 48],
-        imd: [0; 48],
+        ld: SnpLaunchDigest::new([0x4D; 48]),
+        imd: SnpLaunchDigest::default(),
         imi_en: false,
         vmpck: Vmpcks(vmpck),
         msg_count: [0; 4],

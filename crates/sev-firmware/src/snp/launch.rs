@@ -24,6 +24,7 @@ use sev_abi::commands::{
     SNP_SHUTDOWN_EX_LENGTH, SNP_STATUS_FEATURE_INFO, SNP_STATUS_IS_RMP_INIT,
     SNP_STATUS_MASK_CHIP_ID, SNP_STATUS_MASK_CHIP_KEY, SNP_STATUS_RAPL_DIS, SNP_STATUS_VLEK_EN,
 };
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::policy::SnpPolicy;
 use sev_abi::product::{Product, TcbVersion};
 use sev_abi::secrets_page::{SecretsPage, SECRETS_FLAG_IMI_EN};
@@ -91,7 +92,7 @@ pub struct IdCheck {
 /// over the ID block (BAD_SIGNATURE), then with `author_key_en` the author
 /// key and its signature over the ID key (BAD_SIGNATURE). Never panics.
 pub fn check_id_block(
-    ld: &[u8; LD_LEN],
+    ld: &SnpLaunchDigest,
     policy: SnpPolicy,
     id_block: &[u8],
     id_auth: &[u8],
@@ -564,8 +565,8 @@ impl Firmware {
             state: SnpGuestState::Init,
             policy: SnpPolicy::from_raw(0),
             asid: 0,
-            ld: [0; LD_LEN],
-            imd: [0; LD_LEN],
+            ld: SnpLaunchDigest::default(),
+            imd: SnpLaunchDigest::default(),
             imi_en: false,
             vmpck: Vmpcks::default(),
             msg_count: [0; 4],
@@ -751,8 +752,8 @@ impl Firmware {
         ctx.imi_en = flags & SNP_LAUNCH_START_IMI_EN != 0;
         ctx.gosvw = b.gosvw;
         ctx.desired_tsc_khz = b.desired_tsc_khz.get();
-        ctx.ld = [0; LD_LEN];
-        ctx.imd = [0; LD_LEN];
+        ctx.ld = SnpLaunchDigest::default();
+        ctx.imd = SnpLaunchDigest::default();
         ctx.state = SnpGuestState::Launch;
         Ok(())
     }
@@ -844,7 +845,7 @@ impl Firmware {
             self.snp.rmp.set(page_spa, e);
             let region = region_name(page_type, &mut ctx.vmsa_count);
             ctx.log
-                .push(region, Some(gpa), log_type, PAGE_4K, contents, digest);
+                .push(region, Some(gpa), log_type, PAGE_4K, contents, &digest[..]);
         }
         ctx.ld = ld;
         ctx.imd = imd;

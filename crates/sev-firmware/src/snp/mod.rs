@@ -28,9 +28,9 @@ pub mod platform;
 pub mod report;
 pub mod rmp;
 
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::policy::SnpPolicy;
 use sev_abi::product::{Product, TcbVersion};
-use sev_abi::snp_launch::LD_LEN;
 use sev_measure::log::LaunchLog;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -106,9 +106,10 @@ pub struct GuestContext {
     /// The ASID bound by SNP_ACTIVATE (0: none).
     pub asid: u32,
     /// The launch digest (LD; 48 zero bytes at SNP_LAUNCH_START).
-    pub ld: [u8; LD_LEN],
-    /// The incoming migration digest (IMD).
-    pub imd: [u8; LD_LEN],
+    pub ld: SnpLaunchDigest,
+    /// The incoming migration digest (IMD; the same SHA-384 chain over the
+    /// IMI pages only).
+    pub imd: SnpLaunchDigest,
     /// IMI_EN from SNP_LAUNCH_START.
     pub imi_en: bool,
     /// VMPCK0..3 (random at SNP_LAUNCH_START).

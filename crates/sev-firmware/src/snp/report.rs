@@ -5,6 +5,7 @@
 //! signs bytes `[0, 0x2A0)` with the chosen key ([`ReportSigner`]), or
 //! leaves the report unsigned with SIGNING_KEY = NONE.
 
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_abi::policy::SnpPolicy;
 use sev_abi::product::{Product, TcbVersion};
 use sev_abi::report::{
@@ -77,7 +78,7 @@ pub struct ReportInputs {
     /// REPORT_DATA from the guest.
     pub report_data: [u8; 64],
     /// MEASUREMENT (the launch digest).
-    pub measurement: [u8; 48],
+    pub measurement: SnpLaunchDigest,
     /// HOST_DATA.
     pub host_data: [u8; 32],
     /// ID_KEY_DIGEST.
@@ -251,6 +252,7 @@ pub fn build_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sev_abi::launch_digest::SnpLaunchDigest;
 
     pub(crate) fn inputs(product: Product) -> ReportInputs {
         ReportInputs {
@@ -269,7 +271,7 @@ mod tests {
             author_key_en: true,
             mask_chip_key: false,
             report_data: [3; 64],
-            measurement: [4; 48],
+            measurement: SnpLaunchDigest::new([4; 48]),
             host_data: [5; 32],
             id_key_digest: [6; 48],
             author_key_digest: [7; 48],

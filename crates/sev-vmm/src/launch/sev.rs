@@ -5,10 +5,10 @@ use sev_abi::commands::{
     ActivateBuffer, HandleBuffer, LaunchMeasureBuffer, LaunchStartBuffer, LaunchUpdateBuffer,
     SevCommand, TransportBuffer,
 };
-use sev_abi::session::{LAUNCH_MEASUREMENT_LEN, PACKET_HEADER_LEN};
+use sev_abi::session::{LaunchMeasurement, LAUNCH_MEASUREMENT_LEN, PACKET_HEADER_LEN};
 use sev_abi::status::FirmwareStatus;
 use sev_measure::log::LogPageType;
-use sev_measure::sev::SevLaunchDigest;
+use sev_measure::sev::SevDigestBuilder;
 use sev_measure::{FpuState, LaunchLog, OvmfImage};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::FromZeros;
@@ -29,7 +29,7 @@ pub struct SevLaunch<S> {
     sev: SevSpec,
     guest: SevGuestHandle,
     platform: PlatformStatus,
-    digest: SevLaunchDigest,
+    digest: SevDigestBuilder,
     secret_area: Option<u64>,
     stage: S,
 }
@@ -101,7 +101,7 @@ impl SevLaunch<Updating> {
             sev,
             guest,
             platform,
-            digest: SevLaunchDigest::new(),
+            digest: SevDigestBuilder::new(),
             secret_area,
             stage: Updating,
         };
@@ -210,10 +210,8 @@ impl SevLaunch<Updating> {
         b.paddr = U64::new(self.host.memory().layout().host(host_area::MEASURE));
         self.host.run(SevCommand::LaunchMeasure.id(), &mut b)?;
         let blob = self.host.get(host_area::MEASURE, LAUNCH_MEASUREMENT_LEN)?;
-        let mut measurement = [0u8; 32];
-        let mut mnonce = [0u8; 16];
-        measurement.copy_from_slice(&blob[..32]);
-        mnonce.copy_from_slice(&blob[32..48]);
+        let blob = LaunchMeasurement::from_bytes(&blob)
+            .map_err(|e| LaunchError::Input(format!("LAUNCH_MEASURE output: {e}")))?;
         Ok(SevLaunch {
             host: self.host,
             spec: self.spec,
@@ -222,10 +220,7 @@ impl SevLaunch<Updating> {
             platform: self.platform,
             digest: self.digest,
             secret_area: self.secret_area,
-            stage: Measured {
-                measurement,
-                mnonce,
-            },
+            stage: Measured { blob },
         })
     }
 }
@@ -265,11 +260,8 @@ impl<S> SevLaunch<S> {
 impl SevLaunch<Measured> {
     /// The LAUNCH_MEASURE blob: measurement ‖ mnonce (what
     /// `query-sev-launch-measure` returns, base64-encoded).
-    pub fn measure_blob(&self) -> [u8; LAUNCH_MEASUREMENT_LEN] {
-        let mut out = [0u8; LAUNCH_MEASUREMENT_LEN];
-        out[..32].copy_from_slice(&self.stage.measurement);
-        out[32..].copy_from_slice(&self.stage.mnonce);
-        out
+    pub fn measure_blob(&self) -> LaunchMeasurement {
+        self.stage.blob
     }
 
     /// LAUNCH_SECRET: the owner's packet header and encrypted secret into the
@@ -332,7 +324,7 @@ impl SevLaunch<Measured> {
             guest,
             platform: self.platform,
             log,
-            digest: digest.to_vec(),
+            digest: digest.into(),
             measure_blob,
             secrets_gpa: None,
             guest_actions: Box::new(simulated_guest),

@@ -7,7 +7,7 @@ use sev_abi::commands::{
 };
 use sev_abi::host_ops::{RMP_ASSIGNED, RMP_IMMUTABLE, RMP_PAGE_2M};
 use sev_abi::snp_launch::PageType;
-use sev_measure::snp::{SnpLaunchDigest, VMSA_GPA};
+use sev_measure::snp::{SnpDigestBuilder, VMSA_GPA};
 use sev_measure::{FpuState, OvmfImage, SectionKind};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::FromZeros;
@@ -171,7 +171,7 @@ impl SnpLaunch<Updating> {
         let SnpGuestContext {
             gctx_paddr, asid, ..
         } = self.guest;
-        let mut digest = SnpLaunchDigest::new();
+        let mut digest = SnpDigestBuilder::new();
         // The firmware pages loaded at start, the queued regions, then the
         // metadata pages.
         let image_bytes = std::mem::take(&mut self.spec.image);
@@ -228,7 +228,7 @@ impl SnpLaunch<Updating> {
             guest,
             platform: self.platform,
             log,
-            digest: digest.to_vec(),
+            digest: digest.into(),
             measure_blob: None,
             secrets_gpa,
             guest_actions: Box::new(simulated_guest),
@@ -241,7 +241,7 @@ impl SnpLaunch<Updating> {
     /// page's GPA.
     fn metadata_pages(
         &mut self,
-        digest: &mut SnpLaunchDigest,
+        digest: &mut SnpDigestBuilder,
         image: &OvmfImage<'_>,
     ) -> Result<Option<u64>, LaunchError> {
         let metadata = image
@@ -350,7 +350,7 @@ impl SnpLaunch<Updating> {
     /// memory for NORMAL and CPUID pages), for the VMM's launch log.
     fn update_pages(
         &mut self,
-        digest: &mut SnpLaunchDigest,
+        digest: &mut SnpDigestBuilder,
         region: &str,
         gpa: u64,
         data: &[u8],
@@ -379,7 +379,7 @@ impl SnpLaunch<Updating> {
     /// guest and SNP_LAUNCH_UPDATEd as NORMAL.
     fn update_queued(
         &mut self,
-        digest: &mut SnpLaunchDigest,
+        digest: &mut SnpDigestBuilder,
         queued: &QueuedRegion,
     ) -> Result<(), LaunchError> {
         let QueuedRegion {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::{json, Value};
+use sev_abi::launch_digest::SnpLaunchDigest;
 use sev_measure::hashes::MAX_KERNEL_FILE_LEN;
 use sev_measure::{measure, vcpu_type, KernelHashes, MeasureParams, Mode};
 
@@ -352,7 +353,7 @@ fn bench_page_hash(seconds: u64) -> PageHashing {
         }
     }));
     // The whole per-page step of a NORMAL page: CONTENTS, then PAGE_INFO.
-    let mut digest = [0u8; 48];
+    let mut digest = SnpLaunchDigest::default();
     let with_extend = mb_per_s(super::rate(duration, || {
         for (i, page) in pages.chunks_exact(PAGE).enumerate() {
             let contents = sev_measure::snp::page_hash(std::hint::black_box(page));
