@@ -46,6 +46,7 @@ use zerocopy::IntoBytes;
 
 use crate::amd_sp::{self, Embedded, Sp};
 use crate::input::{self, invalid, InputError};
+use crate::number::{self, number};
 use crate::output::{self, FileMode};
 
 /// SNP processor generations `attest` emulates.
@@ -76,15 +77,20 @@ pub struct AttestArgs {
     #[arg(long, value_name = "FILE")]
     pub firmware: PathBuf,
     /// Number of vCPUs (one VMSA each).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = number::<u32>())]
     pub vcpus: u32,
     /// The QEMU vCPU model (its CPUID signature goes into the VMSAs' RDX,
     /// its features into the CPUID page).
     #[arg(long, value_name = "T", default_value = "EPYC-v4")]
     pub vcpu_type: String,
-    /// Guest policy (hex, optional 0x).
-    #[arg(long, value_name = "HEX", default_value = "0x30000")]
-    pub policy: String,
+    /// Guest policy (decimal, or hex after `0x`).
+    #[arg(
+        long,
+        value_name = "POLICY",
+        default_value = "0x30000",
+        value_parser = number::snp_policy()
+    )]
+    pub policy: SnpPolicy,
     /// REPORT_DATA of the report request (up to 64 bytes, hex; zero-padded).
     #[arg(long, value_name = "HEX")]
     pub report_data: Option<String>,
@@ -143,16 +149,6 @@ fn padded<const N: usize>(name: &str, value: Option<&str>) -> Result<[u8; N], In
         out[..bytes.len()].copy_from_slice(&bytes);
     }
     Ok(out)
-}
-
-fn parse_policy(value: &str) -> Result<u64, InputError> {
-    let v = value.trim();
-    let v = v
-        .strip_prefix("0x")
-        .or_else(|| v.strip_prefix("0X"))
-        .unwrap_or(v);
-    u64::from_str_radix(v, 16)
-        .map_err(|e| invalid(format!("--policy {:?}: not hex ({e})", excerpt(value))))
 }
 
 /// Reads a file of exactly `len` bytes (binary, or hex text).
@@ -219,7 +215,7 @@ fn plan(args: &AttestArgs) -> Result<MachinePlan, InputError> {
         ))
     })?;
     let spec = SnpSpec {
-        policy: SnpPolicy::from_raw(parse_policy(&args.policy)?),
+        policy: args.policy,
         gosvw: [0; 16],
         id: id_block(args)?,
         vcek_disabled: false,

@@ -15,6 +15,7 @@ use sev_crypto::ecdsa::P384SigningKey;
 use sev_crypto::x509::X509Cert;
 
 use crate::input::{self, InputError};
+use crate::number::number;
 
 mod firmware;
 mod launch;
@@ -59,7 +60,7 @@ pub enum BenchCommand {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Seconds to run each measurement.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = number::<u64>())]
     pub seconds: u64,
     /// Skip the OpenSSL comparison.
     #[arg(long)]

@@ -38,13 +38,14 @@ use sev_vmm::plan::{MachinePlan, PlannedGuest, StartedLaunch};
 use zerocopy::IntoBytes;
 
 use crate::input::{invalid, InputError};
+use crate::number::number;
 use crate::Status;
 
 /// Arguments of `sevkit demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// vCPUs of each guest.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = number::<u32>())]
     pub vcpus: u32,
 }
 

@@ -43,6 +43,7 @@ use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 
 use crate::input::{self, InputError, SECRET_NOT_SHOWN};
+use crate::number::number;
 use crate::output::FileMode;
 
 /// `sevkit firmware ...`
@@ -75,13 +76,13 @@ pub struct StateArgs {
     #[arg(long, value_name = "HEX")]
     pub seed: Option<String>,
     /// Highest ASID (ASIDs below --min-sev-asid are for SEV-ES guests).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ASID)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ASID, value_parser = number::<u32>())]
     pub max_asid: u32,
     /// Lowest ASID of plain SEV guests.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_SEV_ASID)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_SEV_ASID, value_parser = number::<u32>())]
     pub min_sev_asid: u32,
     /// Most guests at once (LAUNCH_START answers RESOURCE_LIMIT beyond).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_GUESTS)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_GUESTS, value_parser = number::<u32>())]
     pub max_guests: u32,
 }
 
@@ -106,7 +107,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub init: bool,
     /// Most clients at once.
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = number::<usize>())]
     pub max_clients: usize,
     /// Log connections and refused commands to stderr (never buffers or
     /// memory).

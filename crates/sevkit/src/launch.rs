@@ -24,6 +24,7 @@ use sev_vmm::vm::SevState;
 use crate::amd_sp::{self, Embedded, Sp};
 use crate::attest::SnpProduct;
 use crate::input::{self, invalid, InputError};
+use crate::number::number;
 use crate::output::{self, FileMode};
 use crate::qmp_client::{QmpClient, QmpClientError};
 
@@ -177,10 +178,10 @@ pub struct DebugReadArgs {
     #[arg(long, value_name = "PATH")]
     pub qmp: PathBuf,
     /// Guest physical address (decimal, or 0x-hex).
-    #[arg(long, value_name = "ADDR")]
-    pub gpa: String,
+    #[arg(long, value_name = "ADDR", value_parser = number::<u64>())]
+    pub gpa: u64,
     /// Bytes to read (at most 1 MiB).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = number::<u64>())]
     pub len: u64,
     /// Print raw bytes instead of hex.
     #[arg(long)]
@@ -192,7 +193,7 @@ pub struct DebugReadArgs {
         long,
         value_name = "SECONDS",
         default_value_t = DEFAULT_QMP_TIMEOUT_SECS,
-        value_parser = clap::value_parser!(u64).range(1..=86_400)
+        value_parser = number::<u64>().range(1..=86_400)
     )]
     pub timeout: u64,
 }
@@ -212,8 +213,7 @@ pub enum DebugCommand {
 /// Runs `sevkit debug`.
 pub fn run_debug(cmd: &DebugCommand) -> Result<(), InputError> {
     let DebugCommand::Read(args) = cmd;
-    let gpa =
-        crate::measure::parse_int_auto(&args.gpa).map_err(|e| invalid(format!("--gpa: {e}")))?;
+    let gpa = args.gpa;
     if args.len == 0 || args.len > MAX_READ_MEMORY {
         return Err(invalid(format!(
             "--len {}: expected 1 to {MAX_READ_MEMORY}",

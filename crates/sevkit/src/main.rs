@@ -12,6 +12,7 @@ mod firmware;
 mod input;
 mod launch;
 mod measure;
+mod number;
 mod output;
 mod owner;
 mod qmp_client;

@@ -22,6 +22,7 @@ use sev_measure::{
 use sev_os::excerpt;
 
 use crate::input::{self, invalid, InputError};
+use crate::number::{self, number};
 use crate::output::{self, FileMode};
 use crate::Status;
 
@@ -65,7 +66,7 @@ pub struct ImageArgs {
     #[arg(long, visible_alias = "firmware", value_name = "PATH")]
     pub ovmf: Option<PathBuf>,
     /// Number of guest vCPUs (required except for sev and snp:ovmf-hash).
-    #[arg(long, visible_alias = "num-cpus", value_name = "N")]
+    #[arg(long, visible_alias = "num-cpus", value_name = "N", value_parser = number::<u32>())]
     pub vcpus: Option<u32>,
     /// QEMU -cpu model of the guest (EPYC, EPYC-v1..v5, EPYC-IBPB,
     /// EPYC-Rome[-v1..v5], EPYC-Milan[-v1..v3], EPYC-Genoa[-v1,-v2],
@@ -73,17 +74,17 @@ pub struct ImageArgs {
     #[arg(long, value_name = "CPUTYPE")]
     pub vcpu_type: Option<String>,
     /// Guest vCPU signature (CPUID 1 EAX), decimal or 0x-hex; beats --vcpu-type.
-    #[arg(long, value_name = "VALUE", value_parser = parse_u32_auto)]
+    #[arg(long, value_name = "VALUE", value_parser = number::<u32>())]
     pub vcpu_sig: Option<u32>,
     /// Guest vCPU family (with --vcpu-model and --vcpu-stepping); beats
     /// --vcpu-sig and --vcpu-type.
-    #[arg(long, value_name = "FAMILY")]
+    #[arg(long, value_name = "FAMILY", value_parser = number::<u32>())]
     pub vcpu_family: Option<u32>,
     /// Guest vCPU model.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = number::<u32>())]
     pub vcpu_model: Option<u32>,
     /// Guest vCPU stepping.
-    #[arg(long, value_name = "STEPPING")]
+    #[arg(long, value_name = "STEPPING", value_parser = number::<u32>())]
     pub vcpu_stepping: Option<u32>,
     /// The VMM that builds the VMSAs: QEMU (default), ec2, gce.
     #[arg(long, value_name = "VMMTYPE")]
@@ -103,8 +104,8 @@ pub struct ImageArgs {
     )]
     pub append: Option<String>,
     /// SNP guest features (VMSA SEV_FEATURES), decimal or 0x-hex; default 0x1.
-    #[arg(long, value_name = "VALUE")]
-    pub guest_features: Option<String>,
+    #[arg(long, value_name = "VALUE", value_parser = number::<u64>())]
+    pub guest_features: Option<u64>,
     /// Precomputed SNP digest of the OVMF pages (hex, 48 bytes; see mode
     /// snp:ovmf-hash). Mode snp only.
     #[arg(long, value_name = "HASH")]
@@ -113,7 +114,12 @@ pub struct ImageArgs {
     #[arg(long, value_name = "PATH")]
     pub svsm: Option<PathBuf>,
     /// Size of the OVMF_VARS file in bytes (mode snp:svsm).
-    #[arg(long, value_name = "SIZE", conflicts_with = "vars_file")]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        conflicts_with = "vars_file",
+        value_parser = number::<u64>()
+    )]
     pub vars_size: Option<u64>,
     /// OVMF_VARS file, for its size (mode snp:svsm).
     #[arg(long, value_name = "PATH")]
@@ -178,17 +184,17 @@ pub struct SevLaunchArgs {
     #[arg(long, value_name = "B64|FILE")]
     pub nonce: Option<String>,
     /// Firmware API major version (decimal or 0x-hex).
-    #[arg(long, value_name = "N", value_parser = parse_u8_auto)]
+    #[arg(long, value_name = "N", value_parser = number::<u8>())]
     pub api_major: u8,
     /// Firmware API minor version.
-    #[arg(long, value_name = "N", value_parser = parse_u8_auto)]
+    #[arg(long, value_name = "N", value_parser = number::<u8>())]
     pub api_minor: u8,
     /// Firmware build id.
-    #[arg(long, visible_alias = "build-id", value_name = "N", value_parser = parse_u8_auto)]
+    #[arg(long, visible_alias = "build-id", value_name = "N", value_parser = number::<u8>())]
     pub build: u8,
     /// Guest policy (decimal or 0x-hex, e.g. 0x03).
-    #[arg(long, value_name = "POLICY", value_parser = parse_u32_auto)]
-    pub policy: u32,
+    #[arg(long, value_name = "POLICY", value_parser = number::guest_policy())]
+    pub policy: GuestPolicy,
     /// The launch digest (32 bytes, base64), instead of the image options.
     #[arg(long, value_name = "B64")]
     pub launch_digest: Option<String>,
@@ -239,33 +245,6 @@ fn kernel_hashes(a: &ImageArgs) -> Result<Option<KernelHashes>, InputError> {
 /// [`MAX_FIRMWARE_LEN`] bytes.
 pub(crate) fn read_firmware(path: &Path) -> Result<Vec<u8>, InputError> {
     input::read(path, MAX_FIRMWARE_LEN, "a firmware image (OVMF)")
-}
-
-/// A number on the command line: decimal, or with a `0x`, `0o` or `0b`
-/// prefix, `_` separators allowed.
-pub(crate) fn parse_int_auto(s: &str) -> Result<u64, String> {
-    let t = s.trim().replace('_', "");
-    let lower = t.to_ascii_lowercase();
-    let parsed = if let Some(h) = lower.strip_prefix("0x") {
-        u64::from_str_radix(h, 16)
-    } else if let Some(o) = lower.strip_prefix("0o") {
-        u64::from_str_radix(o, 8)
-    } else if let Some(b) = lower.strip_prefix("0b") {
-        u64::from_str_radix(b, 2)
-    } else {
-        lower.parse::<u64>()
-    };
-    parsed.map_err(|_| format!("{:?} is not a number (decimal, or 0x-hex)", excerpt(s)))
-}
-
-fn parse_u32_auto(s: &str) -> Result<u32, String> {
-    let v = parse_int_auto(s)?;
-    u32::try_from(v).map_err(|_| format!("{} does not fit in 32 bits", excerpt(s)))
-}
-
-fn parse_u8_auto(s: &str) -> Result<u8, String> {
-    let v = parse_int_auto(s)?;
-    u8::try_from(v).map_err(|_| format!("{} does not fit in one byte (0-255)", excerpt(s)))
 }
 
 /// Files read and values parsed for one measurement.
@@ -408,10 +387,7 @@ fn prepare(a: &ImageArgs, mode: Mode) -> Result<Prepared, InputError> {
     } else {
         None
     };
-    let guest_features = match &a.guest_features {
-        None => 0x1,
-        Some(s) => parse_int_auto(s).map_err(|e| invalid(format!("--guest-features: {e}")))?,
-    };
+    let guest_features = a.guest_features.unwrap_or(0x1);
     if a.guest_features.is_some() && !matches!(mode, Mode::Snp) {
         eprintln!(
             "sevkit: warning: --guest-features is ignored in mode {}: only SNP VMSAs carry \
@@ -569,7 +545,7 @@ fn sev_launch_digest(a: &SevLaunchArgs) -> Result<SevLaunchDigest, InputError> {
     }
     let mode = match a.image.mode.as_deref() {
         Some(name) => parse_mode(Some(name))?,
-        None if a.policy & 0x4 != 0 => Mode::SevEs,
+        None if a.policy.es() => Mode::SevEs,
         None => Mode::Sev,
     };
     if !matches!(mode, Mode::Sev | Mode::SevEs) {
@@ -624,7 +600,7 @@ fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
         api_major: a.api_major,
         api_minor: a.api_minor,
         build: a.build,
-        policy: GuestPolicy::from_raw(a.policy),
+        policy: a.policy,
         nonce,
     };
     let computed = launch_measure_blob(&tik, &params, &digest);
@@ -661,13 +637,14 @@ mod tests {
 
     #[test]
     fn ints() {
-        assert_eq!(parse_int_auto("0x21"), Ok(0x21));
-        assert_eq!(parse_int_auto("33"), Ok(33));
-        assert_eq!(parse_int_auto("0b101"), Ok(5));
-        assert!(parse_int_auto("zz").is_err());
-        assert_eq!(parse_u8_auto("0x28"), Ok(40));
-        assert!(parse_u8_auto("256").is_err());
-        assert_eq!(parse_u32_auto("0xA00F11"), Ok(0x00A0_0F11));
+        // sevkit's one number syntax (crate::number): 0x hex or decimal.
+        assert_eq!(number::parse("0x21"), Ok(0x21));
+        assert_eq!(number::parse("33"), Ok(33));
+        assert!(number::parse("0b101").is_err());
+        assert!(number::parse("zz").is_err());
+        assert_eq!(number::parse_in("0x28", &(0..=255)), Ok(40));
+        assert!(number::parse_in("256", &(0..=255)).is_err());
+        assert_eq!(number::parse("0xA00F11"), Ok(0x00A0_0F11));
     }
 
     #[test]

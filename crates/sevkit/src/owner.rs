@@ -16,6 +16,7 @@ use zerocopy::IntoBytes;
 use sev_os::excerpt;
 
 use crate::input::{self, invalid, InputError, SECRET_NOT_SHOWN};
+use crate::number;
 use crate::output::{self, FileMode};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -34,9 +35,15 @@ pub struct SessionArgs {
     /// export`).
     #[arg(long, value_name = "FILE")]
     pub pdh: PathBuf,
-    /// The guest policy the host will launch with, in hex (`0x` optional).
-    #[arg(long, value_name = "HEX", default_value = "0x0", value_parser = parse_hex_u32)]
-    pub policy: u32,
+    /// The guest policy the host will launch with (decimal, or hex after
+    /// `0x`).
+    #[arg(
+        long,
+        value_name = "POLICY",
+        default_value = "0",
+        value_parser = number::guest_policy()
+    )]
+    pub policy: GuestPolicy,
     /// File-name prefix.
     #[arg(long, value_name = "PREFIX", default_value = sev_owner::session::DEFAULT_NAME)]
     pub name: String,
@@ -85,17 +92,6 @@ pub struct SecretBuildArgs {
     pub iv: Option<String>,
 }
 
-/// Parses a hex u32 (`0x` optional).
-fn parse_hex_u32(value: &str) -> Result<u32, String> {
-    let v = value.trim();
-    let digits = v
-        .strip_prefix("0x")
-        .or_else(|| v.strip_prefix("0X"))
-        .unwrap_or(v);
-    u32::from_str_radix(digits, 16)
-        .map_err(|e| format!("expected a 32-bit hex number such as 0x3 ({e})"))
-}
-
 /// Reads the PDH certificate: binary (optionally followed by the rest of a
 /// chain), base64, or hex / PEM text.
 fn read_pdh(path: &Path) -> Result<SevCert, InputError> {
@@ -133,18 +129,18 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
             a.out.display()
         )));
     }
-    let policy = GuestPolicy::from_raw(a.policy);
+    let policy = a.policy;
     if policy.reserved_bits() != 0 {
         eprintln!(
             "sevkit: warning: policy {:#x} sets reserved bits {:#x}; the firmware refuses \
              LAUNCH_START with POLICY_FAILURE",
-            a.policy,
+            policy.raw(),
             policy.reserved_bits()
         );
     }
     let cert = read_pdh(&a.pdh)?;
     let key = pdh_public_key(&cert).map_err(|e| invalid(format!("{}: {e}", a.pdh.display())))?;
-    let files = SessionFiles::build(&key, GuestPolicy::from_raw(a.policy), &mut rand_core::OsRng)
+    let files = SessionFiles::build(&key, policy, &mut rand_core::OsRng)
         .map_err(|e| invalid(format!("{}: {e}", a.pdh.display())))?;
     let names = SessionFileNames::new(&a.name);
     let godh = a.out.join(&names.godh);
@@ -266,16 +262,6 @@ fn run_secret_build(a: &SecretBuildArgs) -> Result<(), InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn policy_is_hex() {
-        assert_eq!(parse_hex_u32("0x3"), Ok(3));
-        assert_eq!(parse_hex_u32("10"), Ok(0x10));
-        assert_eq!(parse_hex_u32("0XfF"), Ok(0xff));
-        assert!(parse_hex_u32("0x1_0000_0000").is_err());
-        assert!(parse_hex_u32("100000000").is_err());
-        assert!(parse_hex_u32("zz").is_err());
-    }
 
     #[test]
     fn secret_specs() {

@@ -16,6 +16,7 @@ use sev_crypto::x509::X509Cert;
 use sev_os::excerpt;
 
 use crate::input::{self, invalid, InputError};
+use crate::number::{self, number};
 use crate::Status;
 
 /// A product name on the command line.
@@ -107,7 +108,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub allow_migration_agent: bool,
     /// Required VMPL of the report.
-    #[arg(long)]
+    #[arg(long, value_parser = number::<u32>())]
     pub vmpl: Option<u32>,
     /// AMD certificate revocation list (DER or PEM) signed by the ARK.
     #[arg(long)]
@@ -198,18 +199,17 @@ fn parse_min_tcb(text: &str) -> Result<TcbParts, InputError> {
             InputError::Invalid(format!("--min-tcb: '{}' is not NAME=VALUE", excerpt(item)))
         })?;
         let value = value.trim();
-        let number = if let Some(hex) = value.strip_prefix("0x") {
-            u8::from_str_radix(hex, 16)
-        } else {
-            value.parse::<u8>()
-        }
-        .map_err(|_| {
-            InputError::Invalid(format!(
-                "--min-tcb: {}={} is not a number 0..255",
-                excerpt(key),
-                excerpt(value)
-            ))
-        })?;
+        // sevkit's one number syntax: decimal, or hex after 0x.
+        let number = number::parse_in(value, &(0..=255))
+            .ok()
+            .and_then(|v| u8::try_from(v).ok())
+            .ok_or_else(|| {
+                InputError::Invalid(format!(
+                    "--min-tcb: {}={} is not a number 0..255",
+                    excerpt(key),
+                    excerpt(value)
+                ))
+            })?;
         match key.trim() {
             "bl" => tcb.bootloader = number,
             "tee" => tcb.tee = number,

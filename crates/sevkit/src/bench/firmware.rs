@@ -38,18 +38,19 @@ use sev_vmm::plan::{MachinePlan, PlannedGuest, StartedLaunch};
 use sev_vmm::GuestMemory;
 
 use crate::input::InputError;
+use crate::number::number;
 
 /// Arguments of `sevkit bench firmware`.
 #[derive(Debug, Args)]
 pub struct FirmwareBenchArgs {
     /// MiB measured by one LAUNCH_UPDATE_DATA.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = number::<u32>())]
     pub mib: u32,
     /// Timed LAUNCH_UPDATE_DATA runs; the best is kept.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = number::<u32>())]
     pub runs: u32,
     /// Seconds per `openssl speed` measurement.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = number::<u64>())]
     pub seconds: u64,
     /// Skip the OpenSSL comparison.
     #[arg(long)]

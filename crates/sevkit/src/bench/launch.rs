@@ -36,12 +36,13 @@ use sev_vmm::plan::{MachinePlan, PlannedGuest, StartedLaunch};
 use sev_vmm::{GuestMemory, MemoryLayout};
 
 use crate::input::InputError;
+use crate::number::number;
 
 /// Arguments of `sevkit bench launch`.
 #[derive(Debug, Args)]
 pub struct LaunchBenchArgs {
     /// Timed runs per case; the best is kept.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = number::<u32>())]
     pub runs: u32,
     /// Print JSON.
     #[arg(long)]

@@ -26,6 +26,7 @@ use sev_measure::hashes::MAX_KERNEL_FILE_LEN;
 use sev_measure::{measure, vcpu_type, KernelHashes, MeasureParams, Mode};
 
 use crate::input::InputError;
+use crate::number::number;
 
 /// The peer tool (PyPI), looked up on `PATH`.
 const PEER: &str = "sev-snp-measure";
@@ -58,10 +59,10 @@ pub struct MeasureBenchArgs {
     #[arg(long, value_name = "PATH")]
     pub amdsev: Option<PathBuf>,
     /// Timed runs per figure in (a) and (b); the best is kept.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = number::<u32>())]
     pub runs: u32,
     /// Seconds per throughput figure in (c).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = number::<u64>())]
     pub seconds: u64,
     /// Print JSON.
     #[arg(long)]

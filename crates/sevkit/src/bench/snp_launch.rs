@@ -38,18 +38,19 @@ use sev_vmm::machine::demo_image::demo_image;
 use sev_vmm::plan::{MachinePlan, PlannedGuest, StartedLaunch};
 
 use crate::input::InputError;
+use crate::number::number;
 
 /// Arguments of `sevkit bench snp-launch`.
 #[derive(Debug, Args)]
 pub struct SnpLaunchBenchArgs {
     /// MiB of NORMAL pages measured per run (a multiple of 2).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = number::<u32>())]
     pub mib: u32,
     /// Timed runs (a fresh guest each); the best is kept.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = number::<u32>())]
     pub runs: u32,
     /// Seconds of the `openssl speed` measurement.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = number::<u64>())]
     pub seconds: u64,
     /// Skip the OpenSSL comparison.
     #[arg(long)]
