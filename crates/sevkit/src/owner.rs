@@ -47,9 +47,14 @@ pub struct SessionArgs {
     /// File-name prefix.
     #[arg(long, value_name = "PREFIX", default_value = sev_owner::session::DEFAULT_NAME)]
     pub name: String,
-    /// Directory to write the four files into.
+    /// Directory to write the four files into (created if missing).
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
+    /// Replace files of the same name that exist: without it an existing
+    /// file is refused, since a TEK / TIK pair may belong to a launch that
+    /// still needs it.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `sevkit secret ...`
@@ -123,12 +128,6 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
             excerpt(&a.name)
         )));
     }
-    if !a.out.is_dir() {
-        return Err(invalid(format!(
-            "--out {}: not an existing directory",
-            a.out.display()
-        )));
-    }
     let policy = a.policy;
     if policy.reserved_bits() != 0 {
         eprintln!(
@@ -147,6 +146,20 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
     let session = a.out.join(&names.session);
     let tek = a.out.join(&names.tek);
     let tik = a.out.join(&names.tik);
+    if !a.force {
+        // A symbolic link counts as existing too (it is never followed).
+        if let Some(existing) = [&tik, &tek, &session, &godh]
+            .into_iter()
+            .find(|p| std::fs::symlink_metadata(p).is_ok())
+        {
+            return Err(invalid(format!(
+                "{} exists: it may hold the keys of a launch that still needs them; choose \
+                 another --name or --out, or pass --force to replace the files",
+                existing.display()
+            )));
+        }
+    }
+    output::create_dir(&a.out)?;
     // All four or none; the keys at 0600 even over an existing wider file,
     // and a symbolic link at any name is replaced, never followed.
     output::write_all(&[

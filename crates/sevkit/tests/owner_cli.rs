@@ -184,10 +184,6 @@ fn session_refuses_unusable_input() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("hex"), "{}", stderr(&out));
     refused(
-        &sevkit(&["session", "--pdh", pdh, "--out", "no/such/dir"], &dir),
-        &["--out", "not an existing directory"],
-    );
-    refused(
         &sevkit(&["session", "--pdh", pdh, "--name", "a/b"], &dir),
         &["--name"],
     );
@@ -448,5 +444,55 @@ fn secret_values_never_appear_in_errors() {
             assert!(!err.contains(part), "{args:?}: {part:?} in: {err}");
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `session --out` creates a missing directory (as `attest --out` does),
+/// and files of the same name are never replaced without `--force`: the
+/// keys of a running launch would be lost.
+#[test]
+fn session_creates_its_directory_and_keeps_existing_keys_without_force() {
+    let dir = temp_dir();
+    let (_, pdh) = pdh_file(&dir);
+    let pdh = pdh.to_str().unwrap();
+    ok(&sevkit(
+        &["session", "--pdh", pdh, "--out", "new/keys"],
+        &dir,
+    ));
+    let keys = dir.join("new/keys");
+    let tek = std::fs::read(keys.join("vm_tek.bin")).unwrap();
+    let tik = std::fs::read(keys.join("vm_tik.bin")).unwrap();
+    assert_eq!((tek.len(), tik.len()), (16, 16));
+
+    // Again with the same name: refused, the keys stay.
+    let out = sevkit(&["session", "--pdh", pdh, "--out", "new/keys"], &dir);
+    refused(&out, &["vm_tik.bin", "exists", "--force", "--name"]);
+    assert_eq!(std::fs::read(keys.join("vm_tek.bin")).unwrap(), tek);
+    assert_eq!(std::fs::read(keys.join("vm_tik.bin")).unwrap(), tik);
+    // Any one of the four files is enough to refuse.
+    std::fs::write(dir.join("guest2_session.b64"), b"keep").unwrap();
+    refused(
+        &sevkit(&["session", "--pdh", pdh, "--name", "guest2"], &dir),
+        &["guest2_session.b64", "exists"],
+    );
+    assert_eq!(
+        std::fs::read(dir.join("guest2_session.b64")).unwrap(),
+        b"keep"
+    );
+    assert!(!dir.join("guest2_tek.bin").exists());
+
+    // Another name beside them is fine; --force replaces.
+    ok(&sevkit(
+        &[
+            "session", "--pdh", pdh, "--out", "new/keys", "--name", "other",
+        ],
+        &dir,
+    ));
+    ok(&sevkit(
+        &["session", "--pdh", pdh, "--out", "new/keys", "--force"],
+        &dir,
+    ));
+    assert_ne!(std::fs::read(keys.join("vm_tek.bin")).unwrap(), tek);
+    assert_eq!(std::fs::read(keys.join("vm_tik.bin")).unwrap().len(), 16);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -461,8 +461,8 @@ fn pdh(dir: &Path) -> PathBuf {
     path
 }
 
-/// `session` writes the TEK and TIK at 0600 even over existing wider files,
-/// and replaces a symbolic link instead of writing through it.
+/// `session --force` writes the TEK and TIK at 0600 even over existing
+/// wider files, and replaces a symbolic link instead of writing through it.
 #[test]
 fn session_keys_are_0600_and_symlinks_are_not_followed() {
     let base = tempfile::tempdir().unwrap();
@@ -478,7 +478,10 @@ fn session_keys_are_0600_and_symlinks_are_not_followed() {
     set_mode(&victim, 0o644);
     let tik = out.join("vm_tik.bin");
     std::os::unix::fs::symlink(&victim, &tik).unwrap();
-    succeeded(&sevkit(&["session", "--pdh", s(&pdh), "--out", s(&out)], b));
+    succeeded(&sevkit(
+        &["session", "--pdh", s(&pdh), "--out", s(&out), "--force"],
+        b,
+    ));
     assert_eq!(mode(&tek), 0o600);
     assert_eq!(std::fs::read(&tek).unwrap().len(), 16);
     assert!(std::fs::symlink_metadata(&tik).unwrap().is_file());
