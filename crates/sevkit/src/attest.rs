@@ -397,10 +397,10 @@ pub fn run(args: &AttestArgs) -> Result<(), InputError> {
         .collect();
     // The report, certificates and log belong together: all or none.
     output::write_all(&files)?;
-    println!("measurement: {}", a.measurement);
-    println!("report:      {} bytes, signed by the VCEK", a.report.len());
+    outln!("measurement: {}", a.measurement);
+    outln!("report:      {} bytes, signed by the VCEK", a.report.len());
     for (path, _, _) in &files {
-        println!("wrote        {}", path.display());
+        outln!("wrote        {}", path.display());
     }
     Ok(())
 }

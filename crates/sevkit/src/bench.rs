@@ -195,20 +195,23 @@ fn verify(args: &BenchArgs) -> Result<(), InputError> {
             "openssl_p384_sign_per_s": openssl.map(|o| o.0),
             "openssl_p384_verify_per_s": openssl.map(|o| o.1),
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
         return Ok(());
     }
-    println!("one core, {} s per figure", args.seconds.max(1));
-    println!(
+    outln!("one core, {} s per figure", args.seconds.max(1));
+    outln!(
         "{:<44} {:>12} {:>12} {:>8}",
-        "measurement", "sevkit/s", "openssl/s", "ratio"
+        "measurement",
+        "sevkit/s",
+        "openssl/s",
+        "ratio"
     );
     let row = |name: &str, ours: f64, theirs: Option<f64>| match theirs {
-        Some(t) => println!("{name:<44} {ours:>12.0} {t:>12.0} {:>7.2}x", ours / t),
-        None => println!("{name:<44} {ours:>12.0} {:>12} {:>8}", "-", "-"),
+        Some(t) => outln!("{name:<44} {ours:>12.0} {t:>12.0} {:>7.2}x", ours / t),
+        None => outln!("{name:<44} {ours:>12.0} {:>12} {:>8}", "-", "-"),
     };
     row(
         "SNP reports verified (chain cached)",
@@ -218,7 +221,7 @@ fn verify(args: &BenchArgs) -> Result<(), InputError> {
     row("ECDSA P-384 SHA-384 verify", verify, openssl.map(|o| o.1));
     row("ECDSA P-384 SHA-384 sign", sign, openssl.map(|o| o.0));
     if openssl.is_none() && !args.no_openssl {
-        println!("(openssl not found: no comparison)");
+        outln!("(openssl not found: no comparison)");
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ const DEMO_SECRET: &[u8] = b"disk passphrase: correct horse battery staple";
 const RAM: u64 = 256 << 20;
 
 fn say(who: &str, what: impl AsRef<str>) {
-    println!("  {who:<16} {}", what.as_ref());
+    outln!("  {who:<16} {}", what.as_ref());
 }
 
 fn err(e: impl std::fmt::Display) -> InputError {
@@ -94,8 +94,8 @@ pub fn run(args: &DemoArgs) -> Result<Status, InputError> {
     }
     let started = Instant::now();
     let image = demo_image();
-    println!("sevkit demo: guest owner, host and AMD-SP in one process");
-    println!(
+    outln!("sevkit demo: guest owner, host and AMD-SP in one process");
+    outln!(
         "  guest image: the built-in demo image ({} KiB, OVMF footer table and SEV metadata; it \
          does nothing if run)",
         image.len() / 1024
@@ -114,8 +114,8 @@ pub fn run(args: &DemoArgs) -> Result<Status, InputError> {
     let fw: SharedFirmware = Arc::new(Mutex::new(fw));
     let mut ok = sev_es(&fw, &image, args.vcpus, product, (ark, ask))?;
     ok &= snp(&fw, &image, args.vcpus, product)?;
-    println!();
-    println!(
+    outln!();
+    outln!(
         "demo {} in {:.1} s",
         if ok { "succeeded" } else { "FAILED" },
         started.elapsed().as_secs_f64()
@@ -177,8 +177,8 @@ fn sev_es(
     product: Product,
     (ark, ask): (sev_abi::amd_cert::AmdCert, sev_abi::amd_cert::AmdCert),
 ) -> Result<bool, InputError> {
-    println!();
-    println!("SEV-ES guest ({vcpus} vCPUs, policy 0x5: NODBG, ES)");
+    outln!();
+    outln!("SEV-ES guest ({vcpus} vCPUs, policy 0x5: NODBG, ES)");
     let policy = GuestPolicy::from_raw(0x5);
     let sev = SevSpec {
         policy,
@@ -339,8 +339,8 @@ fn snp(
     vcpus: u32,
     product: Product,
 ) -> Result<bool, InputError> {
-    println!();
-    println!("SEV-SNP guest ({vcpus} vCPUs, policy 0x30000: SMT allowed, no debug)");
+    outln!();
+    outln!("SEV-SNP guest ({vcpus} vCPUs, policy 0x30000: SMT allowed, no debug)");
     let policy = SnpPolicy::from_raw(0x30000);
     let mut host_data = [0u8; 32];
     host_data[..17].copy_from_slice(b"sevkit demo guest");

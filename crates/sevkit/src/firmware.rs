@@ -309,9 +309,9 @@ fn serve(args: &ServeArgs) -> Result<(), InputError> {
 
 fn init(args: &StateArgs) -> Result<(), InputError> {
     let (_lock, fw, identity) = args.create(args.config()?)?;
-    println!("state: {}", args.state.display());
-    println!("chip id: {}", hex::encode(fw.chip().chip_id()));
-    println!(
+    outln!("state: {}", args.state.display());
+    outln!("chip id: {}", hex::encode(fw.chip().chip_id()));
+    outln!(
         "pdh sha256: {}",
         hex::encode(Sha256::digest(identity.pdh.as_bytes()))
     );
@@ -421,19 +421,21 @@ fn print_status(r: &Report, as_json: bool) {
             "chip_id": hex::encode(&r.chip_id),
             "pdh_sha256": r.pdh_sha256,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!(
+        outln!(
             "api version: {}.{} (build {})",
-            s.api_major, s.api_minor, s.build
+            s.api_major,
+            s.api_minor,
+            s.build
         );
-        println!("state: {state}");
-        println!("owner: {owner}");
-        println!("sev-es: {}", if es { "initialized" } else { "no" });
-        println!("guests: {}", s.guest_count.get());
-        println!("chip id: {}", hex::encode(&r.chip_id));
+        outln!("state: {state}");
+        outln!("owner: {owner}");
+        outln!("sev-es: {}", if es { "initialized" } else { "no" });
+        outln!("guests: {}", s.guest_count.get());
+        outln!("chip id: {}", hex::encode(&r.chip_id));
         if let Some(pdh) = &r.pdh_sha256 {
-            println!("pdh sha256: {pdh}");
+            outln!("pdh sha256: {pdh}");
         }
     }
 }
@@ -443,7 +445,7 @@ fn export(args: &ExportArgs) -> Result<(), InputError> {
     let identity = identity_of(&mut fw)?;
     identity.write_to(&args.out).map_err(invalid)?;
     for (name, _) in identity.files() {
-        println!("{}", Path::new(&args.out).join(name).display());
+        outln!("{}", Path::new(&args.out).join(name).display());
     }
     if args.snp {
         let SnpHostCerts { mut files, table } = snp_host_certs(&fw)?;
@@ -454,7 +456,7 @@ fn export(args: &ExportArgs) -> Result<(), InputError> {
             .collect();
         crate::output::write_all(&files)?;
         for (path, _, _) in &files {
-            println!("{}", path.display());
+            outln!("{}", path.display());
         }
     }
     Ok(())

@@ -6,7 +6,6 @@
 //! `-qmp`) serves QMP until `quit`, or (without) prints what management
 //! software would query and exits.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -114,29 +113,31 @@ pub fn run(args: &LaunchArgs) -> Result<(), InputError> {
         let mut vm = vm.lock().map_err(|_| invalid("VM lock poisoned"))?;
         let status = vm.status();
         let guest = config.guest.as_ref().map_or("?", |g| g.qom_type());
-        println!(
+        outln!(
             "launched {guest} ({} vCPUs) in {:.1} ms: SEV state {}, run state {}",
             config.smp,
             started.elapsed().as_secs_f64() * 1e3,
             status.state.as_str(),
             vm.run_state().as_str()
         );
-        println!(
+        outln!(
             "AMD-SP: API {}.{} build {}",
-            status.platform.api_major, status.platform.api_minor, status.platform.build
+            status.platform.api_major,
+            status.platform.api_minor,
+            status.platform.build
         );
         if let Ok(m) = vm.launch_measure() {
-            println!("query-sev-launch-measure: {m}");
+            outln!("query-sev-launch-measure: {m}");
         }
         if status.state == SevState::Running {
             if let Ok(launched) = vm.launched_guest() {
-                println!("launch digest (expected): {}", launched.digest);
+                outln!("launch digest (expected): {}", launched.digest);
             }
         }
         if args.log {
             match vm.launch_log() {
-                Ok(log) => print!("{log}"),
-                Err(e) => println!("launch log: {e}"),
+                Ok(log) => out!("{log}"),
+                Err(e) => outln!("launch log: {e}"),
             }
         }
         if let Some(dir) = &args.guest_report {
@@ -156,18 +157,18 @@ pub fn run(args: &LaunchArgs) -> Result<(), InputError> {
             ];
             output::write_all(&files)?;
             for (path, _, _) in &files {
-                println!("wrote {}", path.display());
+                outln!("wrote {}", path.display());
             }
         }
     }
     let Some(server) = server else {
         return Ok(());
     };
-    println!("QMP: serving {}", server.path().display());
-    let _ = std::io::stdout().flush();
+    outln!("QMP: serving {}", server.path().display());
+    crate::out::flush();
     let backend: Arc<Mutex<dyn QmpBackend>> = Arc::new(Mutex::new(VmBackend::new(vm)));
     let outcome = server.serve(backend).map_err(err)?;
-    println!("QMP: {outcome:?}");
+    outln!("QMP: {outcome:?}");
     Ok(())
 }
 
@@ -256,10 +257,10 @@ pub fn run_debug(cmd: &DebugCommand) -> Result<(), InputError> {
             ))
         })?;
     if args.raw {
-        std::io::stdout().write_all(&bytes).map_err(err)?;
+        crate::out::bytes(&bytes);
     } else {
         for (i, chunk) in bytes.chunks(16).enumerate() {
-            println!("{:016x}: {}", gpa + 16 * i as u64, hex::encode(chunk));
+            outln!("{:016x}: {}", gpa + 16 * i as u64, hex::encode(chunk));
         }
     }
     Ok(())

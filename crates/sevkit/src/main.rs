@@ -2,7 +2,11 @@
 //!
 //! The binary is thin: it parses arguments, reads files, calls the libraries
 //! and prints. Exit status: 0 success, 1 a verification failed, 2 unusable
-//! input (unreadable file, wrong length, bad hex).
+//! input (unreadable file, wrong length, bad hex); standard output closed
+//! by its reader ends a command quietly with 0 ([`out`]).
+
+#[macro_use]
+mod out;
 
 mod amd_sp;
 mod attest;

@@ -477,7 +477,7 @@ fn run_measure(a: &ImageArgs, out: &OutputArgs) -> Result<(), InputError> {
         let ovmf = read_firmware(path)?;
         let m = measure(&MeasureParams::new(mode, &ovmf)).map_err(|e| invalid(e.to_string()))?;
         write_log(&m, out.log, out.log_file.as_deref())?;
-        println!("{}", m.digest);
+        outln!("{}", m.digest);
         return Ok(());
     }
     let prepared = prepare(a, mode)?;
@@ -499,12 +499,12 @@ fn run_measure(a: &ImageArgs, out: &OutputArgs) -> Result<(), InputError> {
         OutputFormat::Base64 => B64.encode(m.digest),
     };
     if out.verbose {
-        println!(
+        outln!(
             "Calculated {} guest measurement: {text}",
             mode.verbose_name()
         );
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
     Ok(())
 }
@@ -605,11 +605,11 @@ fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
     };
     let computed = launch_measure_blob(&tik, &params, &digest);
     let Some(expected) = blob else {
-        println!("{}", B64.encode(computed));
+        outln!("{}", B64.encode(computed));
         return Ok(Status::Ok);
     };
     if sev_crypto::packet::ct_eq(&computed.to_bytes(), &expected.to_bytes()) {
-        println!(
+        outln!(
             "OK: the launch measurement matches (launch digest {})",
             B64.encode(digest)
         );
@@ -621,7 +621,7 @@ fn run_sev_launch(a: &SevLaunchArgs) -> Result<Status, InputError> {
         } else {
             "the nonce given with --nonce is not the blob's nonce"
         };
-        println!(
+        outln!(
             "FAILED: the launch measurement does not match: {why}\n  blob:     {}\n  computed: {}\n  launch digest: {}",
             B64.encode(expected),
             B64.encode(computed),

@@ -173,7 +173,7 @@ pub fn run_session(a: &SessionArgs) -> Result<(), InputError> {
         (godh.clone(), files.godh_b64.as_bytes(), FileMode::Public),
     ])?;
     for path in [&godh, &session, &tek, &tik] {
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     Ok(())
 }
@@ -267,8 +267,8 @@ fn run_secret_build(a: &SecretBuildArgs) -> Result<(), InputError> {
         (a.header.clone(), header.as_bytes(), FileMode::Public),
         (a.payload.clone(), payload.as_slice(), FileMode::Public),
     ])?;
-    println!("wrote header to {}", a.header.display());
-    println!("wrote payload to {}", a.payload.display());
+    outln!("wrote header to {}", a.header.display());
+    outln!("wrote payload to {}", a.payload.display());
     Ok(())
 }
 

@@ -80,11 +80,11 @@ pub fn run(cmd: &ShowCommand) -> Result<(), InputError> {
                 } else {
                     Value::Array(values)
                 };
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             } else {
                 for (i, fields) in all.iter().enumerate() {
                     if i > 0 {
-                        println!();
+                        outln!();
                     }
                     print_fields(fields, false);
                 }
@@ -371,7 +371,7 @@ fn fields_to_json(fields: &Fields) -> Value {
 
 fn print_fields(fields: &Fields, json: bool) {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&fields_to_json(fields)).unwrap_or_default()
         );
@@ -385,9 +385,9 @@ fn print_fields(fields: &Fields, json: bool) {
                     .iter()
                     .map(|(k, v)| format!("{k}={}", plain(v)))
                     .collect();
-                println!("{name:width$}  {}", parts.join(" "));
+                outln!("{name:width$}  {}", parts.join(" "));
             }
-            other => println!("{name:width$}  {}", plain(other)),
+            other => outln!("{name:width$}  {}", plain(other)),
         }
     }
 }

@@ -361,8 +361,8 @@ fn example(json: bool) -> Result<Status, InputError> {
     let vcek = X509Cert::from_der(EXAMPLE_VCEK)
         .map_err(|e| InputError::Invalid(format!("embedded VCEK: {e}")))?;
     if !json {
-        println!("Verifying a real attestation report from an AMD EPYC Milan machine");
-        println!("against its VCEK and AMD's pinned Milan ARK/ASK (embedded in sevkit):\n");
+        outln!("Verifying a real attestation report from an AMD EPYC Milan machine");
+        outln!("against its VCEK and AMD's pinned Milan ARK/ASK (embedded in sevkit):\n");
     }
     let verdict = verify_report(
         &report,
@@ -384,7 +384,7 @@ pub fn print_verdict(verdict: &Verdict, json: bool) -> Status {
             "failed": verdict.failures().map(|c| c.name).collect::<Vec<_>>(),
             "checks": verdict.checks,
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
@@ -401,13 +401,13 @@ pub fn print_verdict(verdict: &Verdict, json: bool) -> Status {
                 Outcome::Fail(d) => ("FAIL", d),
                 Outcome::Skip(d) => ("SKIP", d),
             };
-            println!("{tag}  {:width$}  {detail}", check.name);
+            outln!("{tag}  {:width$}  {detail}", check.name);
         }
         let failed: Vec<_> = verdict.failures().map(|c| c.name).collect();
         if failed.is_empty() {
-            println!("\nverdict: PASS ({} checks)", verdict.checks.len());
+            outln!("\nverdict: PASS ({} checks)", verdict.checks.len());
         } else {
-            println!(
+            outln!(
                 "\nverdict: FAIL ({} of {} checks failed: {})",
                 failed.len(),
                 verdict.checks.len(),

@@ -1311,3 +1311,77 @@ fn malformed_debug_and_demo_arguments_are_refused_clearly() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
+
+/// A reader that goes away before sevkit is done writing (`sevkit launch
+/// --log | head`, `sevkit measure --log table 2>&1 | head`) ends sevkit
+/// quietly with exit 0; it used to panic ("failed printing to stdout:
+/// Broken pipe") with exit 101.
+#[test]
+#[cfg_attr(
+    not(sevkit_debian_ovmf),
+    ignore = "needs Debian's ovmf (/usr/share/ovmf/OVMF.fd); .ci/run installs it"
+)]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    common::state_with_chip(&state);
+    let launch: &[&str] = &[
+        "launch",
+        "--state",
+        s(&state),
+        "--log",
+        "-machine",
+        "q35,confidential-guest-support=sev0",
+        "-object",
+        "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1",
+        "-bios",
+        OVMF,
+    ];
+    let measure: &[&str] = &[
+        "measure",
+        "--mode",
+        "snp",
+        "--vcpus",
+        "1",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--ovmf",
+        OVMF,
+        "--log",
+        "table",
+    ];
+    // measure writes its log to standard error, so that goes to the dead
+    // pipe too in the last case (`2>&1 | head`).
+    for (args, stderr_too) in [(launch, false), (measure, false), (measure, true)] {
+        // A pipe whose reader is gone before sevkit starts: every write
+        // fails with EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut command = Command::new(SEVKIT);
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null());
+        let stderr_file = dir.path().join("stderr");
+        if stderr_too {
+            command.stderr(writer.try_clone().unwrap());
+        } else {
+            command.stderr(std::fs::File::create(&stderr_file).unwrap());
+        }
+        let status = command.stdout(writer).status().unwrap();
+        let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
+        let tail = &stderr[stderr.len().saturating_sub(400)..];
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{} (stderr too: {stderr_too}): {tail}",
+            args[0]
+        );
+        assert!(!stderr.contains("panicked"), "{}: {tail}", args[0]);
+        if args[0] == "launch" {
+            assert_eq!(stderr, "", "launch");
+        }
+        let _ = std::fs::remove_file(&stderr_file);
+    }
+}

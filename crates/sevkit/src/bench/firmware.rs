@@ -213,30 +213,30 @@ pub fn run(args: &FirmwareBenchArgs) -> Result<(), InputError> {
             "ratio": ratio,
             "goal": 0.6,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
     let fmt = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.0} MB/s"));
-    println!(
+    outln!(
         "LAUNCH_UPDATE_DATA over {} MiB (best of {}):",
         args.mib,
         args.runs.max(1)
     );
-    println!("  in-process                {in_process:.0} MB/s");
-    println!("  in-process, launch log    {with_log:.0} MB/s (second SHA-256 pass)");
-    println!("  through the daemon        {} (memfd)", fmt(daemon));
-    println!("openssl speed, 16 KiB blocks:");
-    println!("  sha256                    {}", fmt(sha));
-    println!("  aes-128-xts               {}", fmt(xts));
-    println!("  aes-128-ctr               {}", fmt(ctr));
-    println!("  limit 1/(1/sha+1/aes)     {}", fmt(limit));
+    outln!("  in-process                {in_process:.0} MB/s");
+    outln!("  in-process, launch log    {with_log:.0} MB/s (second SHA-256 pass)");
+    outln!("  through the daemon        {} (memfd)", fmt(daemon));
+    outln!("openssl speed, 16 KiB blocks:");
+    outln!("  sha256                    {}", fmt(sha));
+    outln!("  aes-128-xts               {}", fmt(xts));
+    outln!("  aes-128-ctr               {}", fmt(ctr));
+    outln!("  limit 1/(1/sha+1/aes)     {}", fmt(limit));
     match ratio {
-        Some(r) => println!(
+        Some(r) => outln!(
             "in-process / limit         {:.0}% (goal: at least 60%) {}",
             r * 100.0,
             if r >= 0.6 { "MET" } else { "NOT MET" }
         ),
-        None => println!("in-process / limit         n/a (openssl not available)"),
+        None => outln!("in-process / limit         n/a (openssl not available)"),
     }
     Ok(())
 }

@@ -198,7 +198,7 @@ pub fn run(args: &LaunchBenchArgs) -> Result<(), InputError> {
                 json!({"mode": mode, "vcpus": vcpus, "launch_ms": ms(*l), "measure_floor_ms": ms(*p)})
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             json!({
                 "image_bytes": IMAGE_LEN, "cores": cores, "cases": cases,
@@ -209,23 +209,27 @@ pub fn run(args: &LaunchBenchArgs) -> Result<(), InputError> {
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "sevkit bench launch: 4 MiB firmware, in-process AMD-SP, {cores} cores, best of {}",
         args.runs
     );
-    println!(
+    outln!(
         "{:<8} {:>6} {:>14} {:>18} {:>8}",
-        "mode", "vCPUs", "launch ms", "measure floor ms", "ratio"
+        "mode",
+        "vCPUs",
+        "launch ms",
+        "measure floor ms",
+        "ratio"
     );
     for (mode, vcpus, l, p) in &rows {
-        println!(
+        outln!(
             "{mode:<8} {vcpus:>6} {:>14.2} {:>18.2} {:>7.1}x",
             ms(*l),
             ms(*p),
             l.as_secs_f64() / p.as_secs_f64().max(1e-9)
         );
     }
-    println!(
+    outln!(
         "guest memory registration: {:.1} us per extra GiB (1 GiB guest: {:.1} us); pinning (fallocate) 1 GiB: {:.1} ms",
         per_gib.as_secs_f64() * 1e6,
         small.as_secs_f64() * 1e6,

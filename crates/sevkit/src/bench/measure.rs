@@ -134,8 +134,8 @@ fn millis(d: Duration) -> f64 {
 /// One timing row: name, figure or why not.
 fn row(name: &str, timed: &Timed) {
     match timed {
-        Ok((d, _)) => println!("    {name:<46} {:>10.1} ms", millis(*d)),
-        Err(e) => println!("    {name:<46} {:>13}", e.describe()),
+        Ok((d, _)) => outln!("    {name:<46} {:>10.1} ms", millis(*d)),
+        Err(e) => outln!("    {name:<46} {:>13}", e.describe()),
     }
 }
 
@@ -470,7 +470,7 @@ pub fn run(args: &MeasureBenchArgs) -> Result<(), InputError> {
                 "ratio": c_ratio,
             },
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
@@ -481,30 +481,30 @@ pub fn run(args: &MeasureBenchArgs) -> Result<(), InputError> {
         p.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     };
-    println!(
+    outln!(
         "(a) --mode snp --vcpus 1 --vcpu-type {VCPU_TYPE} on {} ({:.1} MiB); wall time, best of {runs}",
         name(&ovmf),
         ovmf_len as f64 / f64::from(1u32 << 20)
     );
-    println!("    ({PEER}: {})", peer.display());
+    outln!("    ({PEER}: {})", peer.display());
     row("sevkit, library call (read + predict)", &a.library);
     row("sevkit measure, process", &a.process);
     row(&format!("{PEER}, process"), &a.peer);
     if let Some(x) = a_speedup {
-        println!(
+        outln!(
             "    speed-up, process vs process: {x:.1}x (goal >= 10x: {})",
             goal(x >= 10.0)
         );
     }
     if let Some(x) = a_speedup_library {
-        println!("    speed-up, library call vs {PEER}: {x:.1}x");
+        outln!("    speed-up, library call vs {PEER}: {x:.1}x");
     }
     print_agreement(&a);
 
-    println!();
+    outln!();
     match (&b, &amdsev) {
         (Some(b), Some(firmware)) => {
-            println!(
+            outln!(
                 "(b) the same on {} with a {} MiB kernel and a {} MiB initrd; best of {runs}",
                 name(firmware),
                 KERNEL_LEN >> 20,
@@ -517,51 +517,52 @@ pub fn run(args: &MeasureBenchArgs) -> Result<(), InputError> {
             }
             row(&format!("{PEER}, process"), &b.peer);
             if let Some(x) = b_vs_floor {
-                println!(
+                outln!(
                     "    sevkit measure / sha256sum: {x:.2}x (goal <= 1.2x: {})",
                     goal(x <= 1.2)
                 );
             }
             if let Some(x) = b_library_vs_floor {
-                println!("    library call / sha256sum: {x:.2}x");
+                outln!("    library call / sha256sum: {x:.2}x");
             }
             if let Some(x) = ratio(&b.peer, &b.process) {
-                println!("    speed-up vs {PEER}: {x:.1}x");
+                outln!("    speed-up vs {PEER}: {x:.1}x");
             }
             print_agreement(b);
         }
-        _ => println!(
+        _ => outln!(
             "(b) skipped: no firmware with a kernel hashes table (give --amdsev PATH or set \
              SEVKIT_VECTORS)"
         ),
     }
 
-    println!();
-    println!(
+    outln!();
+    outln!(
         "(c) SHA-384 of 4 KiB pages (sev_measure::snp::page_hash), one core, {} s per figure",
         args.seconds.max(1)
     );
-    println!("    {:<46} {:>10.0} MB/s", "sevkit page hash", c.sevkit);
-    println!(
+    outln!("    {:<46} {:>10.0} MB/s", "sevkit page hash", c.sevkit);
+    outln!(
         "    {:<46} {:>10.0} MB/s",
-        "sevkit page hash + PAGE_INFO extend", c.with_extend
+        "sevkit page hash + PAGE_INFO extend",
+        c.with_extend
     );
     match &c.openssl {
         Ok((mbps, block)) => {
-            println!(
+            outln!(
                 "    {:<46} {:>10.0} MB/s",
                 format!("openssl speed -evp sha384 ({block}-byte blocks)"),
                 mbps
             );
             if let Some(x) = c_ratio {
-                println!(
+                outln!(
                     "    sevkit / openssl: {:.0}% (goal >= 80%: {})",
                     x * 100.0,
                     goal(x >= 0.8)
                 );
             }
         }
-        Err(e) => println!(
+        Err(e) => outln!(
             "    {:<46} {:>13}",
             "openssl speed -evp sha384",
             e.describe()
@@ -572,8 +573,8 @@ pub fn run(args: &MeasureBenchArgs) -> Result<(), InputError> {
 
 fn print_agreement(l: &Launch) {
     match agreement(&l.process, &l.peer) {
-        Some(true) => println!("    digests agree"),
-        Some(false) => println!(
+        Some(true) => outln!("    digests agree"),
+        Some(false) => outln!(
             "    DIGESTS DIFFER: sevkit {} vs {PEER} {}",
             l.process.as_ref().map(|t| t.1.as_str()).unwrap_or_default(),
             l.peer.as_ref().map(|t| t.1.as_str()).unwrap_or_default()

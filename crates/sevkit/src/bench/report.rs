@@ -86,20 +86,23 @@ pub fn run(args: &super::BenchArgs) -> Result<(), InputError> {
             "openssl_ecdsap384_sign_per_s": openssl,
             "ratio": openssl.map(|o| reports / o),
         });
-        println!("{value}");
+        outln!("{value}");
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<44} {:>12} {:>12} {:>8}",
-        "measurement (one core)", "sevkit/s", "openssl/s", "ratio"
+        "measurement (one core)",
+        "sevkit/s",
+        "openssl/s",
+        "ratio"
     );
     let name = "SNP reports (MSG_REPORT_REQ round trip)";
     if let Some(o) = openssl {
-        println!("{name:<44} {reports:>12.0} {o:>12.0} {:>7.2}x", reports / o);
+        outln!("{name:<44} {reports:>12.0} {o:>12.0} {:>7.2}x", reports / o);
     } else {
-        println!("{name:<44} {reports:>12.0} {:>12} {:>8}", "-", "-");
+        outln!("{name:<44} {reports:>12.0} {:>12} {:>8}", "-", "-");
         if !args.no_openssl {
-            println!("(openssl not found: no comparison)");
+            outln!("(openssl not found: no comparison)");
         }
     }
     Ok(())

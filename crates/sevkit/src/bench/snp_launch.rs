@@ -176,36 +176,36 @@ pub fn run(args: &SnpLaunchBenchArgs) -> Result<(), InputError> {
             "openssl_sha384_4k_all_cores_mb_s": openssl_all_cores,
             "ratio": ratio,
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "SNP_LAUNCH_UPDATE, {} MiB of NORMAL pages in 2 MiB updates, best of {} ({cores} cores \
          available; openssl on one core)",
         args.mib,
         args.runs.max(1)
     );
-    println!("{:<44} {:>10}", "measurement", "MB/s");
-    println!(
+    outln!("{:<44} {:>10}", "measurement", "MB/s");
+    outln!(
         "{:<44} {best:>10.0}",
         "sevkit SNP_LAUNCH_UPDATE (in-process)"
     );
     match (openssl, ratio) {
         (Some(o), Some(r)) => {
-            println!("{:<44} {o:>10.0}", "openssl speed -bytes 4096 -evp sha384");
-            println!("{:<44} {:>9.0}%  (goal 70%)", "ratio", r * 100.0);
+            outln!("{:<44} {o:>10.0}", "openssl speed -bytes 4096 -evp sha384");
+            outln!("{:<44} {:>9.0}%  (goal 70%)", "ratio", r * 100.0);
             if let Some(all) = openssl_all_cores {
-                println!(
+                outln!(
                     "{:<44} {all:>10.0}  ({:.2}x one core: what the other cores add now)",
                     format!("openssl speed -multi {cores} (all cores)"),
                     all / o
                 );
             }
         }
-        _ if !args.no_openssl => println!("(openssl not found: no comparison)"),
+        _ if !args.no_openssl => outln!("(openssl not found: no comparison)"),
         _ => {}
     }
     Ok(())
