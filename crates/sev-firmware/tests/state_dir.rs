@@ -3,7 +3,7 @@
 //! file in it is written or read through a name another user could have
 //! planted (a pre-created temporary file, a symbolic link).
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use sev_firmware::{Firmware, FirmwareConfig, FirmwareError, StoreError};
 
 mod common;
+
+use sevkit_testkit::files::{names, set_mode};
 
 fn config(dir: &Path) -> FirmwareConfig {
     FirmwareConfig {
@@ -22,19 +24,6 @@ fn config(dir: &Path) -> FirmwareConfig {
 
 /// One way of opening a firmware on a directory.
 type Open = fn(&Path) -> Result<Firmware, FirmwareError>;
-
-fn set_mode(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()

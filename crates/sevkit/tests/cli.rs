@@ -4,6 +4,10 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+mod common;
+
+use common::{stderr, stdout};
+
 fn sevkit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sevkit"))
         .args(args)
@@ -15,14 +19,6 @@ fn vector(relative: &str) -> String {
     let dir = env!("SEVKIT_VECTORS_DIR");
     assert!(!dir.is_empty(), "shared/vectors not found at build time");
     format!("{dir}/{relative}")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Writes `bytes` to a fresh file in the temp directory.

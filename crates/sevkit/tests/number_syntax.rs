@@ -5,7 +5,6 @@
 //! 2 naming the flag.
 
 use std::path::Path;
-use std::process::Output;
 
 use base64::Engine as _;
 use sev_abi::launch_digest::SevLaunchDigest;
@@ -20,24 +19,12 @@ use zerocopy::IntoBytes;
 
 mod common;
 
-use common::{run, s, state_with_chip, SEVKIT};
+use common::{run, s, state_with_chip, stderr, stdout, succeeded, SEVKIT};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Ten, three ways.
 const TEN: [&str; 3] = ["10", "0xa", "0x0a"];
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ok(out: &Output) {
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
-}
 
 #[test]
 fn session_policy_spellings_mean_the_same() {
@@ -69,7 +56,7 @@ fn session_policy_spellings_mean_the_same() {
     };
     for (i, spelling) in TEN.iter().enumerate() {
         let name = format!("ten{i}");
-        ok(&run(
+        succeeded(&run(
             SEVKIT,
             &[
                 "session",
@@ -86,7 +73,7 @@ fn session_policy_spellings_mean_the_same() {
         assert!(!opens(&name, 0x10), "--policy {spelling}");
     }
     // Hex needs its 0x: `--policy 1` is one, `--policy 0x10` sixteen.
-    ok(&run(
+    succeeded(&run(
         SEVKIT,
         &[
             "session",
@@ -101,7 +88,7 @@ fn session_policy_spellings_mean_the_same() {
     ));
     assert!(opens("hex", 16) && !opens("hex", 10));
     // The default is policy 0.
-    ok(&run(SEVKIT, &["session", "--pdh", s(&cert_path)], d));
+    succeeded(&run(SEVKIT, &["session", "--pdh", s(&cert_path)], d));
     assert!(opens("vm", 0));
 }
 
@@ -136,7 +123,7 @@ fn measure_sev_launch_policy_spellings_mean_the_same() {
             ],
             d,
         );
-        ok(&out);
+        succeeded(&out);
         stdout(&out).trim().to_owned()
     };
     // What the owner computes for policy 10, API 1.40, build 40.
@@ -184,7 +171,7 @@ fn attest_policy_spellings_mean_the_same() {
     // The SNP default (0x30000: SMT allowed, the must-be-one bit) three ways.
     for (i, spelling) in ["196608", "0x30000", "0x030000"].iter().enumerate() {
         let out_dir = d.join(format!("out{i}"));
-        ok(&attest(spelling, &out_dir));
+        succeeded(&attest(spelling, &out_dir));
         let report = std::fs::read(out_dir.join("report.bin")).unwrap();
         let report = AttestationReport::from_bytes(&report).unwrap();
         assert_eq!(

@@ -19,6 +19,10 @@ use sev_owner::secret::{open_secret_packet, SecretTable};
 use sev_owner::session::{decode_godh, decode_session};
 use zerocopy::IntoBytes;
 
+mod common;
+
+use common::{refused, stderr, succeeded};
+
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 // sevctl 0.6.2's secret_build known answer (tests/secretbuild.rs).
@@ -37,29 +41,6 @@ fn sevkit(args: &[&str], dir: &Path) -> Output {
         .current_dir(dir)
         .output()
         .expect("sevkit runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn ok(out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(out)
-    );
-}
-
-/// Exit 2 and a message containing every one of `needles`.
-fn refused(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
 }
 
 fn temp_dir() -> PathBuf {
@@ -105,7 +86,7 @@ fn session_writes_four_files_that_open_on_the_firmware_side() {
     let dir = temp_dir();
     let (pdh, path) = pdh_file(&dir);
     // Defaults: prefix vm, policy 0, current directory.
-    ok(&sevkit(&["session", "--pdh", path.to_str().unwrap()], &dir));
+    succeeded(&sevkit(&["session", "--pdh", path.to_str().unwrap()], &dir));
     let godh = decode_godh(&std::fs::read(dir.join("vm_godh.b64")).unwrap()).unwrap();
     let session = decode_session(&std::fs::read(dir.join("vm_session.b64")).unwrap()).unwrap();
     let tek = std::fs::read(dir.join("vm_tek.bin")).unwrap();
@@ -128,7 +109,7 @@ fn session_writes_four_files_that_open_on_the_firmware_side() {
     std::fs::create_dir_all(&out).unwrap();
     let b64_pdh = dir.join("pdh.b64");
     std::fs::write(&b64_pdh, B64.encode(std::fs::read(&path).unwrap()) + "\n").unwrap();
-    ok(&sevkit(
+    succeeded(&sevkit(
         &[
             "session",
             "--pdh",
@@ -189,7 +170,7 @@ fn session_refuses_unusable_input() {
     );
     // Reserved policy bits: a warning, not a refusal.
     let out = sevkit(&["session", "--pdh", pdh, "--policy", "0x40"], &dir);
-    ok(&out);
+    succeeded(&out);
     assert!(stderr(&out).contains("POLICY_FAILURE"), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -199,7 +180,7 @@ fn secret_build_reproduces_sevctl_known_answer() {
     let dir = temp_dir();
     let (tek, tik, secret) = key_files(&dir);
     let spec = format!("{GUID1}:{secret}");
-    ok(&sevkit(
+    succeeded(&sevkit(
         &[
             "secret",
             "build",
@@ -233,7 +214,7 @@ fn secret_build_reproduces_sevctl_known_answer() {
     // text; the packet opens to the table.
     std::fs::write(dir.join("blob.txt"), format!("{BLOB}\n")).unwrap();
     let tek_b64 = B64.encode(hex::decode(TEK1).unwrap());
-    ok(&sevkit(
+    succeeded(&sevkit(
         &[
             "secret",
             "build",
@@ -455,7 +436,7 @@ fn session_creates_its_directory_and_keeps_existing_keys_without_force() {
     let dir = temp_dir();
     let (_, pdh) = pdh_file(&dir);
     let pdh = pdh.to_str().unwrap();
-    ok(&sevkit(
+    succeeded(&sevkit(
         &["session", "--pdh", pdh, "--out", "new/keys"],
         &dir,
     ));
@@ -482,13 +463,13 @@ fn session_creates_its_directory_and_keeps_existing_keys_without_force() {
     assert!(!dir.join("guest2_tek.bin").exists());
 
     // Another name beside them is fine; --force replaces.
-    ok(&sevkit(
+    succeeded(&sevkit(
         &[
             "session", "--pdh", pdh, "--out", "new/keys", "--name", "other",
         ],
         &dir,
     ));
-    ok(&sevkit(
+    succeeded(&sevkit(
         &["session", "--pdh", pdh, "--out", "new/keys", "--force"],
         &dir,
     ));

@@ -8,12 +8,15 @@
 
 mod common;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{chip_file, s, state_with_chip, Daemon, CHIP_FILE, SEVKIT};
+use common::{
+    chip_file, refused, s, state_with_chip, stderr, succeeded, Daemon, CHIP_FILE, SEVKIT,
+};
+use sevkit_testkit::files::{mode, names, set_mode};
 
 /// Runs sevkit with `args` in `dir`.
 fn sevkit(args: &[&str], dir: &Path) -> Output {
@@ -34,46 +37,6 @@ fn sevkit_umask_000(args: &[&str], dir: &Path) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn succeeded(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(out)
-    );
-}
-
-/// Exit 2 and a message containing every one of `needles`.
-fn refused(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// The names in `dir` (hidden ones included), sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 fn is_root(why: &str) -> bool {

@@ -17,6 +17,7 @@
 //! * [`snp`]: SNP_INIT, RMPUPDATEs, SNP_GCTX_CREATE, SNP_LAUNCH_START,
 //!   SNP_ACTIVATE, SNP_LAUNCH_UPDATE, one call each, and a guest started
 //!   in one call (for tests of the firmware's commands themselves).
+//! * [`files`]: the names in a directory, a file's mode, setting it.
 //! * [`launch`]: whole launches through the VMM's one launch driver
 //!   (`sev_vmm::plan`) over any AMD-SP, in process or a daemon.
 
@@ -26,6 +27,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use sev_firmware::{ChipIdentity, Firmware, FirmwareConfig};
 
+pub mod files;
 pub mod launch;
 pub mod snp;
 

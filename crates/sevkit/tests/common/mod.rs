@@ -134,3 +134,28 @@ pub fn ok(program: &str, args: &[&str], dir: &Path) -> Output {
 pub fn ok_stdout(program: &str, args: &[&str], dir: &Path) -> String {
     String::from_utf8_lossy(&ok(program, args, dir).stdout).into_owned()
 }
+
+/// A command's standard error, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A command's standard output, as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts that a command exited 0 (the failure message carries its
+/// stdout and stderr).
+pub fn succeeded(out: &Output) {
+    assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
+}
+
+/// Asserts exit 2 and a message containing every one of `needles`.
+pub fn refused(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+}
