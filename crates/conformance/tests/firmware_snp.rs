@@ -90,7 +90,7 @@ fn snp_launch(vectors_path: &str, vcpus: u32) {
     finish.gctx_paddr = U64::new(GCTX);
     finish.host_data = [0xAB; 32];
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpLaunchFinish, &mut finish, &mut mem),
+        fw.call(SnpCommand::SnpLaunchFinish, &mut finish, &mut mem),
         OK
     );
 
@@ -134,10 +134,7 @@ fn snp_launch(vectors_path: &str, vcpus: u32) {
         src_paddr: U64::new(base),
         dst_paddr: U64::new(0x30_0000),
     };
-    assert_eq!(
-        fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut dbg, &mut mem),
-        OK
-    );
+    assert_eq!(fw.call(SnpCommand::SnpDbgDecrypt, &mut dbg, &mut mem), OK);
     assert_eq!(mem.read_vec(0x30_0000, 4096).unwrap(), ovmf.data()[..4096]);
 }
 

@@ -405,31 +405,19 @@ impl Firmware {
         self.last_error.as_deref()
     }
 
-    /// Typed convenience over [`Self::execute`]: runs `command` with the
-    /// bytes of `buffer` and copies the (possibly updated) bytes back.
+    /// Typed convenience over [`Self::execute`]: runs `command` (a
+    /// [`SevCommand`] or an [`SnpCommand`]) with the bytes of `buffer` and
+    /// copies the (possibly updated) bytes back.
     pub fn call<T>(
         &mut self,
-        command: SevCommand,
+        command: impl Into<u32>,
         buffer: &mut T,
         memory: &mut dyn SystemMemory,
     ) -> FirmwareStatus
     where
         T: FromBytes + IntoBytes + Immutable + KnownLayout,
     {
-        self.execute(command.id(), buffer.as_mut_bytes(), memory)
-    }
-
-    /// [`Self::call`] for an SNP command.
-    pub fn call_snp<T>(
-        &mut self,
-        command: SnpCommand,
-        buffer: &mut T,
-        memory: &mut dyn SystemMemory,
-    ) -> FirmwareStatus
-    where
-        T: FromBytes + IntoBytes + Immutable + KnownLayout,
-    {
-        self.execute(command.id(), buffer.as_mut_bytes(), memory)
+        self.execute(command.into(), buffer.as_mut_bytes(), memory)
     }
 
     /// Runs one command: `buffer` is AMD's command buffer (inputs in,

@@ -62,7 +62,7 @@ fn update(
         page_type.as_u8(),
         false,
     ));
-    fw.call_snp(SnpCommand::SnpLaunchUpdate, &mut b, mem)
+    fw.call(SnpCommand::SnpLaunchUpdate, &mut b, mem)
 }
 
 /// Distinct, non-repeating contents (every page differs).
@@ -85,7 +85,7 @@ fn decrypt(fw: &mut Firmware, mem: &mut VecMemory, gpa: u64) -> Vec<u8> {
         src_paddr: U64::new(BASE + gpa),
         dst_paddr: U64::new(HOST_PAGE),
     };
-    assert_eq!(fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut b, mem), OK);
+    assert_eq!(fw.call(SnpCommand::SnpDbgDecrypt, &mut b, mem), OK);
     let mut page = vec![0u8; PAGE_4K as usize];
     mem.read(HOST_PAGE, &mut page).unwrap();
     page

@@ -73,20 +73,20 @@ fn snp_config(fw: &mut Firmware, mem: &mut VecMemory, reported: TcbVersion, flag
     let mut b = SnpConfigBuffer::new_zeroed();
     b.reported_tcb = U64::new(reported.raw());
     b.flags = U32::new(flags);
-    fw.call_snp(SnpCommand::SnpConfig, &mut b, mem)
+    fw.call(SnpCommand::SnpConfig, &mut b, mem)
 }
 
 fn snp_commit(fw: &mut Firmware, mem: &mut VecMemory) -> S {
     let mut b = SnpCommitBuffer {
         length: U32::new(SNP_COMMIT_LENGTH),
     };
-    fw.call_snp(SnpCommand::SnpCommit, &mut b, mem)
+    fw.call(SnpCommand::SnpCommit, &mut b, mem)
 }
 
 fn snp_shutdown(fw: &mut Firmware, mem: &mut VecMemory) -> S {
     let mut b = SnpShutdownExBuffer::new_zeroed();
     b.length = U32::new(SNP_SHUTDOWN_EX_LENGTH);
-    fw.call_snp(SnpCommand::SnpShutdownEx, &mut b, mem)
+    fw.call(SnpCommand::SnpShutdownEx, &mut b, mem)
 }
 
 fn status(fw: &mut Firmware, mem: &mut VecMemory) -> SnpPlatformStatus {
@@ -94,7 +94,7 @@ fn status(fw: &mut Firmware, mem: &mut VecMemory) -> SnpPlatformStatus {
         status_paddr: U64::new(OUT),
     };
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpPlatformStatus, &mut b, mem),
+        fw.call(SnpCommand::SnpPlatformStatus, &mut b, mem),
         S::SUCCESS
     );
     SnpPlatformStatus::read_from_bytes(&mem.read_vec(OUT, 0x20).unwrap()).unwrap()
@@ -117,7 +117,7 @@ fn guest_report(fw: &mut Firmware, mem: &mut VecMemory) -> (AttestationReport, V
     let mut fin = SnpLaunchFinishBuffer::new_zeroed();
     fin.gctx_paddr = U64::new(GCTX);
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpLaunchFinish, &mut fin, mem),
+        fw.call(SnpCommand::SnpLaunchFinish, &mut fin, mem),
         S::SUCCESS
     );
     let mut dbg = SnpDbgBuffer {
@@ -126,7 +126,7 @@ fn guest_report(fw: &mut Firmware, mem: &mut VecMemory) -> (AttestationReport, V
         dst_paddr: U64::new(OUT),
     };
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut dbg, mem),
+        fw.call(SnpCommand::SnpDbgDecrypt, &mut dbg, mem),
         S::SUCCESS
     );
     let secrets = SecretsPage::read_from_bytes(&mem.read_vec(OUT, 4096).unwrap()).unwrap();
@@ -142,7 +142,7 @@ fn guest_report(fw: &mut Firmware, mem: &mut VecMemory) -> (AttestationReport, V
         rsp_paddr: U64::new(RSP),
     };
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpGuestRequest, &mut req, mem),
+        fw.call(SnpCommand::SnpGuestRequest, &mut req, mem),
         S::SUCCESS
     );
     let report = channel

@@ -48,7 +48,7 @@ fn finish(fw: &mut Firmware, mem: &mut VecMemory, flags: u64) -> S {
     b.id_auth_paddr = U64::new(ID_AUTH);
     b.flags = U64::new(flags);
     b.host_data = [7; 32];
-    fw.call_snp(SnpCommand::SnpLaunchFinish, &mut b, mem)
+    fw.call(SnpCommand::SnpLaunchFinish, &mut b, mem)
 }
 
 fn snp_platform(seed: u8) -> (Firmware, VecMemory) {
@@ -241,7 +241,7 @@ fn run(cmd: Cmd, fw: &mut Firmware, mem: &mut VecMemory) -> S {
                 gctx_paddr: U64::new(GCTX),
                 status_paddr: U64::new(OUT),
             };
-            fw.call_snp(SnpCommand::SnpGuestStatus, &mut b, mem)
+            fw.call(SnpCommand::SnpGuestStatus, &mut b, mem)
         }
         Cmd::DbgDecrypt => {
             let mut b = SnpDbgBuffer {
@@ -249,19 +249,19 @@ fn run(cmd: Cmd, fw: &mut Firmware, mem: &mut VecMemory) -> S {
                 src_paddr: U64::new(PAGE),
                 dst_paddr: U64::new(OUT),
             };
-            fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut b, mem)
+            fw.call(SnpCommand::SnpDbgDecrypt, &mut b, mem)
         }
         Cmd::Decommission => {
             let mut b = SnpPaddrBuffer {
                 paddr: U64::new(GCTX),
             };
-            fw.call_snp(SnpCommand::SnpDecommission, &mut b, mem)
+            fw.call(SnpCommand::SnpDecommission, &mut b, mem)
         }
         Cmd::PageReclaim => {
             let mut b = SnpPageReclaimBuffer {
                 paddr: U64::new(PAGE),
             };
-            fw.call_snp(SnpCommand::SnpPageReclaim, &mut b, mem)
+            fw.call(SnpCommand::SnpPageReclaim, &mut b, mem)
         }
         Cmd::GuestRequest => {
             let mut b = SnpGuestRequestBuffer {
@@ -269,25 +269,25 @@ fn run(cmd: Cmd, fw: &mut Firmware, mem: &mut VecMemory) -> S {
                 req_paddr: U64::new(REQ),
                 rsp_paddr: U64::new(PAGE),
             };
-            fw.call_snp(SnpCommand::SnpGuestRequest, &mut b, mem)
+            fw.call(SnpCommand::SnpGuestRequest, &mut b, mem)
         }
         Cmd::Init => fw.execute(SnpCommand::SnpInit.id(), &mut [], mem),
         Cmd::PlatformStatus => {
             let mut b = SnpPlatformStatusBuffer {
                 status_paddr: U64::new(OUT),
             };
-            fw.call_snp(SnpCommand::SnpPlatformStatus, &mut b, mem)
+            fw.call(SnpCommand::SnpPlatformStatus, &mut b, mem)
         }
         Cmd::Config => {
             let mut b = SnpConfigBuffer::new_zeroed();
             b.reported_tcb = U64::new(fw.snp_platform_view().current_tcb.raw());
-            fw.call_snp(SnpCommand::SnpConfig, &mut b, mem)
+            fw.call(SnpCommand::SnpConfig, &mut b, mem)
         }
         Cmd::Commit => {
             let mut b = SnpCommitBuffer {
                 length: U32::new(4),
             };
-            fw.call_snp(SnpCommand::SnpCommit, &mut b, mem)
+            fw.call(SnpCommand::SnpCommit, &mut b, mem)
         }
     }
 }
@@ -348,7 +348,7 @@ fn snp_init_needs_legacy_uninit_and_shutdown_clears_everything() {
         status_paddr: U64::new(OUT),
     };
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpPlatformStatus, &mut st, &mut mem),
+        fw.call(SnpCommand::SnpPlatformStatus, &mut st, &mut mem),
         S::SUCCESS
     );
     let status = SnpPlatformStatus::read_from_bytes(&mem.read_vec(OUT, 0x20).unwrap()).unwrap();
@@ -362,17 +362,17 @@ fn snp_init_needs_legacy_uninit_and_shutdown_clears_everything() {
     let mut cfg = SnpConfigBuffer::new_zeroed();
     cfg.reported_tcb = U64::new(current.raw() + 1);
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpConfig, &mut cfg, &mut mem),
+        fw.call(SnpCommand::SnpConfig, &mut cfg, &mut mem),
         S::INVALID_CONFIG
     );
     cfg.reported_tcb = U64::new(current.raw() - 1);
     cfg.flags = U32::new(3);
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpConfig, &mut cfg, &mut mem),
+        fw.call(SnpCommand::SnpConfig, &mut cfg, &mut mem),
         S::SUCCESS
     );
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpPlatformStatus, &mut st, &mut mem),
+        fw.call(SnpCommand::SnpPlatformStatus, &mut st, &mut mem),
         S::SUCCESS
     );
     let status = SnpPlatformStatus::read_from_bytes(&mem.read_vec(OUT, 0x20).unwrap()).unwrap();
@@ -380,7 +380,7 @@ fn snp_init_needs_legacy_uninit_and_shutdown_clears_everything() {
     assert_eq!(status.reported_tcb.get(), current.raw() - 1);
     cfg.flags = U32::new(4);
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpConfig, &mut cfg, &mut mem),
+        fw.call(SnpCommand::SnpConfig, &mut cfg, &mut mem),
         S::INVALID_PARAM
     );
     assert_eq!(
@@ -422,7 +422,7 @@ fn launch_start_policy_checks() {
         b.flags = U32::new(1); // MA_EN without MIGRATE_MA
         if want != S::SUCCESS {
             assert_eq!(
-                fw.call_snp(SnpCommand::SnpLaunchStart, &mut b, &mut mem),
+                fw.call(SnpCommand::SnpLaunchStart, &mut b, &mut mem),
                 S::POLICY_FAILURE
             );
         }
@@ -453,10 +453,7 @@ fn debug_needs_the_debug_policy_bit() {
             src_paddr: U64::new(PAGE),
             dst_paddr: U64::new(OUT),
         };
-        assert_eq!(
-            fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
-            want
-        );
+        assert_eq!(fw.call(SnpCommand::SnpDbgDecrypt, &mut b, &mut mem), want);
         if want == S::SUCCESS {
             assert_eq!(mem.read_vec(OUT, 4096).unwrap(), plain);
             // And back: DBG_ENCRYPT into the guest page.
@@ -467,7 +464,7 @@ fn debug_needs_the_debug_policy_bit() {
             };
             let before = mem.read_vec(PAGE, 4096).unwrap();
             assert_eq!(
-                fw.call_snp(SnpCommand::SnpDbgEncrypt, &mut e, &mut mem),
+                fw.call(SnpCommand::SnpDbgEncrypt, &mut e, &mut mem),
                 S::SUCCESS
             );
             assert_eq!(mem.read_vec(PAGE, 4096).unwrap(), before);
@@ -479,7 +476,7 @@ fn debug_needs_the_debug_policy_bit() {
                 dst_paddr: U64::new(PAGE),
             };
             assert_eq!(
-                fw.call_snp(SnpCommand::SnpDbgEncrypt, &mut e, &mut mem),
+                fw.call(SnpCommand::SnpDbgEncrypt, &mut e, &mut mem),
                 S::POLICY_FAILURE
             );
         }
@@ -502,7 +499,7 @@ fn secrets_page_and_pvalidate_after_launch() {
         dst_paddr: U64::new(OUT),
     };
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
+        fw.call(SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
         S::SUCCESS
     );
     let page = SecretsPage::read_from_bytes(&mem.read_vec(OUT, 4096).unwrap()).unwrap();
@@ -776,7 +773,7 @@ fn launch_finish_checks_the_id_block_and_auth() {
                 status_paddr: U64::new(OUT),
             };
             assert_eq!(
-                fw.call_snp(SnpCommand::SnpGuestStatus, &mut st, &mut mem),
+                fw.call(SnpCommand::SnpGuestStatus, &mut st, &mut mem),
                 S::SUCCESS
             );
             let s = SnpGuestStatus::read_from_bytes(&mem.read_vec(OUT, 0x20).unwrap()).unwrap();
@@ -849,7 +846,7 @@ fn snp_and_legacy_asids_do_not_collide() {
         asid: U32::new(2),
     };
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpActivate, &mut b, &mut mem),
+        fw.call(SnpCommand::SnpActivate, &mut b, &mut mem),
         S::SUCCESS
     );
     let other = common::launch_start_plain(&mut fw, &mut mem, 0x5);
@@ -875,7 +872,7 @@ fn guest_request_round_trip() {
         dst_paddr: U64::new(OUT),
     };
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
+        fw.call(SnpCommand::SnpDbgDecrypt, &mut b, &mut mem),
         S::SUCCESS
     );
     let secrets = SecretsPage::read_from_bytes(&mem.read_vec(OUT, 4096).unwrap()).unwrap();
@@ -892,7 +889,7 @@ fn guest_request_round_trip() {
         rsp_paddr: U64::new(rsp),
     };
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpGuestRequest, &mut g, &mut mem),
+        fw.call(SnpCommand::SnpGuestRequest, &mut g, &mut mem),
         S::SUCCESS
     );
     let report = channel
@@ -907,7 +904,7 @@ fn guest_request_round_trip() {
     mem.write(REQ, &request).unwrap();
     g.rsp_paddr = U64::new(OUT);
     assert_eq!(
-        fw.call_snp(SnpCommand::SnpGuestRequest, &mut g, &mut mem),
+        fw.call(SnpCommand::SnpGuestRequest, &mut g, &mut mem),
         S::INVALID_PAGE_STATE
     );
 }

@@ -60,7 +60,7 @@ pub fn gctx_create(fw: &mut Firmware, mem: &mut dyn SystemMemory, gctx: u64) -> 
     let mut b = SnpPaddrBuffer {
         paddr: U64::new(gctx),
     };
-    fw.call_snp(SnpCommand::SnpGctxCreate, &mut b, mem)
+    fw.call(SnpCommand::SnpGctxCreate, &mut b, mem)
 }
 
 /// SNP_LAUNCH_START of the guest at `gctx` with `policy`.
@@ -73,7 +73,7 @@ pub fn launch_start(
     let mut b = SnpLaunchStartBuffer::new_zeroed();
     b.gctx_paddr = U64::new(gctx);
     b.policy = SnpPolicy::from_raw(policy);
-    fw.call_snp(SnpCommand::SnpLaunchStart, &mut b, mem)
+    fw.call(SnpCommand::SnpLaunchStart, &mut b, mem)
 }
 
 /// SNP_ACTIVATE of the guest at `gctx` on `asid`.
@@ -87,7 +87,7 @@ pub fn activate(
         gctx_paddr: U64::new(gctx),
         asid: U32::new(asid),
     };
-    fw.call_snp(SnpCommand::SnpActivate, &mut b, mem)
+    fw.call(SnpCommand::SnpActivate, &mut b, mem)
 }
 
 /// SNP_LAUNCH_UPDATE of the 4 KiB page at `spa` as `page_type` for the
@@ -107,7 +107,7 @@ pub fn launch_update(
         page_type.as_u8(),
         false,
     ));
-    fw.call_snp(SnpCommand::SnpLaunchUpdate, &mut b, mem)
+    fw.call(SnpCommand::SnpLaunchUpdate, &mut b, mem)
 }
 
 /// Starts an SNP guest whose context page `gctx` is already a FIRMWARE
